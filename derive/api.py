@@ -1,0 +1,89 @@
+"""The Python face: load a spec, check its rules and claims, get a report.
+
+>>> import derive
+>>> d = derive.load("derivations/two_layer_classifier.yaml")   # doctest: +SKIP
+>>> d.check_claim("dW2", "dZ2 @ A1.T").verdict                   # doctest: +SKIP
+'proven'
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from derive import claims
+from derive.equality import Judge
+from derive.evaluate import Evaluator
+from derive.network import Network, build
+from derive.proof import Check, Report
+from derive.rules import rules_for
+from derive.spec import Limits, Spec, load_spec, parse_spec
+from derive.truth import Truth, make_truth
+
+STRATEGIES = ("auto", "global", "local")
+Progress = Callable[[Check], None]
+
+
+class Derivation:
+    """A loaded network with its truth engine; checks rules and claims."""
+
+    def __init__(self, spec: Spec, strategy: str = "auto") -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.spec = spec
+        self.net: Network = build(spec)
+        self.truth: Truth = make_truth(self.net, strategy)
+        self.evaluator = Evaluator(self.net, self.truth)
+        self.judge = Judge(self.net, self.truth)
+
+    def check_claim(self, target: str, formula: str) -> Check:
+        """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""
+        return claims.check(self.evaluator, self.judge, target, formula)
+
+    def check_rules(self, progress: Progress | None = None) -> list[Check]:
+        out = []
+        for r in rules_for(self.net):
+            out.append(claims.check(self.evaluator, self.judge, r.target, r.formula, kind="rule",
+                                    layer=r.layer, rule=r.rule))
+            if progress:
+                progress(out[-1])
+        return out
+
+    def check_claims(self, progress: Progress | None = None) -> list[Check]:
+        out = []
+        for c in self.spec.claims:
+            out.append(claims.check(self.evaluator, self.judge, c.target, c.formula, place=c.place))
+            if progress:
+                progress(out[-1])
+        return out
+
+    def count_checks(self, rules: bool = True) -> int:
+        return (len(rules_for(self.net)) if rules else 0) + len(self.spec.claims)
+
+    def report(self, rules: bool = True, progress: Progress | None = None) -> Report:
+        """Check every rule (unless ``rules=False``) and every claim of the spec."""
+        start = time.perf_counter()
+        checked_rules = self.check_rules(progress) if rules else []
+        checked_claims = self.check_claims(progress)
+        spec = self.spec
+        conventions = {
+            "activations": [layer.activation for layer in spec.layers],  # type: ignore[dict-item]
+            "loss": spec.loss.kind, "scale": str(spec.loss.scale),
+            "average": spec.average, "batch_layout": spec.batch_layout,  # type: ignore[dict-item]
+        }
+        return Report(
+            spec.file, spec.name, spec.sizes, spec.batch, spec.parameters, self.truth.method,
+            list(self.net.assumptions), checked_rules, checked_claims,
+            time.perf_counter() - start, conventions,  # type: ignore[arg-type]
+        )
+
+
+def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation:
+    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input."""
+    return Derivation(load_spec(path, limits), strategy)
+
+
+def from_dict(data: dict, name: str = "<dict>", strategy: str = "auto") -> Derivation:  # type: ignore[type-arg]
+    """Build a derivation from an already-parsed mapping (same schema as the YAML)."""
+    return Derivation(parse_spec(data, name), strategy)

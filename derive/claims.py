@@ -1,0 +1,81 @@
+"""Check one statement ``target = formula`` (a user's claim or a built-in rule).
+
+The target must be a gradient ``dV`` (∂J/∂V, V's shape) or ``vec(dV)``; its true value
+comes from the truth engine.  Names on the right resolve to the network and to the *true*
+gradients, so each statement is judged on its own.  The outcome is a
+:class:`~derive.proof.Check`: never an exception, except for input that is not a
+statement at all (:class:`~derive.errors.FormulaError`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sympy import Matrix
+
+from derive import formula as F
+from derive.diagnosis import diagnose, transposed_shape
+from derive.equality import Judge, TooLarge
+from derive.errors import FormulaError, ShapeError
+from derive.evaluate import Evaluator, is_matrix, show_shape
+from derive.proof import PROVEN, REFUTED, UNPROVEN, Check
+
+
+def _check_target(node: F.Node, text: str) -> None:
+    if isinstance(node, F.Name) and node.id.startswith("d"):
+        return
+    if isinstance(node, F.Call) and node.func == "vec" and len(node.args) == 1:
+        return _check_target(node.args[0], text)
+    raise FormulaError(text, getattr(node, "col", None),
+                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1)")
+
+
+def as_matrix(v: object) -> Matrix:
+    return v if is_matrix(v) else Matrix([[v]])  # type: ignore[return-value]
+
+
+def check(
+    evaluator: Evaluator, judge: Judge, target: str, formula: str, *, kind: str = "claim",
+    layer: int | None = None, rule: str | None = None, place: str | None = None,
+) -> Check:
+    """Prove, refute or leave unproven ``target = formula``."""
+    start = time.perf_counter()
+    target_node = F.parse(target)
+    _check_target(target_node, target)
+    true = as_matrix(evaluator.evaluate(target_node, target))
+    formula_node = F.parse(formula)
+
+    def result(verdict: str, method: str, **kw: object) -> Check:
+        return Check(kind, target, formula, verdict, method, len(true), time.perf_counter() - start,
+                     layer=layer, rule=rule, place=place, **kw)  # type: ignore[arg-type]
+
+    try:
+        claimed = as_matrix(evaluator.evaluate(formula_node, formula))
+    except ShapeError as exc:
+        return result(REFUTED, "shapes", detail=f"shape error: {exc}")
+    if claimed.shape != true.shape:
+        detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
+        diagnosis = None
+        if transposed_shape(claimed, true):
+            try:
+                if judge.prove(claimed.T, true) is not None:
+                    diagnosis = "it is the transpose of the true gradient (a stray or missing transpose)"
+            except TooLarge:
+                pass
+        return result(REFUTED, "shapes", detail=detail, diagnosis=diagnosis)
+    try:
+        method = judge.prove(claimed, true)
+    except TooLarge:
+        method = None
+    if method is not None:
+        return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
+    counterexample = judge.refute(claimed, true)
+    if counterexample is not None:
+        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
+        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample,
+                      diagnosis=diagnose(evaluator.net, judge, claimed, true))
+    return result(
+        UNPROVEN, "neither",
+        detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "
+                "points showed no difference"),
+    )

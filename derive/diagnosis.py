@@ -1,0 +1,129 @@
+"""Name the mistake in a refuted claim, but only with a corrected statement that is proven.
+
+Each candidate is a rewrite of the claim (its transpose, a constant factor, a missing
+g′(Z_l), a condition on a free constant).  A candidate is first screened at the sample
+points (cheap), then proven exactly with the same :class:`~derive.equality.Judge`; only a
+proven candidate becomes a diagnosis.  A diagnosis is an addition to the counterexample,
+never a replacement for it.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Expr, Matrix
+
+from derive.equality import Judge, TooLarge, is_zero
+from derive.network import Network
+
+MAX_RATIO_OPS = 3_000
+
+
+def diagnose(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    """A sentence naming the mistake, or None when no candidate could be proven."""
+    try:
+        for candidate in (_transpose, _constant_factor, _activation_factor, _condition):
+            found = candidate(net, judge, claimed, true)
+            if found:
+                return found
+    except TooLarge:
+        return None
+    return None
+
+
+def _proven(judge: Judge, claimed: Matrix, true: Matrix) -> bool:
+    return judge.agrees_numerically(claimed, true) and judge.prove(claimed, true) is not None
+
+
+def transposed_shape(claimed: Matrix, true: Matrix) -> bool:
+    return claimed.shape == (true.shape[1], true.shape[0])
+
+
+def _transpose(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    if transposed_shape(claimed, true) and _proven(judge, claimed.T, true):
+        return "it is the transpose of the true gradient (a stray or missing transpose)"
+    return None
+
+
+def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
+    """claimed/true on the first entry where the truth is not 0, if free of atoms."""
+    unfold = judge.unfold_steps()[-1][1]
+    constants = set(judge.net.free_constants)
+    for i in range(len(true)):
+        t = unfold(true[i])
+        if t == 0:
+            continue
+        c = unfold(claimed[i])
+        if sympy.count_ops(t) + sympy.count_ops(c) > MAX_RATIO_OPS:
+            return None
+        k = sympy.cancel(c / t)
+        return k if k.free_symbols <= constants and k != 1 else None
+    return None
+
+
+def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    if claimed.shape != true.shape:
+        return None
+    k = _ratio(judge, claimed, true)
+    if k is None or not _proven(judge, claimed, true * k):
+        return None
+    m = net.constants.get("m", sympy.Integer(1))
+    averaged = net.spec is None or net.spec.average
+    if k == -1:
+        return "opposite sign: claimed = −true (a − y and y − a swapped?)"
+    if averaged and m != 1 and k == m:
+        return ("off by a factor 1/m: it is the gradient of the per-example loss, "
+                "not of the averaged cost J = (1/m) Σ ℓ")
+    if averaged and m != 1 and k == 1 / m:
+        return "an extra factor 1/m: the 1/m of the averaged cost is applied twice"
+    if not averaged and m != 1 and k == 1 / m:
+        return "an extra factor 1/m: the cost here is a plain sum (average: false)"
+    words = f"off by a constant factor: claimed = {sympy.sstr(k)} × true"
+    if k.free_symbols:
+        sol = sympy.solve(sympy.Eq(k, 1), sorted(k.free_symbols, key=str), dict=True)
+        conds = [", ".join(f"{s} = {v}" for s, v in d.items()) for d in sol]
+        if conds:
+            words += f"; holds only when {' or '.join(conds)}"
+    return words
+
+
+def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    if claimed.shape != true.shape:
+        return None
+    for layer in net.layers:
+        z = net.matrices.get(f"Z{layer.index}")
+        if z is None or z.shape != true.shape or not layer.activation.elementwise:
+            continue
+        name = layer.activation.name
+        if name == "identity":
+            continue
+        gp = z.applyfunc(lambda e: layer.activation.derivative(e, layer.slope).xreplace(net.canon))
+        if _proven(judge, claimed.multiply_elementwise(gp), true):
+            return f"a factor {name}′(Z{layer.index}) is missing (g{layer.index}′ dropped)"
+        if _proven(judge, claimed, true.multiply_elementwise(gp)):
+            return f"an extra factor {name}′(Z{layer.index})"
+    return None
+
+
+def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    constants = net.free_constants
+    if not constants or claimed.shape != true.shape:
+        return None
+    unfold = judge.unfold_steps()[-1][1]
+    for i in range(len(true)):
+        d = unfold(claimed[i] - true[i])
+        if sympy.count_ops(d) > MAX_RATIO_OPS:
+            return None
+        d = sympy.expand(d)
+        if d == 0:
+            continue
+        for c in constants:
+            if c not in d.free_symbols:
+                continue
+            for value in sympy.solve(d, c):
+                if value.free_symbols:
+                    continue
+                fixed = (unfold(a - b).xreplace({c: value}) for a, b in zip(claimed, true))
+                if all(is_zero(e) for e in fixed):
+                    return f"holds only when {c} = {value}"
+        return None
+    return None

@@ -1,0 +1,184 @@
+"""Exact proof, exact refutation and diagnosis of ``claimed = true``, entry by entry.
+
+- **Proof** is purely symbolic: the difference of each entry must reduce to exactly 0 by
+  ``expand`` (or, for rational functions, ``together`` and ``expand`` of the numerator),
+  with atoms treated as independent symbols.  When that fails as written, the same is
+  tried after unfolding the adjoint atoms, then after unfolding pre-activations into
+  their linear definitions.  Each step only substitutes an atom by what it stands for,
+  so an identity found at any step is an identity of the network.  ``simplify`` is never
+  used, and "did not reduce to 0" is never a refutation.
+- **Refutation** evaluates both sides at random small rationals for every leaf symbol:
+  in exact rational arithmetic when every value is rational, otherwise in interval
+  arithmetic, where a difference counts only if its interval excludes 0.  Points where
+  a step function sits at its kink or a logarithm's argument is not positive are skipped.
+- **Diagnosis** names the mistake only when the corrected statement is itself proven.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Iterator
+
+import sympy
+from sympy import Expr, Matrix, Symbol
+
+from derive.activations import Undetermined
+from derive.network import Network
+from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
+from derive.proof import Counterexample
+from derive.truth import Truth
+
+MAX_OPS = 20_000  # larger differences are not expanded (unproven, said so)
+
+
+class TooLarge(ArithmeticError):
+    """An expression too large to reduce within the limits."""
+
+
+def is_zero(expr: Expr) -> bool:
+    """True only if ``expr`` is identically 0 as a rational function of its atoms."""
+    if expr == 0:
+        return True
+    if sympy.count_ops(expr) > MAX_OPS:
+        raise TooLarge
+    e = sympy.expand(expr)
+    if e == 0:
+        return True
+    if not any(p.exp.is_negative for p in e.atoms(sympy.Pow)):
+        return False  # a polynomial in the atoms that is not 0
+    num, _ = sympy.fraction(sympy.together(e))
+    return sympy.expand(num) == 0
+
+
+@dataclass
+class Point:
+    """One sample: exact rationals for the leaves, and the arithmetic that evaluated it."""
+
+    leaves: dict[Symbol, Fraction]
+    evaluator: Evaluator
+
+    def value(self, e: Expr) -> Any:
+        return self.evaluator(e)
+
+
+class Judge:
+    """Proves or refutes ``claimed = true`` for one network and one truth engine."""
+
+    def __init__(self, net: Network, truth: Truth, points: int = 6, seed: int = 2024) -> None:
+        self.net = net
+        self.truth = truth
+        self.points = points
+        self.seed = seed
+        self._definitions = truth.definitions()
+        self._expression_atoms = net.expression_atoms
+        self._cache: list[Point] | None = None
+
+    # ------------------------------------------------------------------ proof
+    def unfold_steps(self) -> list[tuple[str, Callable[[Expr], Expr]]]:
+        def adjoints(e: Expr) -> Expr:
+            return self.truth.unfold(e)
+
+        def pre_activations(e: Expr) -> Expr:
+            e = self.truth.unfold(e)
+            sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
+            return e.xreplace(sub) if sub else e  # type: ignore[arg-type]
+
+        return [("as written", lambda e: e), ("one chain-rule step", self.truth.unfold_once),
+                ("adjoints unfolded", adjoints),
+                ("pre-activations unfolded", pre_activations)]
+
+    def prove(self, claimed: Matrix, true: Matrix) -> str | None:
+        """Exact proof of every entry; returns the deepest step any entry needed, or None."""
+        steps = self.unfold_steps()
+        depth = 0
+        for i in range(len(true)):
+            d = claimed[i] - true[i]
+            tried: Expr | None = None
+            for k, (_, step) in enumerate(steps):
+                e = step(d)
+                if e == tried:  # this step changed nothing: no new chance
+                    continue
+                tried = e
+                if is_zero(e):
+                    depth = max(depth, k)
+                    break
+            else:
+                return None
+        return steps[depth][0]
+
+    # ------------------------------------------------------------- refutation
+    def sample_points(self) -> list[Point]:
+        if self._cache is None:
+            rng = random.Random(self.seed)
+            out = []
+            for _ in range(self.points):
+                leaves = {s: _random_fraction(rng) for s in self.net.leaves}
+                for c in self.net.free_constants:
+                    leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
+                out.append(Point(leaves, self._evaluator(leaves)))
+            self._cache = out
+        return self._cache
+
+    def _evaluator(self, leaves: dict[Symbol, Fraction], exact: bool = True) -> Evaluator:
+        if exact:
+            return Evaluator(ExactContext(), leaves, self._definitions)
+        ctx = IntervalContext()
+        return Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator))
+                               for s, v in leaves.items()}, self._definitions)
+
+    def refute(self, claimed: Matrix, true: Matrix) -> Counterexample | None:
+        """A counterexample certified by exact or interval arithmetic, or None."""
+        for point in self.sample_points():
+            found = self._refute_at(point, claimed, true)
+            if found is not None:
+                return found
+        return None
+
+    def _refute_at(self, point: Point, claimed: Matrix, true: Matrix) -> Counterexample | None:
+        ev = point.evaluator
+        for attempt in range(2):
+            try:
+                for i in range(len(true)):
+                    c, t = ev(claimed[i]), ev(true[i])
+                    if ev.ctx.is_nonzero(c - t):
+                        return self._counterexample(point, ev, divmod(i, true.shape[1]), c, t)
+                return None
+            except NotExact:
+                if attempt == 0:  # transcendental: redo this point in interval arithmetic
+                    point.evaluator = ev = self._evaluator(point.leaves, exact=False)
+                    continue
+                return None
+            except (Undetermined, ZeroDivisionError, ArithmeticError, KeyError):
+                return None
+        return None
+
+    def _counterexample(self, point: Point, ev: Evaluator, entry: tuple[int, int], c: Any, t: Any) -> Counterexample:
+        values = {str(s): str(v) for s, v in point.leaves.items()}
+        for name, kind in self.net.kinds.items():  # entries fixed by a constraint (softmax targets)
+            if kind == "target":
+                for e in self.net.matrices[name]:
+                    if not isinstance(e, Symbol):
+                        ent = self.net.matrices[name]
+                        pos = list(ent).index(e)
+                        r, col = divmod(pos, ent.shape[1])
+                        values[f"{name}[{r},{col}]"] = ev.ctx.show(ev(e))
+        return Counterexample(values, entry, ev.ctx.show(c), ev.ctx.show(t), ev.ctx.exact)
+
+    def agrees_numerically(self, claimed: Matrix, true: Matrix) -> bool:
+        """Cheap filter for diagnosis candidates: no certified difference at the samples."""
+        for point in self.sample_points()[:2]:
+            if self._refute_at(point, claimed, true) is not None:
+                return False
+        return True
+
+
+def _random_fraction(rng: random.Random) -> Fraction:
+    """Small nonzero rationals of both signs (both branches of every ReLU get exercised)."""
+    return Fraction(rng.choice([-1, 1]) * rng.randint(1, 4), rng.randint(2, 5))
+
+
+def numbered(m: Matrix) -> Iterator[tuple[tuple[int, int], Expr]]:
+    for i in range(len(m)):
+        yield divmod(i, m.shape[1]), m[i]

@@ -1,0 +1,349 @@
+"""Evaluate a formula's syntax tree against a network: the meaning of the formula language.
+
+Values are SymPy matrices (every operand keeps its 2-D shape, as in NumPy with
+``keepdims``) or SymPy scalars (numbers and constants such as ``m`` or ``alpha``).
+
+Semantics, NumPy-like: ``@`` matrix product; ``*``, ``/``, ``+``, ``-`` and ``**``
+elementwise with broadcasting (a dimension of 1 stretches); ``.T`` transpose; functions
+apply entrywise, except ``softmax`` (per example), ``sum``, ``vec`` (column-major),
+``kron``, ``diag``, ``eye``, ``ones``, ``zeros``.  Names resolve to the network's
+matrices (``X``, ``A0``, ``Y``, ``W1``, ``b1``, ``Z1``, ``A1``, ...), to the *true*
+gradients ``dV`` (through the truth engine, so one wrong claim does not cascade), and to
+constants (``m``, layer sizes ``n0``, ``n1``, ..., and free symbols such as ``alpha``).
+An activation applied to a pre-activation is mapped back to the atom that stands for it,
+so ``sigmoid(Z1)`` and ``A1`` are the same expression.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Union
+
+import sympy
+from sympy import Expr, Integer, Matrix, Symbol
+
+from derive import formula as F
+from derive.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
+from derive.errors import FormulaError, ShapeError
+from derive.network import Network
+from derive.truth import Truth
+
+Value = Union[Matrix, Expr]
+MAX_ENTRIES = 1_000_000
+
+
+def is_matrix(v: Value) -> bool:
+    return isinstance(v, sympy.MatrixBase)
+
+
+def shape_of(v: Value) -> tuple[int, int] | None:
+    return v.shape if is_matrix(v) else None  # type: ignore[union-attr,return-value]
+
+
+def show_shape(v: Value) -> str:
+    s = shape_of(v)
+    return "scalar" if s is None else f"{s[0]}×{s[1]}"
+
+
+class Evaluator:
+    """Evaluate formulas of one network with one truth engine."""
+
+    def __init__(self, net: Network, truth: Truth) -> None:
+        self.net = net
+        self.truth = truth
+        self.constants: dict[str, Expr] = dict(net.constants)
+        sizes = net.spec.sizes if net.spec is not None else []
+        for i, n in enumerate(sizes):
+            self.constants.setdefault(f"n{i}", Integer(n))
+        self._linear: dict[Expr, Symbol] | None = None
+        self.functions: dict[str, Callable[[F.Call, list[Value], str], Value]] = {}
+        for name, act in ACTIVATIONS.items():
+            self.functions[name] = self._activation(name)
+            self.functions[f"{name}_prime"] = self._activation_prime(name)
+        for layer in net.layers:
+            self.functions[f"g{layer.index}"] = self._layer_fn(layer.index, prime=False)
+            self.functions[f"g{layer.index}_prime"] = self._layer_fn(layer.index, prime=True)
+        self.functions.update(
+            exp=self._elementwise(sympy.exp), log=self._log, sum=self._sum, eye=self._eye,
+            ones=self._ones, zeros=self._zeros, diag=self._diag, vec=self._vec, kron=self._kron,
+        )
+
+    # ----------------------------------------------------------------- names
+    def known_names(self) -> list[str]:
+        names = [n for n in self.net.matrices]
+        names += [f"d{n}" for n, k in self.net.kinds.items() if k != "target" and n != "A0"]
+        return names + sorted(self.constants)
+
+    def lookup(self, name: str, text: str, col: int) -> Value:
+        if name in self.net.matrices:
+            return self.net.matrices[name]
+        if name in self.constants:
+            return self.constants[name]
+        if name.startswith("d") and name[1:] in self.net.matrices:
+            base = name[1:]
+            if self.net.kinds.get(base) == "target":
+                raise FormulaError(text, col, f"{name}: the cost is not differentiated by the targets")
+            return self.truth.grad("X" if base == "A0" else base)
+        if name in self.functions:
+            raise FormulaError(text, col, f"{name} is a function: call it, e.g. {name}(Z1)")
+        close = difflib.get_close_matches(name, self.known_names() + list(self.functions), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        known = ", ".join(self.known_names())
+        raise FormulaError(text, col, f"unknown name '{name}' (known: {known}){hint}")
+
+    # ------------------------------------------------------------------ eval
+    def evaluate(self, node: F.Node, text: str) -> Value:
+        if isinstance(node, F.Num):
+            return node.value
+        if isinstance(node, F.Name):
+            return self.lookup(node.id, text, node.col)
+        if isinstance(node, F.Neg):
+            v = self.evaluate(node.operand, text)
+            return -v
+        if isinstance(node, F.Transpose):
+            v = self.evaluate(node.operand, text)
+            return v.T if is_matrix(v) else v  # type: ignore[union-attr]
+        if isinstance(node, F.BinOp):
+            a = self.evaluate(node.left, text)
+            b = self.evaluate(node.right, text)
+            return self._binop(node, a, b, text)
+        if isinstance(node, F.Call):
+            fn = self.functions.get(node.func)
+            if fn is None:
+                close = difflib.get_close_matches(node.func, list(self.functions), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise FormulaError(
+                    text, node.col,
+                    f"unknown function '{node.func}' (known: {', '.join(sorted(self.functions))}){hint}",
+                )
+            args = [self.evaluate(a, text) for a in node.args]
+            return fn(node, args, text)
+        raise FormulaError(text, None, f"unsupported node {node!r}")
+
+    def _binop(self, node: F.BinOp, a: Value, b: Value, text: str) -> Value:
+        op = node.op
+        if op == "@":
+            if not (is_matrix(a) and is_matrix(b)):
+                raise ShapeError(f"{text!r}: '@' needs two matrices, got {show_shape(a)} @ {show_shape(b)}")
+            if a.shape[1] != b.shape[0]:  # type: ignore[union-attr]
+                raise ShapeError(
+                    f"{text!r}: cannot multiply {show_shape(a)} @ {show_shape(b)} "
+                    f"(inner sizes {a.shape[1]} and {b.shape[0]} differ) at column {node.col}"  # type: ignore[union-attr]
+                )
+            self._guard(a.shape[0] * b.shape[1])  # type: ignore[union-attr]
+            return a * b  # type: ignore[operator]
+        if op == "**":
+            n = b
+            if is_matrix(a):
+                return a.applyfunc(lambda e: e**n)  # type: ignore[union-attr]
+            return a**n
+        fns: dict[str, Callable[[Expr, Expr], Expr]] = {
+            "+": lambda x, y: x + y, "-": lambda x, y: x - y,
+            "*": lambda x, y: x * y, "/": self._divide(text, node.col),
+        }
+        return broadcast(fns[op], a, b, f"{text!r}: '{op}' at column {node.col}")
+
+    @staticmethod
+    def _divide(text: str, col: int) -> Callable[[Expr, Expr], Expr]:
+        def div(x: Expr, y: Expr) -> Expr:
+            if y == 0:
+                raise FormulaError(text, col, "division by zero")
+            return x / y
+        return div
+
+    @staticmethod
+    def _guard(entries: int) -> None:
+        if entries > MAX_ENTRIES:
+            raise ShapeError(f"a result with {entries} entries is larger than the limit {MAX_ENTRIES}")
+
+    # ------------------------------------------------------------- functions
+    def canonical(self, e: Expr) -> Expr:
+        """Map an activation of an expression back to the atom standing for it."""
+        out = e.xreplace(self.net.canon)
+        return out
+
+    def _atom_for(self, e: Expr) -> Expr:
+        """A pre-activation written out (W1 @ X + b1) → its atom (Z1), when it is one."""
+        if isinstance(e, Symbol):
+            return e
+        if self._linear is None:
+            self._linear = {sympy.expand(d): s for s, d in self.net.expression_atoms.items()}
+        return self._linear.get(sympy.expand(e), e)
+
+    def _arity(self, node: F.Call, args: list[Value], text: str, low: int, high: int) -> None:
+        if not low <= len(args) <= high:
+            want = str(low) if low == high else f"{low} to {high}"
+            raise FormulaError(text, node.col, f"{node.func}() takes {want} argument(s), got {len(args)}")
+        if node.axis is not None and node.func not in ("sum", "softmax"):
+            raise FormulaError(text, node.col, f"{node.func}() takes no axis")
+
+    def _elementwise(self, f: Callable[[Expr], Expr]) -> Callable[[F.Call, list[Value], str], Value]:
+        def apply(node: F.Call, args: list[Value], text: str) -> Value:
+            self._arity(node, args, text, 1, 1)
+            v = args[0]
+            g = lambda e: self.canonical(f(self._atom_for(e)))  # noqa: E731
+            return v.applyfunc(g) if is_matrix(v) else g(v)  # type: ignore[union-attr,arg-type]
+        return apply
+
+    def _log(self, node: F.Call, args: list[Value], text: str) -> Value:
+        return self._elementwise(sympy.log)(node, args, text)
+
+    def _slope(self, node: F.Call, args: list[Value], text: str) -> Expr:
+        if len(args) == 2:
+            if is_matrix(args[1]):
+                raise FormulaError(text, node.col, "the slope of leaky_relu must be a scalar")
+            return args[1]  # type: ignore[return-value]
+        slopes = {layer.slope for layer in self.net.layers if layer.slope is not None}
+        return slopes.pop() if len(slopes) == 1 else DEFAULT_LEAKY_SLOPE
+
+    def _activation(self, name: str) -> Callable[[F.Call, list[Value], str], Value]:
+        act = ACTIVATIONS[name]
+
+        def apply(node: F.Call, args: list[Value], text: str) -> Value:
+            if name == "softmax":
+                self._arity(node, args, text, 1, 1)
+                return self._softmax(node, args[0], text)
+            self._arity(node, args, text, 1, 2 if act.needs_slope else 1)
+            slope = self._slope(node, args, text) if act.needs_slope else None
+            return self._elementwise(lambda e: act.apply(e, slope))(node, args[:1], text)
+        return apply
+
+    def _activation_prime(self, name: str) -> Callable[[F.Call, list[Value], str], Value]:
+        act = ACTIVATIONS[name]
+
+        def apply(node: F.Call, args: list[Value], text: str) -> Value:
+            if act.prime is None:
+                raise FormulaError(
+                    text, node.col,
+                    f"{name}_prime is a Jacobian, not an elementwise function; write the product out",
+                )
+            self._arity(node, args, text, 1, 2 if act.needs_slope else 1)
+            slope = self._slope(node, args, text) if act.needs_slope else None
+            return self._elementwise(lambda e: act.derivative(e, slope))(node, args[:1], text)
+        return apply
+
+    def _layer_fn(self, index: int, prime: bool) -> Callable[[F.Call, list[Value], str], Value]:
+        layer = self.net.layers[index - 1]
+
+        def apply(node: F.Call, args: list[Value], text: str) -> Value:
+            name = layer.activation.name + ("_prime" if prime else "")
+            if layer.activation.needs_slope and len(args) == 1:
+                args = [args[0], layer.slope]  # type: ignore[list-item]
+            return self.functions[name](node, args, text)
+        return apply
+
+    def _softmax(self, node: F.Call, v: Value, text: str) -> Value:
+        if not is_matrix(v):
+            raise FormulaError(text, node.col, "softmax needs a matrix or a vector")
+        rows = self.net.spec is not None and self.net.spec.batch_layout == "rows"
+        axis = self._int(node.axis, text, node.col) if node.axis is not None else (1 if rows else 0)
+        out = sympy.zeros(*v.shape)  # type: ignore[union-attr]
+        lines = range(v.shape[0]) if axis == 1 else range(v.shape[1])  # type: ignore[union-attr]
+        for k in lines:
+            idx = [(k, i) for i in range(v.shape[1])] if axis == 1 else [(i, k) for i in range(v.shape[0])]  # type: ignore[union-attr]
+            zs = [self._atom_for(v[p]) for p in idx]  # type: ignore[index]
+            for i, p in enumerate(idx):
+                out[p] = self.canonical(SoftmaxEntry(i, *zs))
+        return out
+
+    def _int(self, node: F.Node | None, text: str, col: int) -> int:
+        v = self.evaluate(node, text) if node is not None else None
+        if v is None or is_matrix(v) or not getattr(v, "is_Integer", False):
+            raise FormulaError(text, col, f"expected a whole number, got {v}")
+        return int(v)  # type: ignore[arg-type]
+
+    def _sum(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 1)
+        v = args[0]
+        if not is_matrix(v):
+            return v
+        if node.axis is None:
+            return sympy.Add(*v)  # type: ignore[union-attr]
+        axis = self._int(node.axis, text, node.col)
+        if axis == 0:
+            return Matrix(1, v.shape[1], lambda i, j: sympy.Add(*v.col(j)))  # type: ignore[union-attr]
+        if axis == 1:
+            return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))  # type: ignore[union-attr]
+        raise FormulaError(text, node.col, f"axis must be 0 or 1, got {axis}")
+
+    def _size_args(self, node: F.Call, args: list[Value], text: str) -> list[int]:
+        out = []
+        for a in args:
+            if is_matrix(a) or not getattr(a, "is_Integer", False) or not 0 < int(a) <= 10_000:  # type: ignore[arg-type]
+                raise FormulaError(text, node.col, f"{node.func}() needs sizes from 1 to 10000, got {a}")
+            out.append(int(a))  # type: ignore[arg-type]
+        return out
+
+    def _eye(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 1)
+        (n,) = self._size_args(node, args, text)
+        return sympy.eye(n)
+
+    def _ones(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 2)
+        r, c = (self._size_args(node, args, text) + [1])[:2]
+        self._guard(r * c)
+        return sympy.ones(r, c)
+
+    def _zeros(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 2)
+        r, c = (self._size_args(node, args, text) + [1])[:2]
+        self._guard(r * c)
+        return sympy.zeros(r, c)
+
+    def _diag(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 1)
+        v = args[0]
+        if not is_matrix(v):
+            return Matrix([[v]])
+        r, c = v.shape  # type: ignore[union-attr]
+        if r == 1 or c == 1:
+            self._guard(len(v) ** 2)  # type: ignore[arg-type]
+            return sympy.diag(*list(v))  # type: ignore[arg-type]
+        if r == c:
+            return Matrix(r, 1, lambda i, j: v[i, i])  # type: ignore[index]
+        raise ShapeError(f"{text!r}: diag() needs a vector or a square matrix, got {r}×{c}")
+
+    def _vec(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 1, 1)
+        v = args[0]
+        if not is_matrix(v):
+            return Matrix([[v]])
+        return vec(v)  # type: ignore[arg-type]
+
+    def _kron(self, node: F.Call, args: list[Value], text: str) -> Value:
+        self._arity(node, args, text, 2, 2)
+        a, b = (x if is_matrix(x) else Matrix([[x]]) for x in args)
+        self._guard(len(a) * len(b))
+        return kron(a, b)
+
+
+def vec(m: Matrix) -> Matrix:
+    """Stack the columns (column-major)."""
+    r, c = m.shape
+    return Matrix(r * c, 1, lambda k, _: m[k % r, k // r])
+
+
+def kron(a: Matrix, b: Matrix) -> Matrix:
+    """The Kronecker product a ⊗ b."""
+    ra, ca = a.shape
+    rb, cb = b.shape
+    return Matrix(ra * rb, ca * cb, lambda i, j: a[i // rb, j // cb] * b[i % rb, j % cb])
+
+
+def broadcast(f: Callable[[Expr, Expr], Expr], a: Value, b: Value, where: str) -> Value:
+    """Apply f entrywise with NumPy broadcasting of 2-D shapes and scalars."""
+    if not is_matrix(a) and not is_matrix(b):
+        return f(a, b)  # type: ignore[arg-type]
+    if not is_matrix(a):
+        return b.applyfunc(lambda y: f(a, y))  # type: ignore[union-attr,arg-type]
+    if not is_matrix(b):
+        return a.applyfunc(lambda x: f(x, b))  # type: ignore[union-attr,arg-type]
+    (ra, ca), (rb, cb) = a.shape, b.shape  # type: ignore[union-attr]
+    if (ra != rb and 1 not in (ra, rb)) or (ca != cb and 1 not in (ca, cb)):
+        raise ShapeError(f"{where}: shapes {ra}×{ca} and {rb}×{cb} do not broadcast")
+    r, c = max(ra, rb), max(ca, cb)
+    return Matrix(
+        r, c,
+        lambda i, j: f(a[i if ra > 1 else 0, j if ca > 1 else 0], b[i if rb > 1 else 0, j if cb > 1 else 0]),  # type: ignore[index]
+    )

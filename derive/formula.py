@@ -1,0 +1,231 @@
+"""The safe parser for the formula language: text → a small immutable syntax tree.
+
+The language is NumPy-like (``@``, ``*``, ``+ - /``, ``**`` with a literal exponent, ``.T``,
+calls such as ``sum(dZ2, axis=1)``).  User text is untrusted: it is read by Python's
+``ast.parse`` in ``eval`` mode (which only *parses*), then every node is checked against a
+whitelist and copied into derive's own node types.  Nothing is ever evaluated, imported or
+looked up as a Python object; names are plain strings that :mod:`derive.evaluate` resolves
+against the network.  Anything else (attributes other than ``.T``, subscripts, lambdas,
+comprehensions, strings, keyword arguments other than ``axis``) is a :class:`FormulaError`
+pointing at its column.
+
+Limits (raised with the keyword arguments of :func:`parse`): text length, nesting depth,
+and the size of a literal exponent.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Union
+
+import sympy
+
+from derive.errors import FormulaError
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 60
+MAX_EXPONENT = 64
+
+
+@dataclass(frozen=True)
+class Num:
+    value: sympy.Rational
+    col: int
+
+
+@dataclass(frozen=True)
+class Name:
+    id: str
+    col: int
+
+
+@dataclass(frozen=True)
+class BinOp:
+    op: str  # one of + - * / @ **
+    left: "Node"
+    right: "Node"
+    col: int
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: "Node"
+    col: int
+
+
+@dataclass(frozen=True)
+class Transpose:
+    operand: "Node"
+    col: int
+
+
+@dataclass(frozen=True)
+class Call:
+    func: str
+    args: tuple["Node", ...]
+    axis: "Node | None"
+    col: int
+
+
+Node = Union[Num, Name, BinOp, Neg, Transpose, Call]
+
+_BINOPS: dict[type, str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
+}
+_HINTS: dict[type, str] = {
+    ast.BitXor: "'^' is not a power here: write '**'",
+    ast.FloorDiv: "'//' is not supported: write '/'",
+    ast.Mod: "'%' is not supported",
+}
+
+
+def parse(
+    text: str,
+    *,
+    max_length: int = MAX_LENGTH,
+    max_depth: int = MAX_DEPTH,
+    max_exponent: int = MAX_EXPONENT,
+) -> Node:
+    """Parse one formula.  Raises :class:`FormulaError` with the column of the problem."""
+    if not isinstance(text, str):
+        raise FormulaError(str(text), None, f"expected a formula as text, got {type(text).__name__}")
+    if len(text) > max_length:
+        raise FormulaError(text[:40] + "…", None, f"formula is {len(text)} characters long (limit {max_length})")
+    if not text.strip():
+        raise FormulaError(text, None, "empty formula")
+    depth = 0
+    for ch in text:  # reject pathological nesting before Python's parser recurses on it
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if depth > max_depth:
+            raise FormulaError(text, None, f"nesting deeper than {max_depth} levels")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise FormulaError(text, exc.offset, f"syntax error: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise FormulaError(text, None, "formula too deeply nested or malformed") from None
+    offset = len(text) - len(text.lstrip())
+    return _Converter(text, offset, max_depth, max_exponent).convert(tree.body, 0)
+
+
+class _Converter:
+    def __init__(self, text: str, offset: int, max_depth: int, max_exponent: int) -> None:
+        self.text = text
+        self.offset = offset
+        self.max_depth = max_depth
+        self.max_exponent = max_exponent
+
+    def fail(self, node: ast.AST, message: str) -> FormulaError:
+        col = getattr(node, "col_offset", None)
+        return FormulaError(self.text, None if col is None else col + 1 + self.offset, message)
+
+    def convert(self, node: ast.AST, depth: int) -> Node:
+        if depth > self.max_depth:
+            raise self.fail(node, f"expression nested deeper than {self.max_depth} levels")
+        col = getattr(node, "col_offset", 0) + 1 + self.offset
+        d = depth + 1
+        if isinstance(node, ast.BinOp):
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                hint = _HINTS.get(type(node.op), f"operator {type(node.op).__name__} is not allowed")
+                raise self.fail(node, hint)
+            left = self.convert(node.left, d)
+            right = self.convert(node.right, d)
+            if op == "**":
+                self.check_exponent(node.right, right)
+            return BinOp(op, left, right, col)
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return Neg(self.convert(node.operand, d), col)
+            if isinstance(node.op, ast.UAdd):
+                return self.convert(node.operand, d)
+            raise self.fail(node, f"operator {type(node.op).__name__} is not allowed")
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise self.fail(node, f"only numbers are allowed as constants, not {v!r}")
+            if isinstance(v, float) and not (abs(v) < 1e300):
+                raise self.fail(node, f"number {v!r} is out of range")
+            if isinstance(v, int) and abs(v) > 10**30:
+                raise self.fail(node, "integer literal too large")
+            text = ast.get_source_segment(self.text.strip(), node) or repr(v)
+            return Num(sympy.Rational(text.replace("_", "")) if isinstance(v, float) else sympy.Integer(v), col)
+        if isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                raise self.fail(node, f"names may not start with '_': {node.id!r}")
+            return Name(node.id, col)
+        if isinstance(node, ast.Attribute):
+            if node.attr != "T":
+                raise self.fail(node, f"only the attribute '.T' (transpose) is allowed, not '.{node.attr}'")
+            return Transpose(self.convert(node.value, d), col)
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise self.fail(node, "only plain function names can be called, e.g. sum(M, axis=1)")
+            if node.func.id.startswith("_"):
+                raise self.fail(node, f"names may not start with '_': {node.func.id!r}")
+            axis: Node | None = None
+            for kw in node.keywords:
+                if kw.arg != "axis":
+                    raise self.fail(kw.value, f"the only keyword argument is 'axis', not {kw.arg!r}")
+                axis = self.convert(kw.value, d)
+            for a in node.args:
+                if isinstance(a, ast.Starred):
+                    raise self.fail(a, "starred arguments are not allowed")
+            args = tuple(self.convert(a, d) for a in node.args)
+            return Call(node.func.id, args, axis, col)
+        what = type(node).__name__
+        raise self.fail(node, f"{what} is not part of the formula language")
+
+    def check_exponent(self, raw: ast.AST, node: Node) -> None:
+        value = node.value if isinstance(node, Num) else None
+        if isinstance(node, Neg) and isinstance(node.operand, Num):
+            value = -node.operand.value
+        if value is None:
+            raise self.fail(raw, "an exponent must be a literal number, e.g. A1**2")
+        if abs(value) > self.max_exponent:
+            raise self.fail(raw, f"exponent {value} is larger than the limit {self.max_exponent}")
+
+
+def names(node: Node) -> set[str]:
+    """Every name a formula mentions (function names excluded)."""
+    if isinstance(node, Name):
+        return {node.id}
+    if isinstance(node, BinOp):
+        return names(node.left) | names(node.right)
+    if isinstance(node, (Neg, Transpose)):
+        return names(node.operand)
+    if isinstance(node, Call):
+        out: set[str] = set()
+        for a in node.args:
+            out |= names(a)
+        return out
+    return set()
+
+
+def to_scalar(node: Node, text: str) -> sympy.Expr:
+    """A constant scalar expression (a loss scale, a slope): numbers, names, + - * / **.
+
+    Names become real SymPy symbols: results then hold for every value of them.
+    """
+    if isinstance(node, Num):
+        return node.value
+    if isinstance(node, Name):
+        return sympy.Symbol(node.id, real=True)
+    if isinstance(node, Neg):
+        return -to_scalar(node.operand, text)
+    if isinstance(node, BinOp) and node.op in "+-*/**":
+        a, b = to_scalar(node.left, text), to_scalar(node.right, text)
+        if node.op == "+":
+            return a + b
+        if node.op == "-":
+            return a - b
+        if node.op == "*":
+            return a * b
+        if node.op == "/":
+            if b == 0:
+                raise FormulaError(text, node.col, "division by zero")
+            return a / b
+        return a**b
+    raise FormulaError(text, getattr(node, "col", None), "expected a scalar constant such as 1/2 or 1/alpha")

@@ -1,0 +1,110 @@
+"""Proof records: plain, frozen data that the renderers (terminal, JSON, LaTeX) read.
+
+A verdict is one of ``proven`` (an exact symbolic identity was established, entry by
+entry), ``refuted`` (a concrete counterexample, checked in exact rational arithmetic or
+certified by interval arithmetic; or a shape that cannot match) or ``unproven``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROVEN, REFUTED, UNPROVEN = "proven", "refuted", "unproven"
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Values of every symbol at which claimed and true entries differ."""
+
+    values: dict[str, str]
+    entry: tuple[int, int]
+    claimed: str
+    true: str
+    exact: bool  # True: rational arithmetic; False: certified by interval arithmetic
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "values": dict(self.values), "entry": list(self.entry),
+            "claimed": self.claimed, "true": self.true,
+            "arithmetic": "exact rational" if self.exact else "interval (200 bits)",
+        }
+
+
+@dataclass(frozen=True)
+class Check:
+    """One checked statement ``target = formula``: a built-in rule or a user's claim."""
+
+    kind: str  # "rule" | "claim"
+    target: str
+    formula: str
+    verdict: str
+    method: str
+    entries: int
+    seconds: float
+    layer: int | None = None
+    rule: str | None = None  # dZ | dA | dW | db
+    diagnosis: str | None = None
+    counterexample: Counterexample | None = None
+    detail: str | None = None  # what was tried, or the shape error
+    place: str | None = None  # where in the spec file
+
+    @property
+    def statement(self) -> str:
+        return f"{self.target} = {self.formula}"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == PROVEN
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "target": self.target, "formula": self.formula, "statement": self.statement,
+            "verdict": self.verdict, "method": self.method, "entries": self.entries,
+            "seconds": round(self.seconds, 4), "diagnosis": self.diagnosis,
+            "counterexample": self.counterexample.as_json() if self.counterexample else None,
+            "detail": self.detail,
+        }
+        if self.kind == "rule":
+            out = {"layer": self.layer, "rule": self.rule, **out}
+        return out
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything derive established about one spec file."""
+
+    file: str
+    name: str
+    sizes: list[int]
+    batch: int
+    parameters: int
+    strategy: str
+    assumptions: list[str] = field(default_factory=list)
+    rules: list[Check] = field(default_factory=list)
+    claims: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+    conventions: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        out = {PROVEN: 0, REFUTED: 0, UNPROVEN: 0}
+        for c in self.rules + self.claims:
+            out[c.verdict] += 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.rules + self.claims)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "name": self.name,
+            "network": {
+                "sizes": self.sizes, "batch": self.batch, "parameters": self.parameters,
+                **self.conventions,
+            },
+            "strategy": self.strategy, "assumptions": self.assumptions,
+            "rules": [c.as_json() for c in self.rules],
+            "claims": [c.as_json() for c in self.claims],
+            "summary": self.summary(), "seconds": round(self.seconds, 3),
+        }

@@ -1,0 +1,129 @@
+"""Terminal renderables for reports (rich).  No mathematics here: it only reads records.
+
+Built here, printed by :mod:`derive.cli`.  Tests render at a fixed width with colour off.
+"""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from derive.proof import PROVEN, REFUTED, UNPROVEN, Check, Report
+
+STYLE = {PROVEN: "bold green", REFUTED: "bold red", UNPROVEN: "bold yellow"}
+MAX_VALUES = 8
+
+
+def verdict_text(verdict: str) -> Text:
+    return Text(verdict, style=STYLE.get(verdict, ""))
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.2f}s" if s >= 0.01 else "<0.01s"
+
+
+def header(report: Report) -> Text:
+    shape = "-".join(str(n) for n in report.sizes)
+    t = Text()
+    t.append(report.name, style="bold")
+    t.append(f"  {shape}, batch {report.batch}, {report.parameters} parameters  ({report.file})")
+    return t
+
+
+def conventions(report: Report) -> Text:
+    c = report.conventions
+    cost = "J = (1/m) Σ ℓ (averaged)" if c.get("average", True) else "J = Σ ℓ (summed)"
+    loss = c.get("loss", "?")
+    if loss == "mse":
+        loss = f"mse, ℓ = {c.get('scale')}·‖a − y‖²"
+    lines = [
+        f"examples as {c.get('batch_layout', 'columns')}; {cost}; loss {loss}",
+        f"truth: {report.strategy}",
+    ]
+    lines += [f"assuming {a}" for a in report.assumptions]
+    return Text("\n".join(lines), style="dim")
+
+
+def rules_table(checks: list[Check]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col, kw in (("layer", {"justify": "right"}), ("rule", {}), ("statement", {}),
+                    ("entries", {"justify": "right"}), ("verdict", {}), ("time", {"justify": "right"})):
+        t.add_column(col, **kw)  # type: ignore[arg-type]
+    for c in checks:
+        t.add_row(str(c.layer), c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict),
+                  _seconds(c.seconds))
+    return t
+
+
+def claims_table(checks: list[Check]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for col in ("claim", "verdict", "why"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row(c.statement, verdict_text(c.verdict), why(c))
+    return t
+
+
+def why(c: Check) -> str:
+    """One short explanation: the diagnosis, the counterexample, or what was tried."""
+    parts = []
+    if c.diagnosis:
+        parts.append(c.diagnosis)
+    if c.counterexample is not None:
+        ce = c.counterexample
+        i, j = ce.entry
+        parts.append(f"at entry [{i},{j}]: claimed {ce.claimed}, true {ce.true}")
+    if c.detail and c.verdict != PROVEN:
+        parts.append(c.detail)
+    if c.verdict == PROVEN:
+        parts.append(f"{c.entries} entries, {c.method}")
+    return "; ".join(parts)
+
+
+def counterexamples(checks: list[Check]) -> RenderableType | None:
+    lines = Text()
+    for c in checks:
+        ce = c.counterexample
+        if ce is None:
+            continue
+        items = list(ce.values.items())
+        shown = ", ".join(f"{k} = {v}" for k, v in items[:MAX_VALUES])
+        more = f", … ({len(items)} values; --json lists all)" if len(items) > MAX_VALUES else ""
+        how = "exact" if ce.exact else "certified by interval arithmetic"
+        lines.append(f"{c.target} = {c.formula}", style="bold")
+        lines.append(f" is false ({how}) at {shown}{more}\n")
+    return lines if lines.plain else None
+
+
+def render(report: Report) -> Group:
+    parts: list[RenderableType] = [header(report), conventions(report)]
+    if report.rules:
+        parts.append(rules_table(report.rules))
+    if report.claims:
+        parts.append(claims_table(report.claims))
+        ce = counterexamples(report.claims)
+        if ce is not None:
+            parts.append(ce)
+    parts.append(Text(summary_line(report)))
+    return Group(*parts)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def summary_line(report: Report) -> str:
+    out = []
+    for label, items in (("rule", report.rules), ("claim", report.claims)):
+        if not items:
+            continue
+        counts = {v: sum(1 for c in items if c.verdict == v) for v in (PROVEN, REFUTED, UNPROVEN)}
+        words = [f"{n} {v}" for v, n in counts.items() if n]
+        head = _count(len(items), label)
+        if counts[PROVEN] == len(items):
+            out.append(f"{head} proven.")
+        else:
+            out.append(f"{head}: {', '.join(words)}.")
+    return " ".join(out) if out else "nothing to check."
