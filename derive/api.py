@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -17,8 +18,8 @@ from derive.equality import Judge
 from derive.evaluate import Evaluator
 from derive.network import Network, build
 from derive.proof import Check, Report
-from derive.rules import rules_for
-from derive.spec import Limits, Spec, load_spec, parse_spec
+from derive.rules import Rule, rules_for
+from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")
@@ -32,10 +33,32 @@ class Derivation:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.spec = spec
+        self.strategy = strategy
         self.net: Network = build(spec)
-        self.truth: Truth = make_truth(self.net, strategy)
-        self.evaluator = Evaluator(self.net, self.truth)
-        self.judge = Judge(self.net, self.truth)
+
+    @cached_property
+    def truth(self) -> Truth:
+        return make_truth(self.net, self.strategy)
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self.net, self.truth)
+
+    @cached_property
+    def judge(self) -> Judge:
+        return Judge(self.net, self.truth)
+
+    def rules(self) -> list[Rule]:
+        """The closed-form rules of this network (not yet checked)."""
+        return rules_for(self.net)
+
+    def check_rule(self, rule: Rule) -> Check:
+        return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
+                            layer=rule.layer, rule=rule.rule)
+
+    def check_spec_claim(self, claim: ClaimSpec) -> Check:
+        return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
+                            place=claim.place, expect=claim.expect)
 
     def check_claim(self, target: str, formula: str) -> Check:
         """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""
@@ -44,8 +67,7 @@ class Derivation:
     def check_rules(self, progress: Progress | None = None) -> list[Check]:
         out = []
         for r in rules_for(self.net):
-            out.append(claims.check(self.evaluator, self.judge, r.target, r.formula, kind="rule",
-                                    layer=r.layer, rule=r.rule))
+            out.append(self.check_rule(r))
             if progress:
                 progress(out[-1])
         return out
@@ -53,7 +75,7 @@ class Derivation:
     def check_claims(self, progress: Progress | None = None) -> list[Check]:
         out = []
         for c in self.spec.claims:
-            out.append(claims.check(self.evaluator, self.judge, c.target, c.formula, place=c.place))
+            out.append(self.check_spec_claim(c))
             if progress:
                 progress(out[-1])
         return out

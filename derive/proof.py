@@ -48,6 +48,7 @@ class Check:
     counterexample: Counterexample | None = None
     detail: str | None = None  # what was tried, or the shape error
     place: str | None = None  # where in the spec file
+    expect: str = PROVEN  # the verdict the spec expects (a shipped mistake expects refuted)
 
     @property
     def statement(self) -> str:
@@ -55,7 +56,8 @@ class Check:
 
     @property
     def ok(self) -> bool:
-        return self.verdict == PROVEN
+        """The verdict is the expected one (by default: proven)."""
+        return self.verdict == self.expect
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,7 +65,7 @@ class Check:
             "verdict": self.verdict, "method": self.method, "entries": self.entries,
             "seconds": round(self.seconds, 4), "diagnosis": self.diagnosis,
             "counterexample": self.counterexample.as_json() if self.counterexample else None,
-            "detail": self.detail,
+            "detail": self.detail, "expect": self.expect,
         }
         if self.kind == "rule":
             out = {"layer": self.layer, "rule": self.rule, **out}

@@ -62,7 +62,10 @@ def claims_table(checks: list[Check]) -> Table:
     for col in ("claim", "verdict", "why"):
         t.add_column(col)
     for c in checks:
-        t.add_row(c.statement, verdict_text(c.verdict), why(c))
+        v = verdict_text(c.verdict)
+        if c.expect != PROVEN:
+            v.append(" (expected)" if c.ok else f" (expected {c.expect})", style="dim")
+        t.add_row(c.statement, v, why(c))
     return t
 
 
@@ -78,7 +81,7 @@ def why(c: Check) -> str:
     if c.detail and c.verdict != PROVEN:
         parts.append(c.detail)
     if c.verdict == PROVEN:
-        parts.append(f"{c.entries} entries, {c.method}")
+        parts.append(f"exact, {_count(c.entries, 'entry')}")
     return "; ".join(parts)
 
 
@@ -111,7 +114,9 @@ def render(report: Report) -> Group:
 
 
 def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"1 {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
 
 
 def summary_line(report: Report) -> str:
@@ -119,11 +124,21 @@ def summary_line(report: Report) -> str:
     for label, items in (("rule", report.rules), ("claim", report.claims)):
         if not items:
             continue
-        counts = {v: sum(1 for c in items if c.verdict == v) for v in (PROVEN, REFUTED, UNPROVEN)}
-        words = [f"{n} {v}" for v, n in counts.items() if n]
         head = _count(len(items), label)
-        if counts[PROVEN] == len(items):
+        if all(c.verdict == PROVEN for c in items):
             out.append(f"{head} proven.")
-        else:
-            out.append(f"{head}: {', '.join(words)}.")
+            continue
+        words = []
+        for v in (PROVEN, REFUTED, UNPROVEN):
+            n = sum(1 for c in items if c.verdict == v)
+            if not n:
+                continue
+            expected = sum(1 for c in items if c.verdict == v and c.expect == v)
+            if v == PROVEN or not expected:
+                words.append(f"{n} {v}")
+            elif expected == n:
+                words.append(f"{n} {v} as expected")
+            else:
+                words.append(f"{n} {v} ({expected} as expected)")
+        out.append(f"{head}: {', '.join(words)}.")
     return " ".join(out) if out else "nothing to check."

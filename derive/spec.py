@@ -59,6 +59,7 @@ class ClaimSpec:
     target: str
     formula: str
     place: str  # where in the file, for messages: "claims.dW2" or "claims[3]"
+    expect: str = "proven"  # a worked example may ship a mistake that must be refuted
 
 
 @dataclass(frozen=True)
@@ -330,22 +331,36 @@ def _loss(file: str, raw: Any, layers: tuple[LayerSpec, ...]) -> LossSpec:
     return LossSpec(kind, scale)
 
 
+VERDICTS = ("proven", "refuted", "unproven")
+
+
 def _claims(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
+    """``{target: formula, ...}``, or a list of ``target: formula`` pairs, or of
+    ``{target: ..., formula: ..., expect: refuted}`` mappings."""
     if raw is None:
         return ()
-    items: list[tuple[Any, Any, str]] = []
+    items: list[tuple[Any, Any, str, Any]] = []
     if isinstance(raw, dict):
-        items = [(k, v, f"claims.{k}") for k, v in raw.items()]
+        items = [(k, v, f"claims.{k}", "proven") for k, v in raw.items()]
     elif isinstance(raw, list):
         for i, entry in enumerate(raw):
-            if not isinstance(entry, dict) or len(entry) != 1:
-                raise _fail(file, f"claims[{i}]", f"expected one 'target: formula' pair, got {entry!r}")
-            (k, v), = entry.items()
-            items.append((k, v, f"claims[{i}]"))
+            place = f"claims[{i}]"
+            if isinstance(entry, dict) and "formula" in entry:
+                _check_keys(file, place, entry, ("target", "formula", "expect", "note"))
+                if "target" not in entry:
+                    raise _fail(file, place, "missing key 'target'")
+                expect = entry.get("expect", "proven")
+                _choice(file, f"{place}.expect", expect, VERDICTS, "expected verdict")
+                items.append((entry["target"], entry["formula"], place, expect))
+            elif isinstance(entry, dict) and len(entry) == 1:
+                (k, v), = entry.items()
+                items.append((k, v, place, "proven"))
+            else:
+                raise _fail(file, place, f"expected 'target: formula' or a mapping with target and formula, got {entry!r}")
     else:
         raise _fail(file, "claims", f"expected a mapping of target: formula, got {raw!r}")
     out = []
-    for target, text, place in items:
+    for target, text, place, expect in items:
         if not isinstance(target, str):
             raise _fail(file, place, f"a claim's target must be text such as dW2, got {target!r}")
         if isinstance(text, (int, float)) and not isinstance(text, bool):
@@ -357,5 +372,5 @@ def _claims(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
                 formula.parse(part)
             except FormulaError as exc:
                 raise _fail(file, place, str(exc)) from None
-        out.append(ClaimSpec(target, text, place))
+        out.append(ClaimSpec(target, text, place, expect))
     return tuple(out)
