@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from derive import claims
+from derive import formula as F
+from derive.errors import FormulaError, SpecError
 from derive.equality import Judge
 from derive.evaluate import Evaluator
 from derive.network import Network, build
@@ -35,6 +37,19 @@ class Derivation:
         self.spec = spec
         self.strategy = strategy
         self.net: Network = build(spec)
+        self._validate_claims()
+
+    def _validate_claims(self) -> None:
+        """Unknown names, functions or targets in the spec's claims are bad input (exit 2)."""
+        names = Evaluator(self.net, None)
+        for c in self.spec.claims:
+            try:
+                target = F.parse(c.target)
+                claims.check_target(target, c.target)
+                names.validate(target, c.target)
+                names.validate(F.parse(c.formula), c.formula)
+            except FormulaError as exc:
+                raise SpecError(self.spec.file, c.place, str(exc)) from None
 
     @cached_property
     def truth(self) -> Truth:
@@ -57,8 +72,11 @@ class Derivation:
                             layer=rule.layer, rule=rule.rule)
 
     def check_spec_claim(self, claim: ClaimSpec) -> Check:
-        return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
-                            place=claim.place, expect=claim.expect)
+        try:
+            return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
+                                place=claim.place, expect=claim.expect)
+        except FormulaError as exc:
+            raise SpecError(self.spec.file, claim.place, str(exc)) from None
 
     def check_claim(self, target: str, formula: str) -> Check:
         """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""

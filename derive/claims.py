@@ -21,11 +21,11 @@ from derive.evaluate import Evaluator, is_matrix, show_shape
 from derive.proof import PROVEN, REFUTED, UNPROVEN, Check
 
 
-def _check_target(node: F.Node, text: str) -> None:
+def check_target(node: F.Node, text: str) -> None:
     if isinstance(node, F.Name) and node.id.startswith("d"):
         return
     if isinstance(node, F.Call) and node.func == "vec" and len(node.args) == 1:
-        return _check_target(node.args[0], text)
+        return check_target(node.args[0], text)
     raise FormulaError(text, getattr(node, "col", None),
                        "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1)")
 
@@ -42,7 +42,7 @@ def check(
     """Prove, refute or leave unproven ``target = formula``."""
     start = time.perf_counter()
     target_node = F.parse(target)
-    _check_target(target_node, target)
+    check_target(target_node, target)
     true = as_matrix(evaluator.evaluate(target_node, target))
     formula_node = F.parse(formula)
 

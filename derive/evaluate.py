@@ -48,7 +48,7 @@ def show_shape(v: Value) -> str:
 class Evaluator:
     """Evaluate formulas of one network with one truth engine."""
 
-    def __init__(self, net: Network, truth: Truth) -> None:
+    def __init__(self, net: Network, truth: Truth | None) -> None:
         self.net = net
         self.truth = truth
         self.constants: dict[str, Expr] = dict(net.constants)
@@ -83,6 +83,8 @@ class Evaluator:
             base = name[1:]
             if self.net.kinds.get(base) == "target":
                 raise FormulaError(text, col, f"{name}: the cost is not differentiated by the targets")
+            if self.truth is None:
+                raise RuntimeError("this evaluator only validates names")
             return self.truth.grad("X" if base == "A0" else base)
         if name in self.functions:
             raise FormulaError(text, col, f"{name} is a function: call it, e.g. {name}(Z1)")
@@ -90,6 +92,24 @@ class Evaluator:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         known = ", ".join(self.known_names())
         raise FormulaError(text, col, f"unknown name '{name}' (known: {known}){hint}")
+
+    def validate(self, node: F.Node, text: str) -> None:
+        """Check every name and function of a formula without evaluating anything."""
+        if isinstance(node, F.Name):
+            if not (node.id in self.net.matrices or node.id in self.constants):
+                grad = node.id.startswith("d") and node.id[1:] in self.net.matrices
+                if not grad or self.net.kinds.get(node.id[1:]) == "target":
+                    self.lookup(node.id, text, node.col)  # raises the right message
+        elif isinstance(node, F.BinOp):
+            self.validate(node.left, text)
+            self.validate(node.right, text)
+        elif isinstance(node, (F.Neg, F.Transpose)):
+            self.validate(node.operand, text)
+        elif isinstance(node, F.Call):
+            if node.func not in self.functions:
+                self.evaluate(F.Call(node.func, (), None, node.col), text)  # raises
+            for a in node.args:
+                self.validate(a, text)
 
     # ------------------------------------------------------------------ eval
     def evaluate(self, node: F.Node, text: str) -> Value:

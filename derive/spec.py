@@ -202,6 +202,8 @@ def _constant(file: str, place: str, value: Any) -> sympy.Expr:
     """A scalar constant: a number, or text such as '1/2' or '1/alpha'."""
     if isinstance(value, bool):
         raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {value!r}")
+    if isinstance(value, sympy.Rational):
+        return value
     if isinstance(value, int):
         return sympy.Integer(value)
     if isinstance(value, float):
