@@ -59,10 +59,16 @@ class DeriveFile(pytest.File):
         except DeriveError as exc:
             raise self.CollectError(str(exc)) from None
         for rule in d.rules():
-            yield DeriveItem.from_parent(self, name=f"rule L{rule.layer} {rule.target} = {rule.formula}",
-                                         payload=rule)
+            name = _item_name(f"rule L{rule.layer} {rule.target} = {rule.formula}")
+            yield DeriveItem.from_parent(self, name=name, payload=rule)
         for claim in d.spec.claims:
-            yield DeriveItem.from_parent(self, name=f"claim {claim.target} = {claim.formula}", payload=claim)
+            name = _item_name(f"claim {claim.target} = {claim.formula}")
+            yield DeriveItem.from_parent(self, name=name, payload=claim)
+
+
+def _item_name(statement: str) -> str:
+    # pytest turns '.' in node ids into '::'; show transposes as ᵀ and keep other dots
+    return statement.replace(".T", "ᵀ")
 
 
 class DeriveFailure(Exception):

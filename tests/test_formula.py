@@ -1,0 +1,76 @@
+"""The formula parser: the language it accepts, and the escapes it refuses without
+running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sympy
+
+from derive import formula as F
+from derive.errors import FormulaError
+
+CANARY = Path("/tmp/derive-canary")
+
+
+def test_parses_the_language() -> None:
+    tree = F.parse("sum(dZ2, axis=1) / m")
+    assert isinstance(tree, F.BinOp) and tree.op == "/"
+    assert isinstance(tree.left, F.Call) and tree.left.func == "sum"
+    assert tree.left.axis == F.Num(sympy.Integer(1), 15)
+    assert F.names(F.parse("(W2.T @ dZ2) * (1 - A1**2)")) == {"W2", "dZ2", "A1"}
+    assert F.parse("0.5 * A").left.value == sympy.Rational(1, 2)  # type: ignore[union-attr]
+    assert F.parse("A1 ** -2").right == F.Neg(F.Num(sympy.Integer(2), 8), 7)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('__import__("os").system("touch /tmp/derive-canary")', "only plain function names"),
+        ('__import__("os")', "names may not start with '_'"),
+        ("().__class__.__base__.__subclasses__()", "only plain function names"),
+        ("X.__class__", "only the attribute '.T'"),
+        ("sigmoid.__globals__", "only the attribute '.T'"),
+        ("open('/tmp/derive-canary', 'w')", "only numbers are allowed as constants"),
+        ("getattr(X, 'T')", "only numbers are allowed as constants"),
+        ("lambda: 0", "Lambda is not part of the formula language"),
+        ("[x for x in X]", "ListComp is not part of the formula language"),
+        ("{x: 1}", "Dict is not part of the formula language"),
+        ("X[0]", "Subscript is not part of the formula language"),
+        ("X if m else Y", "IfExp is not part of the formula language"),
+        ("(x := 1)", "NamedExpr is not part of the formula language"),
+        ("A ^ 2", "'^' is not a power here"),
+        ("A ** B", "an exponent must be a literal number"),
+        ("A ** 10000", "larger than the limit 64"),
+        ("9" * 40, "integer literal too large"),
+        ("sum(A, keepdims=1)", "the only keyword argument is 'axis'"),
+        ("f(*X)", "starred arguments are not allowed"),
+        ("A @", "syntax error"),
+        ("", "empty formula"),
+        ("x" * 3000, "limit 2000"),
+        ("(" * 200 + "x" + ")" * 200, "nesting deeper than"),
+        ("-" * 500 + "x", "nested deeper than"),
+    ],
+)
+def test_rejected_without_side_effects(text: str, message: str) -> None:
+    CANARY.unlink(missing_ok=True)
+    with pytest.raises(FormulaError, match=message.replace("(", r"\(").replace("*", r"\*").replace("^", r"\^")):
+        F.parse(text)
+    assert not CANARY.exists()
+
+
+def test_error_points_at_column() -> None:
+    with pytest.raises(FormulaError) as info:
+        F.parse("dZ1 @ X.foo")
+    assert info.value.column == 7
+    assert "at column 7" in str(info.value)
+
+
+def test_to_scalar() -> None:
+    alpha = sympy.Symbol("alpha", real=True)
+    assert F.to_scalar(F.parse("1/alpha"), "1/alpha") == 1 / alpha
+    with pytest.raises(FormulaError, match="division by zero"):
+        F.to_scalar(F.parse("1/0"), "1/0")
+    with pytest.raises(FormulaError, match="scalar constant"):
+        F.to_scalar(F.parse("A.T"), "A.T")
