@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy
 from sympy import Expr, Matrix
 
-from derive.equality import Judge, TooLarge, is_zero
+from derive.equality import Judge, TooLarge, is_zero, size_exceeds
 from derive.network import Network
 
 MAX_RATIO_OPS = 3_000
@@ -48,12 +48,13 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
     """claimed/true on the first entry where the truth is not 0, if free of atoms."""
     unfold = judge.unfold_steps()[-1][1]
     constants = set(judge.net.free_constants)
+    zero = sympy.Integer(0)
     for i in range(len(true)):
-        t = unfold(true[i])
+        t = -unfold(zero, true[i])
         if t == 0:
             continue
-        c = unfold(claimed[i])
-        if sympy.count_ops(t) + sympy.count_ops(c) > MAX_RATIO_OPS:
+        c = unfold(claimed[i], zero)
+        if size_exceeds(t, MAX_RATIO_OPS) or size_exceeds(c, MAX_RATIO_OPS):
             return None
         k = sympy.cancel(c / t)
         return k if k.free_symbols <= constants and k != 1 else None
@@ -110,8 +111,8 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
         return None
     unfold = judge.unfold_steps()[-1][1]
     for i in range(len(true)):
-        d = unfold(claimed[i] - true[i])
-        if sympy.count_ops(d) > MAX_RATIO_OPS:
+        d = unfold(claimed[i], true[i])
+        if size_exceeds(d, MAX_RATIO_OPS):
             return None
         d = sympy.expand(d)
         if d == 0:
@@ -122,7 +123,7 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
             for value in sympy.solve(d, c):
                 if value.free_symbols:
                     continue
-                fixed = (unfold(a - b).xreplace({c: value}) for a, b in zip(claimed, true))
+                fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
                 if all(is_zero(e) for e in fixed):
                     return f"holds only when {c} = {value}"
         return None

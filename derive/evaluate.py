@@ -17,7 +17,7 @@ so ``sigmoid(Z1)`` and ``A1`` are the same expression.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Union
+from typing import Callable
 
 import sympy
 from sympy import Expr, Integer, Matrix, Symbol
@@ -26,14 +26,10 @@ from derive import formula as F
 from derive.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
 from derive.errors import FormulaError, ShapeError
 from derive.network import Network
+from derive.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 from derive.truth import Truth
 
-Value = Union[Matrix, Expr]
 MAX_ENTRIES = 1_000_000
-
-
-def is_matrix(v: Value) -> bool:
-    return isinstance(v, sympy.MatrixBase)
 
 
 def shape_of(v: Value) -> tuple[int, int] | None:
@@ -151,7 +147,7 @@ class Evaluator:
                     f"(inner sizes {a.shape[1]} and {b.shape[0]} differ) at column {node.col}"  # type: ignore[union-attr]
                 )
             self._guard(a.shape[0] * b.shape[1])  # type: ignore[union-attr]
-            return a * b  # type: ignore[operator]
+            return matmul(a, b)  # type: ignore[arg-type]
         if op == "**":
             n = b
             if is_matrix(a):
@@ -336,34 +332,3 @@ class Evaluator:
         a, b = (x if is_matrix(x) else Matrix([[x]]) for x in args)
         self._guard(len(a) * len(b))
         return kron(a, b)
-
-
-def vec(m: Matrix) -> Matrix:
-    """Stack the columns (column-major)."""
-    r, c = m.shape
-    return Matrix(r * c, 1, lambda k, _: m[k % r, k // r])
-
-
-def kron(a: Matrix, b: Matrix) -> Matrix:
-    """The Kronecker product a ⊗ b."""
-    ra, ca = a.shape
-    rb, cb = b.shape
-    return Matrix(ra * rb, ca * cb, lambda i, j: a[i // rb, j // cb] * b[i % rb, j % cb])
-
-
-def broadcast(f: Callable[[Expr, Expr], Expr], a: Value, b: Value, where: str) -> Value:
-    """Apply f entrywise with NumPy broadcasting of 2-D shapes and scalars."""
-    if not is_matrix(a) and not is_matrix(b):
-        return f(a, b)  # type: ignore[arg-type]
-    if not is_matrix(a):
-        return b.applyfunc(lambda y: f(a, y))  # type: ignore[union-attr,arg-type]
-    if not is_matrix(b):
-        return a.applyfunc(lambda x: f(x, b))  # type: ignore[union-attr,arg-type]
-    (ra, ca), (rb, cb) = a.shape, b.shape  # type: ignore[union-attr]
-    if (ra != rb and 1 not in (ra, rb)) or (ca != cb and 1 not in (ca, cb)):
-        raise ShapeError(f"{where}: shapes {ra}×{ca} and {rb}×{cb} do not broadcast")
-    r, c = max(ra, rb), max(ca, cb)
-    return Matrix(
-        r, c,
-        lambda i, j: f(a[i if ra > 1 else 0, j if ca > 1 else 0], b[i if rb > 1 else 0, j if cb > 1 else 0]),  # type: ignore[index]
-    )

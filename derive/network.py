@@ -24,6 +24,7 @@ import sympy
 from sympy import Expr, Matrix, Symbol
 
 from derive.activations import ACTIVATIONS, Activation, softmax_column
+from derive.matrices import matmul
 from derive.spec import Spec
 
 COST = Symbol("J", real=True)
@@ -122,9 +123,9 @@ def build(spec: Spec) -> Network:
         act = ACTIVATIONS[layer_spec.activation]
         w, b = matrices[f"W{l}"], matrices[f"b{l}"]
         if rows:
-            pre = prev * w.T + Matrix(m, 1, [1] * m) * b.T
+            pre = matmul(prev, w.T) + matmul(Matrix(m, 1, [1] * m), b.T)
         else:
-            pre = w * prev + b * Matrix(1, m, [1] * m)
+            pre = matmul(w, prev) + matmul(b, Matrix(1, m, [1] * m))
         z = _atoms(f"Z{l}", pre, definitions)
         if layer_spec.activation == "identity":
             a = z
