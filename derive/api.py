@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import time
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +27,14 @@ from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")
+PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
+_FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None
+
+
+def _forked_check(index: int) -> Check:
+    assert _FORKED is not None
+    d, tasks = _FORKED
+    return d._check_task(tasks[index])
 Progress = Callable[[Check], None]
 
 
@@ -82,30 +92,56 @@ class Derivation:
         """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""
         return claims.check(self.evaluator, self.judge, target, formula)
 
-    def check_rules(self, progress: Progress | None = None) -> list[Check]:
-        out = []
-        for r in rules_for(self.net):
-            out.append(self.check_rule(r))
-            if progress:
-                progress(out[-1])
-        return out
+    def check_rules(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
+        tasks: list[Rule | ClaimSpec] = list(rules_for(self.net))
+        return self._run(tasks, progress, jobs)
 
-    def check_claims(self, progress: Progress | None = None) -> list[Check]:
-        out = []
-        for c in self.spec.claims:
-            out.append(self.check_spec_claim(c))
-            if progress:
-                progress(out[-1])
-        return out
+    def check_claims(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
+        return self._run(list(self.spec.claims), progress, jobs)
 
     def count_checks(self, rules: bool = True) -> int:
         return (len(rules_for(self.net)) if rules else 0) + len(self.spec.claims)
 
-    def report(self, rules: bool = True, progress: Progress | None = None) -> Report:
-        """Check every rule (unless ``rules=False``) and every claim of the spec."""
+    def auto_jobs(self) -> int:
+        """Worker processes that pay: two for large networks on a machine with two cores."""
+        cores = os.cpu_count() or 1
+        return min(2, cores) if self.net.parameter_count >= PARALLEL_FROM else 1
+
+    def _check_task(self, task: Rule | ClaimSpec) -> Check:
+        return self.check_rule(task) if isinstance(task, Rule) else self.check_spec_claim(task)
+
+    def _run(self, tasks: list[Rule | ClaimSpec], progress: Progress | None, jobs: int) -> list[Check]:
+        out: list[Check] = []
+        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
+            self.judge.sample_points()  # built once, inherited by the workers
+            global _FORKED
+            _FORKED = (self, tasks)
+            try:
+                with mp.get_context("fork").Pool(jobs) as pool:
+                    for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
+                        out.append(check)
+                        if progress:
+                            progress(check)
+            finally:
+                _FORKED = None
+            return out
+        for task in tasks:
+            out.append(self._check_task(task))
+            if progress:
+                progress(out[-1])
+        return out
+
+    def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None) -> Report:
+        """Check every rule (unless ``rules=False``) and every claim of the spec.
+
+        ``jobs`` worker processes (default: :meth:`auto_jobs`) share the work; the order of
+        the results does not depend on it.
+        """
         start = time.perf_counter()
-        checked_rules = self.check_rules(progress) if rules else []
-        checked_claims = self.check_claims(progress)
+        jobs = self.auto_jobs() if jobs is None else jobs
+        self.truth  # build it before any worker forks: they inherit it
+        checked_rules = self.check_rules(progress, jobs) if rules else []
+        checked_claims = self.check_claims(progress, jobs)
         spec = self.spec
         conventions = {
             "activations": [layer.activation for layer in spec.layers],  # type: ignore[dict-item]

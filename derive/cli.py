@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--local", dest="strategy", action="store_const", const="local",
                    help="same as --strategy local")
     c.add_argument("--no-rules", action="store_true", help="check only the claims")
+    c.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
     c.add_argument("--max-parameters", type=int, default=Limits.max_parameters, metavar="N",
                    help=f"refuse larger networks (default {Limits.max_parameters})")
     return p
@@ -65,7 +67,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     for file in args.files:
         try:
             d = load(file, strategy=args.strategy, limits=limits)
-            report = _run(d, not args.no_rules, err)
+            report = _run(d, not args.no_rules, err, args.jobs)
         except DeriveError as exc:
             err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
             status = max(status, BAD_INPUT)
@@ -89,14 +91,14 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     return status
 
 
-def _run(d: "derive.Derivation", rules: bool, err: Console) -> "derive.Report":
+def _run(d: "derive.Derivation", rules: bool, err: Console, jobs: int | None) -> "derive.Report":
     total = d.count_checks(rules)
     if not err.is_terminal:
-        return d.report(rules)
+        return d.report(rules, jobs=jobs)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task(d.spec.name, total=total)
-        return d.report(rules, progress=lambda _c: bar.advance(task))
+        return d.report(rules, progress=lambda _c: bar.advance(task), jobs=jobs)
 
 
 if __name__ == "__main__":

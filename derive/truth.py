@@ -218,7 +218,7 @@ class GlobalTruth:
         return expr
 
 
-def make_truth(net: Network, strategy: str = "auto", threshold: int = 40) -> Truth:
+def make_truth(net: Network, strategy: str = "auto", threshold: int = 20) -> Truth:
     """``global`` or ``local``; ``auto`` picks global for networks up to ``threshold`` parameters."""
     if strategy == "global" or (strategy == "auto" and net.parameter_count <= threshold):
         return GlobalTruth(net)
