@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import time
@@ -21,14 +22,22 @@ from derive.errors import FormulaError, SpecError
 from derive.equality import Judge
 from derive.evaluate import Evaluator
 from derive.network import Network, build
-from derive.proof import Check, Report
+from derive.kronecker import ALL_SIZES
+from derive.kronecker import vec_abc as _vec_abc
+from derive.proof import PROVEN, UNPROVEN, Check, Report
 from derive.rules import Rule, rules_for
 from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")
-PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
+PARALLEL_FROM = 1000
+ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem  # parameters; below this, starting workers costs more than it saves
 _FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None
+
+
+@functools.lru_cache(maxsize=1)
+def general_vec_abc():  # type: ignore[no-untyped-def]
+    return _vec_abc()
 
 
 def _forked_check(index: int) -> Check:
@@ -78,8 +87,25 @@ class Derivation:
         return rules_for(self.net)
 
     def check_rule(self, rule: Rule) -> Check:
+        if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > ABC_EXPLICIT_LIMIT:
+            return self._abc_instance(rule)
         return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
                             layer=rule.layer, rule=rule.rule)
+
+    def _abc_products(self, layer: int) -> int:
+        s = self.spec.sizes
+        return s[layer - 1] * s[layer] * self.spec.batch * s[layer - 1]
+
+    def _abc_instance(self, rule: Rule) -> Check:
+        """Large layers: vec(ABC) at these shapes is an instance of the all-sizes theorem."""
+        start = time.perf_counter()
+        general = general_vec_abc()
+        s = self.spec.sizes
+        entries = s[rule.layer - 1] ** 2  # W_lᵀ dZ_l A_{l-1}ᵀ is n_{l-1}×n_{l-1}
+        verdict = PROVEN if general.verdict == ALL_SIZES else UNPROVEN
+        return Check("rule", rule.target, rule.formula, verdict,
+                     f"instance of {general.statement}, {general.verdict} (derive identities)",
+                     entries, time.perf_counter() - start, layer=rule.layer, rule=rule.rule)
 
     def check_spec_claim(self, claim: ClaimSpec) -> Check:
         try:

@@ -14,7 +14,7 @@ import time
 from sympy import Matrix
 
 from derive import formula as F
-from derive.diagnosis import diagnose, transposed_shape
+from derive.diagnosis import TRANSPOSED, diagnose, transposed_shape
 from derive.equality import Judge, TooLarge
 from derive.errors import FormulaError, ShapeError
 from derive.evaluate import Evaluator, is_matrix, show_shape
@@ -26,8 +26,11 @@ def check_target(node: F.Node, text: str) -> None:
         return
     if isinstance(node, F.Call) and node.func == "vec" and len(node.args) == 1:
         return check_target(node.args[0], text)
+    if isinstance(node, F.Call) and node.func == "J":
+        return
     raise FormulaError(text, getattr(node, "col", None),
-                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1)")
+                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1), "
+                       "or a Jacobian such as J(Z1, b1)")
 
 
 def as_matrix(v: object) -> Matrix:
@@ -39,10 +42,20 @@ def check(
     layer: int | None = None, rule: str | None = None, place: str | None = None,
     expect: str = PROVEN,
 ) -> Check:
-    """Prove, refute or leave unproven ``target = formula``."""
+    """Prove, refute or leave unproven ``target = formula``.
+
+    A claim's target must be a derivative (``dV``, ``vec(dV)``, ``J(y, x)``); a built-in
+    rule (``kind="rule"``) may also state a forward identity such as ``vec(Z1) = ...``.
+    """
     start = time.perf_counter()
     target_node = F.parse(target)
-    check_target(target_node, target)
+    if kind == "claim":
+        check_target(target_node, target)
+    jacobian = isinstance(target_node, F.Call) and target_node.func == "J"
+    layout = evaluator.net.spec.layout if evaluator.net.spec is not None else "numerator"
+    other = "denominator" if layout == "numerator" else "numerator"
+    transposed = (f"it is the transpose: this is the {other}-layout Jacobian (the spec uses {layout} layout)"
+                  if jacobian else None)
     true = as_matrix(evaluator.evaluate(target_node, target))
     formula_node = F.parse(formula)
 
@@ -60,7 +73,7 @@ def check(
         if transposed_shape(claimed, true):
             try:
                 if judge.prove(claimed.T, true) is not None:
-                    diagnosis = "it is the transpose of the true gradient (a stray or missing transpose)"
+                    diagnosis = transposed or TRANSPOSED
             except TooLarge:
                 pass
         return result(REFUTED, "shapes", detail=detail, diagnosis=diagnosis)
@@ -74,7 +87,7 @@ def check(
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
         return result(REFUTED, f"counterexample ({how})", counterexample=counterexample,
-                      diagnosis=diagnose(evaluator.net, judge, claimed, true))
+                      diagnosis=diagnose(evaluator.net, judge, claimed, true, transposed))
     return result(
         UNPROVEN, "neither",
         detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "

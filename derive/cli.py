@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
                    help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
     c.add_argument("--max-parameters", type=int, default=Limits.max_parameters, metavar="N",
                    help=f"refuse larger networks (default {Limits.max_parameters})")
+    i = sub.add_parser("identities", help="prove the vec/Kronecker identities for all sizes")
+    i.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    i.add_argument("--check-sizes", type=int, default=0, metavar="N",
+                   help="also check each identity at every size up to N (evidence, not proof)")
     return p
 
 
@@ -55,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True, highlight=False)
     try:
+        if args.command == "identities":
+            return _identities(args, out)
         return _check(args, out, err)
     except KeyboardInterrupt:
         err.print("derive: interrupted")
@@ -89,6 +95,23 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
         if not report.ok:
             status = max(status, FAILED)
     return status
+
+
+def _identities(args: argparse.Namespace, out: Console) -> int:
+    from derive.kronecker import ALL_SIZES, check_sizes, identities
+
+    results = identities()
+    sizes = check_sizes(args.check_sizes) if args.check_sizes > 0 else {}
+    if args.json:
+        print(json.dumps({"identities": [
+            {"name": r.name, "statement": r.statement, "verdict": r.verdict, "steps": r.steps,
+             "counterexample": r.counterexample, "sizes_checked": sizes.get(r.name)} for r in results]},
+            ensure_ascii=False))
+    else:
+        out.print(render.identities(results, sizes, args.check_sizes))
+    # general identities must be proven, the wrong variants refuted
+    ok = all(r.verdict == ALL_SIZES for r in results[:3]) and all(r.verdict == "refuted" for r in results[3:])
+    return OK if ok else FAILED
 
 
 def _run(d: "derive.Derivation", rules: bool, err: Console, jobs: int | None) -> "derive.Report":

@@ -18,10 +18,16 @@ from derive.network import Network
 MAX_RATIO_OPS = 3_000
 
 
-def diagnose(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+TRANSPOSED = "it is the transpose of the true gradient (a stray or missing transpose)"
+
+
+def diagnose(net: Network, judge: Judge, claimed: Matrix, true: Matrix,
+             transpose_message: str | None = None) -> str | None:
     """A sentence naming the mistake, or None when no candidate could be proven."""
     try:
-        for candidate in (_transpose, _constant_factor, _activation_factor, _condition):
+        if transposed_shape(claimed, true) and _proven(judge, claimed.T, true):
+            return transpose_message or TRANSPOSED
+        for candidate in (_constant_factor, _activation_factor, _condition):
             found = candidate(net, judge, claimed, true)
             if found:
                 return found
@@ -36,12 +42,6 @@ def _proven(judge: Judge, claimed: Matrix, true: Matrix) -> bool:
 
 def transposed_shape(claimed: Matrix, true: Matrix) -> bool:
     return claimed.shape == (true.shape[1], true.shape[0])
-
-
-def _transpose(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
-    if transposed_shape(claimed, true) and _proven(judge, claimed.T, true):
-        return "it is the transpose of the true gradient (a stray or missing transpose)"
-    return None
 
 
 def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:

@@ -25,7 +25,7 @@ from sympy import Expr, Integer, Matrix, Symbol
 from derive import formula as F
 from derive.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
 from derive.errors import FormulaError, ShapeError
-from derive.network import Network
+from derive.network import COST, Network
 from derive.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 from derive.truth import Truth
 
@@ -62,17 +62,20 @@ class Evaluator:
         self.functions.update(
             exp=self._elementwise(sympy.exp), log=self._log, sum=self._sum, eye=self._eye,
             ones=self._ones, zeros=self._zeros, diag=self._diag, vec=self._vec, kron=self._kron,
+            J=self._jacobian,
         )
 
     # ----------------------------------------------------------------- names
     def known_names(self) -> list[str]:
-        names = [n for n in self.net.matrices]
+        names = [n for n in self.net.matrices] + ["L"]
         names += [f"d{n}" for n, k in self.net.kinds.items() if k != "target" and n != "A0"]
         return names + sorted(self.constants)
 
     def lookup(self, name: str, text: str, col: int) -> Value:
         if name in self.net.matrices:
             return self.net.matrices[name]
+        if name == "L":  # the cost, as the first argument of J(L, A2)
+            return Matrix([[COST]])
         if name in self.constants:
             return self.constants[name]
         if name.startswith("d") and name[1:] in self.net.matrices:
@@ -92,7 +95,7 @@ class Evaluator:
     def validate(self, node: F.Node, text: str) -> None:
         """Check every name and function of a formula without evaluating anything."""
         if isinstance(node, F.Name):
-            if not (node.id in self.net.matrices or node.id in self.constants):
+            if not (node.id in self.net.matrices or node.id in self.constants or node.id == "L"):
                 grad = node.id.startswith("d") and node.id[1:] in self.net.matrices
                 if not grad or self.net.kinds.get(node.id[1:]) == "target":
                     self.lookup(node.id, text, node.col)  # raises the right message
@@ -332,3 +335,56 @@ class Evaluator:
         a, b = (x if is_matrix(x) else Matrix([[x]]) for x in args)
         self._guard(len(a) * len(b))
         return kron(a, b)
+
+    def _jacobian(self, node: F.Call, args: list[Value], text: str) -> Value:
+        """J(y, x) or J(y, x, k): ∂vec(y)/∂vec(x) in the spec's layout (numerator: n×k).
+
+        With k, batch matrices are restricted to example k first.  The derivative is the
+        total one: atoms between x and y are composed before SymPy differentiates.
+        """
+        self._arity(node, args, text, 2, 3)
+        y, x = (a if is_matrix(a) else Matrix([[a]]) for a in args[:2])
+        if len(args) == 3:
+            k = args[2]
+            m = int(self.constants["m"])
+            if is_matrix(k) or not getattr(k, "is_Integer", False) or not 0 <= int(k) < m:  # type: ignore[arg-type]
+                raise FormulaError(text, node.col, f"J(y, x, k): k must be an example from 0 to {m - 1}")
+            y, x = self._example(y, int(k)), self._example(x, int(k))  # type: ignore[arg-type]
+        yv, xv = vec(y), vec(x)  # type: ignore[arg-type]
+        for e in xv:
+            if not isinstance(e, Symbol):
+                raise FormulaError(text, node.col,
+                                   "J(y, x): x must be a value of the network such as b1, vec(W1), Z1 or A1")
+        self._guard(len(yv) * len(xv))
+        xs = set(xv)
+        composed = self._compose_down_to(xs)
+        back = {v: k for k, v in composed.items()}
+        canon = self.net.canon
+
+        def entry(i: int, j: int) -> Expr:
+            e = yv[i].xreplace(composed) if yv[i] not in xs else yv[i]
+            return sympy.diff(e, xv[j]).xreplace(back).xreplace(canon)
+
+        jac = Matrix(len(yv), len(xv), entry)
+        layout = self.net.spec.layout if self.net.spec is not None else "numerator"
+        return jac.T if layout == "denominator" else jac
+
+    def _example(self, v: Matrix, k: int) -> Matrix:
+        rows = self.net.spec is not None and self.net.spec.batch_layout == "rows"
+        m = int(self.constants["m"])
+        if rows and v.shape[0] == m and m > 1:
+            return v.row(k).T
+        if not rows and v.shape[1] == m and m > 1:
+            return v.col(k)
+        return v
+
+    def _compose_down_to(self, xs: set[Symbol]) -> dict[Symbol, Expr]:
+        """Atoms that depend on xs, composed into expressions of xs and independent atoms."""
+        composed: dict[Symbol, Expr] = {}
+        for s, d in self.net.definitions.items():
+            if s in xs:
+                continue
+            free = d.free_symbols
+            if free & xs or any(a in composed for a in free):
+                composed[s] = d.xreplace({a: composed[a] for a in free if a in composed})  # type: ignore[misc]
+        return composed

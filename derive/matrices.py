@@ -21,25 +21,75 @@ def is_matrix(v: Value) -> bool:
 
 
 def matmul(a: Matrix, b: Matrix) -> Matrix:
-    """a @ b, each entry built as one flat sum (SymPy's own product re-flattens per term)."""
-    n = a.shape[1]
-    rows = [a.row(i) for i in range(a.shape[0])]
-    cols = [b.col(j) for j in range(b.shape[1])]
-    return Matrix(a.shape[0], b.shape[1],
-                  lambda i, j: sympy.Add(*[rows[i][k] * cols[j][k] for k in range(n)]))
+    """a @ b, each entry built as one flat sum of its nonzero products.
+
+    (SymPy's own product re-flattens the growing sum term by term, and Kronecker factors
+    such as A ⊗ I are mostly zeros: both dominated the run time of large networks.)
+    """
+    zero = sympy.S.Zero
+    if a.shape[1] != b.shape[0]:
+        raise ShapeError(f"cannot multiply {a.shape[0]}×{a.shape[1]} @ {b.shape[0]}×{b.shape[1]}")
+    rows = [[(k, e) for k, e in enumerate(row) if e is not zero] for row in a.tolist()]
+    cols = b.T.tolist()
+    width = b.shape[1]
+    flat = [zero] * (a.shape[0] * width)
+    for i, row in enumerate(rows):
+        if not row:
+            continue
+        for j, col in enumerate(cols):
+            terms = []
+            for k, e in row:
+                c = col[k]
+                if c is zero:
+                    continue
+                if e.is_Add:  # distribute: chained products stay flat sums of monomials
+                    terms.extend(t * c for t in e.args)
+                else:
+                    terms.append(e * c)
+            if terms:
+                flat[i * width + j] = sympy.Add(*terms)
+    return Matrix(a.shape[0], width, flat)
+
+
+def vec_index(i: Expr | int, j: Expr | int, rows: Expr | int) -> Expr | int:
+    """Position of entry (i, j) of a matrix with ``rows`` rows in its vec (column-major)."""
+    return j * rows + i
+
+
+def kron_index(outer: Expr | int, inner: Expr | int, inner_size: Expr | int) -> Expr | int:
+    """Row (or column) of P ⊗ Q for row ``outer`` of P and row ``inner`` of Q (Q has ``inner_size``)."""
+    return outer * inner_size + inner
 
 
 def vec(m: Matrix) -> Matrix:
-    """Stack the columns (column-major)."""
+    """Stack the columns (column-major): vec(M)[vec_index(i, j, rows)] = M[i, j]."""
     r, c = m.shape
-    return Matrix(r * c, 1, lambda k, _: m[k % r, k // r])
+    flat = [sympy.S.Zero] * (r * c)
+    for i in range(r):
+        for j in range(c):
+            flat[vec_index(i, j, r)] = m[i, j]  # type: ignore[index]
+    return Matrix(r * c, 1, flat)
 
 
 def kron(a: Matrix, b: Matrix) -> Matrix:
-    """The Kronecker product a ⊗ b."""
+    """The Kronecker product a ⊗ b: (a ⊗ b)[α·r + β, γ·s + δ] = a[α, γ] b[β, δ] for b r×s."""
     ra, ca = a.shape
     rb, cb = b.shape
-    return Matrix(ra * rb, ca * cb, lambda i, j: a[i // rb, j // cb] * b[i % rb, j % cb])
+    zero = sympy.S.Zero
+    width = ca * cb
+    flat = [zero] * (ra * rb * width)
+    for al in range(ra):
+        for ga in range(ca):
+            x = a[al, ga]
+            if x is zero:
+                continue
+            for be in range(rb):
+                row = kron_index(al, be, rb) * width
+                for de in range(cb):
+                    y = b[be, de]
+                    if y is not zero:
+                        flat[row + kron_index(ga, de, cb)] = x * y  # type: ignore[operator]
+    return Matrix(ra * rb, width, flat)
 
 
 def broadcast(f: Callable[[Expr, Expr], Expr], a: Value, b: Value, where: str) -> Value:

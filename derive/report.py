@@ -142,3 +142,27 @@ def summary_line(report: Report) -> str:
                 words.append(f"{n} {v} ({expected} as expected)")
         out.append(f"{head}: {', '.join(words)}.")
     return " ".join(out) if out else "nothing to check."
+
+
+def identities(results: list, sizes: dict[str, int], limit: int) -> Group:  # type: ignore[type-arg]
+    """The vec/Kronecker identities with their verdicts and index-calculus steps."""
+    parts: list[RenderableType] = []
+    for r in results:
+        t = Text()
+        style = "bold green" if r.verdict.startswith("proven") else "bold red" if r.verdict == "refuted" else "bold yellow"
+        t.append(f"{r.statement}", style="bold")
+        t.append("  ")
+        t.append(r.verdict, style=style)
+        for k, step in enumerate(r.steps, start=1):
+            t.append(f"\n  {k}. {step}")
+        if r.counterexample:
+            t.append(f"\n  counterexample: {r.counterexample}")
+        if r.name in sizes:
+            t.append(f"\n  also checked with symbolic entries at all {sizes[r.name]} size combinations up to {limit}",
+                     style="dim")
+        parts.append(t)
+        parts.append(Text(""))
+    proven = sum(1 for r in results if r.verdict.startswith("proven"))
+    refuted = sum(1 for r in results if r.verdict == "refuted")
+    parts.append(Text(f"{proven} identities proven for all sizes; {refuted} wrong variants refuted."))
+    return Group(*parts)

@@ -24,7 +24,7 @@ from derive.spec import Spec
 @dataclass(frozen=True)
 class Rule:
     layer: int
-    rule: str  # dZ | dA | dW | db
+    rule: str  # dZ | dA | dW | db | vec(Z) | vec(dW) | vec(ABC)
     target: str
     formula: str
 
@@ -95,7 +95,29 @@ def layer_rules(spec: Spec, l: int) -> list[Rule]:
     return out
 
 
-def rules_for(net: Network) -> list[Rule]:
+def kronecker_rules(spec: Spec, l: int) -> list[Rule]:
+    """The vec/Kronecker forms of layer l (shared/MATH.md §5), at the spec's sizes.
+
+    Column batch: vec(Z) = (Aᵀ ⊗ I) vec(W) + (1 ⊗ b), vec(dW) = (A ⊗ I) vec(dZ);
+    row batch: the same for Zᵀ and dZᵀ.  vec(ABC) = (Cᵀ ⊗ A) vec(B) is stated with
+    A = W_lᵀ, B = dZ_l (dZ_lᵀ for rows), C = A_{l-1}ᵀ (A_{l-1}): three genuinely
+    different shapes of this network.
+    """
+    a, n = _a(l - 1), f"n{l}"
+    if spec.batch_layout == "rows":
+        return [
+            Rule(l, "vec(Z)", f"vec(Z{l}.T)", f"kron({a}, eye({n})) @ vec(W{l}) + kron(ones(m, 1), b{l})"),
+            Rule(l, "vec(dW)", f"vec(dW{l})", f"kron({a}.T, eye({n})) @ vec(dZ{l}.T)"),
+            Rule(l, "vec(ABC)", f"vec(W{l}.T @ dZ{l}.T @ {a})", f"kron({a}.T, W{l}.T) @ vec(dZ{l}.T)"),
+        ]
+    return [
+        Rule(l, "vec(Z)", f"vec(Z{l})", f"kron({a}.T, eye({n})) @ vec(W{l}) + kron(ones(m, 1), b{l})"),
+        Rule(l, "vec(dW)", f"vec(dW{l})", f"kron({a}, eye({n})) @ vec(dZ{l})"),
+        Rule(l, "vec(ABC)", f"vec(W{l}.T @ dZ{l} @ {a}.T)", f"kron({a}, W{l}.T) @ vec(dZ{l})"),
+    ]
+
+
+def rules_for(net: Network, kronecker: bool = True) -> list[Rule]:
     """Every rule of every layer, in backprop order (output layer first)."""
     spec = net.spec
     if spec is None:
@@ -105,4 +127,6 @@ def rules_for(net: Network) -> list[Rule]:
     for l in range(L, 0, -1):
         out.append(dz_rule(spec, l))
         out.extend(layer_rules(spec, l))
+        if kronecker:
+            out.extend(kronecker_rules(spec, l))
     return out

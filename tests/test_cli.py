@@ -38,7 +38,7 @@ def test_json_shape() -> None:
     assert doc["network"]["sizes"] == [2, 4, 1]
     assert doc["network"]["batch"] == 3 and doc["network"]["parameters"] == 17
     rules = doc["rules"]
-    assert {r["rule"] for r in rules} == {"dA", "dZ", "dW", "db"}
+    assert {r["rule"] for r in rules} == {"dA", "dZ", "dW", "db", "vec(Z)", "vec(dW)", "vec(ABC)"}
     for rule in rules:
         assert set(rule) >= {"layer", "rule", "statement", "entries", "verdict", "seconds"}
         assert rule["verdict"] == "proven"
