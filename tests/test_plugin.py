@@ -23,14 +23,14 @@ claims:
 def test_collects_rules_and_claims(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", **{"derivations/net": GOOD})
     result = pytester.runpytest("derivations", "-v")
-    result.assert_outcomes(passed=9 + 2)
+    result.assert_outcomes(passed=15 + 2)  # 15 rules (9 backprop + 6 vec), 2 claims
     result.stdout.fnmatch_lines(["*rule L1 dW1 = dZ1 @ Xᵀ PASSED*", "*claim dZ2 = (A2 - Y) / m PASSED*"])
 
 
 def test_failure_reads_like_a_refutation(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", **{"derivations/wrong": WRONG})
     result = pytester.runpytest("derivations")
-    result.assert_outcomes(passed=9, failed=1)
+    result.assert_outcomes(passed=15, failed=1)
     result.stdout.fnmatch_lines([
         "*claim dZ2 = A2 - Y is refuted*",
         "*claimed: dZ2 = A2 - Y*",
@@ -44,7 +44,7 @@ def test_glob_is_configurable(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", **{"notes/net": GOOD, "derivations/other": WRONG})
     pytester.makeini("[pytest]\nderive_files = notes/*.yaml\n")
     result = pytester.runpytest("notes", "derivations")
-    result.assert_outcomes(passed=11)
+    result.assert_outcomes(passed=17)
 
 
 def test_bad_spec_is_a_collection_error(pytester: pytest.Pytester) -> None:
