@@ -36,7 +36,8 @@ def test_every_rule_proven(strategy: str, layers, inputs, loss, batch, extra) ->
     bad = [c.statement for c in checks if c.verdict != "proven"]
     assert not bad, bad
     for c in checks:
-        assert c.entries == len(d.net.matrices[c.target[1:]])
+        if not c.rule.startswith("vec"):  # type: ignore[union-attr]
+            assert c.entries == len(d.net.matrices[c.target[1:]])
 
 
 def test_rows_layout_rules_are_transposed() -> None:
