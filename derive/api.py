@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from derive import claims
+from derive import budget, claims
 from derive import formula as F
 from derive.errors import FormulaError, SpecError
 from derive.equality import Judge
@@ -30,6 +30,7 @@ from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")
+DEFAULT_TIMEOUT = 120.0  # seconds per check
 PARALLEL_FROM = 1000
 ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem  # parameters; below this, starting workers costs more than it saves
 _FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None
@@ -55,6 +56,7 @@ class Derivation:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.spec = spec
         self.strategy = strategy
+        self.deadline = budget.Deadline(None, None)
         self.net: Network = build(spec)
         self._validate_claims()
 
@@ -134,7 +136,20 @@ class Derivation:
         return min(2, cores) if self.net.parameter_count >= PARALLEL_FROM else 1
 
     def _check_task(self, task: Rule | ClaimSpec) -> Check:
-        return self.check_rule(task) if isinstance(task, Rule) else self.check_spec_claim(task)
+        start = time.perf_counter()
+        try:
+            with budget.limit(self.deadline.remaining()):
+                return self.check_rule(task) if isinstance(task, Rule) else self.check_spec_claim(task)
+        except budget.Timeout:
+            return self._timed_out(task, time.perf_counter() - start)
+
+    def _timed_out(self, task: Rule | ClaimSpec, seconds: float) -> Check:
+        detail = "no verdict within the time budget (raise it with --timeout / --timeout-run)"
+        if isinstance(task, Rule):
+            return Check("rule", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
+                         layer=task.layer, rule=task.rule, detail=detail)
+        return Check("claim", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
+                     place=task.place, expect=task.expect, detail=detail)
 
     def _run(self, tasks: list[Rule | ClaimSpec], progress: Progress | None, jobs: int) -> list[Check]:
         out: list[Check] = []
@@ -157,15 +172,23 @@ class Derivation:
                 progress(out[-1])
         return out
 
-    def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None) -> Report:
+    def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None,
+               timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = None) -> Report:
         """Check every rule (unless ``rules=False``) and every claim of the spec.
 
         ``jobs`` worker processes (default: :meth:`auto_jobs`) share the work; the order of
-        the results does not depend on it.
+        the results does not depend on it.  ``timeout`` caps each check and
+        ``timeout_run`` the whole run (seconds; None: no cap): an item that runs out is
+        *unproven (timeout)* and the run goes on with the rest.
         """
         start = time.perf_counter()
         jobs = self.auto_jobs() if jobs is None else jobs
-        self.truth  # build it before any worker forks: they inherit it
+        self.deadline = budget.Deadline(timeout_run, timeout)
+        try:
+            with budget.limit(timeout_run):
+                self.truth  # build it before any worker forks: they inherit it
+        except budget.Timeout:
+            pass  # every check below then times out at once, and says so
         checked_rules = self.check_rules(progress, jobs) if rules else []
         checked_claims = self.check_claims(progress, jobs)
         spec = self.spec

@@ -16,8 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import derive
 from derive import report as render
-from derive.api import STRATEGIES, load
+from derive import formula as F
+from derive.api import DEFAULT_TIMEOUT, STRATEGIES, load
 from derive.errors import DeriveError
+from derive.files import write_atomic
 from derive.spec import Limits
 
 OK, FAILED, BAD_INPUT, INTERNAL = 0, 1, 2, 3
@@ -35,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="prove every layer's backprop rules and check the claims")
     c.add_argument("files", nargs="+", metavar="FILE", help="network specs (YAML)")
     c.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    c.add_argument("-o", "--output", metavar="FILE",
+                   help="with --json: write the JSON lines to FILE (atomically) instead of stdout")
     c.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="truth engine: global (sympy.diff of the whole cost), local (chain rule "
                         "over the atom graph), auto (global for small networks; default)")
@@ -45,8 +49,18 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--no-rules", action="store_true", help="check only the claims")
     c.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
+    c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"seconds per rule or claim before it is unproven (timeout) (default {DEFAULT_TIMEOUT:.0f})")
+    c.add_argument("--timeout-run", type=float, default=None, metavar="S",
+                   help="seconds for each file's whole run (default: no limit)")
     c.add_argument("--max-parameters", type=int, default=Limits.max_parameters, metavar="N",
                    help=f"refuse larger networks (default {Limits.max_parameters})")
+    c.add_argument("--max-batch", type=int, default=Limits.max_batch, metavar="N",
+                   help=f"refuse larger batches (default {Limits.max_batch})")
+    c.add_argument("--max-formula-length", type=int, default=F.MAX_LENGTH, metavar="N",
+                   help=f"refuse longer formulas (default {F.MAX_LENGTH} characters)")
+    c.add_argument("--max-exponent", type=int, default=F.MAX_EXPONENT, metavar="N",
+                   help=f"refuse larger literal exponents (default {F.MAX_EXPONENT})")
     i = sub.add_parser("identities", help="prove the vec/Kronecker identities for all sizes")
     i.add_argument("--json", action="store_true", help="one JSON object on stdout")
     i.add_argument("--check-sizes", type=int, default=0, metavar="N",
@@ -68,12 +82,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
-    limits = Limits(max_parameters=args.max_parameters)
+    for flag in ("timeout", "timeout_run", "max_parameters", "max_batch", "max_formula_length", "max_exponent"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            err.print(f"derive: error: --{flag.replace('_', '-')} must be positive, got {value}")
+            return BAD_INPUT
+    if args.output and not args.json:
+        err.print("derive: error: -o/--output goes with --json")
+        return BAD_INPUT
+    limits = Limits(max_parameters=args.max_parameters, max_batch=args.max_batch)
+    lines: list[str] = []
+    F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent)
     status = OK
     for file in args.files:
         try:
             d = load(file, strategy=args.strategy, limits=limits)
-            report = _run(d, not args.no_rules, err, args.jobs)
+            report = _run(d, not args.no_rules, err, args)
         except DeriveError as exc:
             err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
             status = max(status, BAD_INPUT)
@@ -88,12 +112,20 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
             status = max(status, INTERNAL)
             continue
         if args.json:
-            print(json.dumps(report.as_json(), ensure_ascii=False))
+            lines.append(json.dumps(report.as_json(), ensure_ascii=False))
+            if not args.output:
+                print(lines[-1])
         else:
             out.print(render.render(report))
             out.print()
         if not report.ok:
             status = max(status, FAILED)
+    if args.output:
+        try:
+            write_atomic(args.output, "".join(line + "\n" for line in lines))
+        except OSError as exc:
+            err.print(f"derive: error: cannot write {args.output}: {exc}", markup=False)
+            return BAD_INPUT
     return status
 
 
@@ -114,14 +146,15 @@ def _identities(args: argparse.Namespace, out: Console) -> int:
     return OK if ok else FAILED
 
 
-def _run(d: "derive.Derivation", rules: bool, err: Console, jobs: int | None) -> "derive.Report":
+def _run(d: "derive.Derivation", rules: bool, err: Console, args: argparse.Namespace) -> "derive.Report":
     total = d.count_checks(rules)
-    if not err.is_terminal:
-        return d.report(rules, jobs=jobs)
+    options = dict(jobs=args.jobs, timeout=args.timeout, timeout_run=args.timeout_run)
+    if not err.is_terminal:  # no progress bar in a pipe
+        return d.report(rules, **options)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as bar:
         task = bar.add_task(d.spec.name, total=total)
-        return d.report(rules, progress=lambda _c: bar.advance(task), jobs=jobs)
+        return d.report(rules, progress=lambda _c: bar.advance(task), **options)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,18 @@ class FormulaError(DeriveError):
         self.column = column
         self.message = message
         at = f" at column {column}" if column else ""
-        super().__init__(f"{message}{at} in {text!r}")
+        super().__init__(f"{message}{at} in {_excerpt(text, column)!r}")
+
+
+def _excerpt(text: str, column: int | None, width: int = 60) -> str:
+    """The formula, or a window of it around the column when it is long."""
+    if len(text) <= width:
+        return text
+    centre = (column or 1) - 1
+    start = max(0, min(centre - width // 2, len(text) - width))
+    head = "…" if start > 0 else ""
+    tail = "…" if start + width < len(text) else ""
+    return f"{head}{text[start:start + width]}{tail}"
 
 
 class ShapeError(DeriveError):

@@ -80,14 +80,28 @@ _HINTS: dict[type, str] = {
 }
 
 
+LIMITS = {"max_length": MAX_LENGTH, "max_depth": MAX_DEPTH, "max_exponent": MAX_EXPONENT}
+
+
+def configure(**limits: int) -> None:
+    """Raise (or lower) the parser's limits for this process (the CLI's --max-* flags)."""
+    for key, value in limits.items():
+        if key not in LIMITS or not isinstance(value, int) or value < 1:
+            raise ValueError(f"bad formula limit {key}={value!r}")
+        LIMITS[key] = value
+
+
 def parse(
     text: str,
     *,
-    max_length: int = MAX_LENGTH,
-    max_depth: int = MAX_DEPTH,
-    max_exponent: int = MAX_EXPONENT,
+    max_length: int | None = None,
+    max_depth: int | None = None,
+    max_exponent: int | None = None,
 ) -> Node:
     """Parse one formula.  Raises :class:`FormulaError` with the column of the problem."""
+    max_length = LIMITS["max_length"] if max_length is None else max_length
+    max_depth = LIMITS["max_depth"] if max_depth is None else max_depth
+    max_exponent = LIMITS["max_exponent"] if max_exponent is None else max_exponent
     if not isinstance(text, str):
         raise FormulaError(str(text), None, f"expected a formula as text, got {type(text).__name__}")
     if len(text) > max_length:
@@ -107,7 +121,10 @@ def parse(
     except (RecursionError, MemoryError, ValueError):
         raise FormulaError(text, None, "formula too deeply nested or malformed") from None
     offset = len(text) - len(text.lstrip())
-    return _Converter(text, offset, max_depth, max_exponent).convert(tree.body, 0)
+    try:
+        return _Converter(text, offset, max_depth, max_exponent).convert(tree.body, 0)
+    except RecursionError:
+        raise FormulaError(text, None, "formula too long a chain to analyse; split it") from None
 
 
 class _Converter:
@@ -131,7 +148,9 @@ class _Converter:
             if op is None:
                 hint = _HINTS.get(type(node.op), f"operator {type(node.op).__name__} is not allowed")
                 raise self.fail(node, hint)
-            left = self.convert(node.left, d)
+            # a long sum a + b + c + ... is a chain, not nesting: its left spine keeps the depth
+            chain = isinstance(node.left, ast.BinOp) and type(node.left.op) is type(node.op)
+            left = self.convert(node.left, depth if chain else d)
             right = self.convert(node.right, d)
             if op == "**":
                 self.check_exponent(node.right, right)

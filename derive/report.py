@@ -16,8 +16,9 @@ STYLE = {PROVEN: "bold green", REFUTED: "bold red", UNPROVEN: "bold yellow"}
 MAX_VALUES = 8
 
 
-def verdict_text(verdict: str) -> Text:
-    return Text(verdict, style=STYLE.get(verdict, ""))
+def verdict_text(verdict: str, method: str = "") -> Text:
+    label = f"{verdict} (timeout)" if method == "timeout" else verdict
+    return Text(label, style=STYLE.get(verdict, ""))
 
 
 def _seconds(s: float) -> str:
@@ -52,7 +53,7 @@ def rules_table(checks: list[Check]) -> Table:
                     ("entries", {"justify": "right"}), ("verdict", {}), ("time", {"justify": "right"})):
         t.add_column(col, **kw)  # type: ignore[arg-type]
     for c in checks:
-        t.add_row(str(c.layer), c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict),
+        t.add_row(str(c.layer), c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict, c.method),
                   _seconds(c.seconds))
     return t
 
@@ -62,7 +63,7 @@ def claims_table(checks: list[Check]) -> Table:
     for col in ("claim", "verdict", "why"):
         t.add_column(col)
     for c in checks:
-        v = verdict_text(c.verdict)
+        v = verdict_text(c.verdict, c.method)
         if c.expect != PROVEN:
             v.append(" (expected)" if c.ok else f" (expected {c.expect})", style="dim")
         t.add_row(c.statement, v, why(c))

@@ -1,0 +1,58 @@
+"""Time budgets: a check that runs out of time is *unproven (timeout)*, never a hang.
+
+A budget arms ``SIGALRM`` (``setitimer``) around one piece of work and turns its expiry
+into :class:`Timeout`.  SymPy is pure Python, so the alarm interrupts it between
+bytecodes; nothing half-computed is kept.  Where signals are unavailable (not the main
+thread, or not POSIX) the work runs without a limit, which is said in ``available``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class Timeout(Exception):
+    """The budget ran out (deliberately not a DeriveError: it is a verdict, not bad input)."""
+
+
+def available() -> bool:
+    return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`Timeout` inside the block once ``seconds`` have passed."""
+    if seconds is None or not available():
+        yield
+        return
+    if seconds <= 0:
+        raise Timeout
+
+    def expire(signum: int, frame: object) -> None:
+        raise Timeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class Deadline:
+    """A run-wide budget shared by many checks; each check also has its own cap."""
+
+    def __init__(self, total: float | None, per_item: float | None) -> None:
+        self.end = None if total is None else time.monotonic() + total
+        self.per_item = per_item
+
+    def remaining(self) -> float | None:
+        left = None if self.end is None else self.end - time.monotonic()
+        if self.per_item is None:
+            return left
+        return self.per_item if left is None else min(left, self.per_item)

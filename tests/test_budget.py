@@ -1,0 +1,84 @@
+"""Bounded work: timeouts make items unproven (timeout) and the run goes on; limits have
+flags; written files are atomic."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from derive import budget
+from derive.cli import main
+from derive.files import write_atomic
+
+from conftest import ROOT, net
+
+
+def test_limit_interrupts() -> None:
+    start = time.monotonic()
+    with pytest.raises(budget.Timeout):
+        with budget.limit(0.2):
+            while True:
+                pass
+    assert time.monotonic() - start < 2
+
+
+def test_timeout_makes_unproven_and_goes_on() -> None:
+    d = net([(3, "tanh"), (2, "sigmoid")], batch=2, strategy="local")
+    report = d.report(timeout=1e-4)
+    assert report.rules and all(c.verdict in ("proven", "unproven") for c in report.rules)
+    timed_out = [c for c in report.rules if c.method == "timeout"]
+    assert timed_out and all(c.verdict == "unproven" for c in timed_out)
+    assert not report.ok
+    # nothing stays armed: a later run without limits proves everything
+    assert d.report(timeout=None).ok
+
+
+def test_run_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", "--timeout-run", "0.01", "--json", str(ROOT / "derivations/three_layer_softmax.yaml")])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert doc["summary"]["unproven"] > 0 and doc["summary"]["refuted"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--max-batch", "--max-parameters", "--max-formula-length"])
+def test_limit_flags_must_be_positive(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", flag, "0", str(ROOT / "derivations/linear_regression.yaml")]) == 2
+    assert "must be positive" in capsys.readouterr().err
+
+
+def test_limit_flags_raise_limits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "big.yaml"
+    spec.write_text("network: {inputs: 1, layers: [{units: 1}], loss: mse, batch: 1200}\n")
+    assert main(["check", "--no-rules", str(spec)]) == 2
+    assert "expected a batch size from 1 to 1000, got 1200" in capsys.readouterr().err
+    long = tmp_path / "long.yaml"
+    long.write_text("network: {inputs: 1, layers: [{units: 1}], loss: mse}\n"
+                    f"claims: {{dW1: '{' + '.join(['dZ1 @ X.T * 1'] * 200)} - 199 * dZ1 @ X.T'}}\n")
+    assert main(["check", "--no-rules", str(long)]) == 2
+    assert "limit 2000" in capsys.readouterr().err
+    assert main(["check", "--no-rules", "--max-formula-length", "5000", str(long)]) == 0
+    main(["check", "--max-formula-length", "2000", str(long)])  # restore the default
+
+
+def test_json_output_file_is_atomic(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    assert main(["check", "--json", "-o", str(out), str(ROOT / "derivations/linear_regression.yaml")]) == 0
+    assert json.loads(out.read_text())["name"] == "linear regression"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_write_atomic_leaves_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+
+    class Boom(str):
+        def encode(self, *a: object, **k: object) -> bytes:  # type: ignore[override]
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(target, Boom("new"))
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
