@@ -192,13 +192,17 @@ class Derivation:
         checked_rules = self.check_rules(progress, jobs) if rules else []
         checked_claims = self.check_claims(progress, jobs)
         spec = self.spec
-        conventions = {
-            "activations": [layer.activation for layer in spec.layers],  # type: ignore[dict-item]
-            "loss": spec.loss.kind, "scale": str(spec.loss.scale),
-            "average": spec.average, "batch_layout": spec.batch_layout,  # type: ignore[dict-item]
-        }
+        if spec.equations is not None:
+            conventions = {"equations": len(spec.equations.equations), "loss": spec.equations.loss,
+                           "parameter_names": list(spec.equations.parameters)}
+        else:
+            conventions = {
+                "activations": [layer.activation for layer in spec.layers],
+                "loss": spec.loss.kind, "scale": str(spec.loss.scale),
+                "average": spec.average, "batch_layout": spec.batch_layout,
+            }
         return Report(
-            spec.file, spec.name, spec.sizes, spec.batch, spec.parameters, self.truth.method,
+            spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
             list(self.net.assumptions), checked_rules, checked_claims,
             time.perf_counter() - start, conventions,  # type: ignore[arg-type]
         )

@@ -19,6 +19,7 @@ from derive.equality import Judge, TooLarge
 from derive.errors import FormulaError, ShapeError
 from derive.evaluate import Evaluator, is_matrix, show_shape
 from derive.proof import PROVEN, REFUTED, UNPROVEN, Check
+from derive.repair import search_fix
 
 
 def check_target(node: F.Node, text: str) -> None:
@@ -66,7 +67,8 @@ def check(
     try:
         claimed = as_matrix(evaluator.evaluate(formula_node, formula))
     except ShapeError as exc:
-        return result(REFUTED, "shapes", detail=f"shape error: {exc}")
+        fix = search_fix(evaluator, judge, formula_node, true) if kind == "claim" else None
+        return result(REFUTED, "shapes", detail=f"shape error: {exc}", diagnosis=fix)
     if claimed.shape != true.shape:
         detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
         diagnosis = None
@@ -76,6 +78,8 @@ def check(
                     diagnosis = transposed or TRANSPOSED
             except TooLarge:
                 pass
+        if diagnosis is None and kind == "claim":
+            diagnosis = search_fix(evaluator, judge, formula_node, true)
         return result(REFUTED, "shapes", detail=detail, diagnosis=diagnosis)
     try:
         method = judge.prove(claimed, true)
@@ -86,8 +90,10 @@ def check(
     counterexample = judge.refute(claimed, true)
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
-        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample,
-                      diagnosis=diagnose(evaluator.net, judge, claimed, true, transposed))
+        diagnosis = diagnose(evaluator.net, judge, claimed, true, transposed)
+        if diagnosis is None and kind == "claim":
+            diagnosis = search_fix(evaluator, judge, formula_node, true)
+        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=diagnosis)
     return result(
         UNPROVEN, "neither",
         detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "

@@ -124,7 +124,9 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
                 if value.free_symbols:
                     continue
                 fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
-                if all(is_zero(e) for e in fixed):
+                zero = sympy.Integer(0)
+                vanishes = all(is_zero(unfold(zero, t).xreplace({c: value})) for t in true)
+                if not vanishes and all(is_zero(e) for e in fixed):  # "x = 0" making both sides 0 says nothing
                     return f"holds only when {c} = {value}"
         return None
     return None

@@ -85,7 +85,7 @@ class Judge:
         self.points = points
         self.seed = seed
         self._definitions = truth.definitions()
-        self._expression_atoms = net.expression_atoms
+        self._expression_atoms = _composed(net.expression_atoms)
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
@@ -195,6 +195,16 @@ class Judge:
             if self._refute_at(point, claimed, true) is not None:
                 return False
         return True
+
+
+def _composed(atoms: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
+    """Expression atoms with every expression atom inside them substituted too (in graph
+    order), so one substitution unfolds chains such as z = w·h, h = w·x."""
+    out: dict[Symbol, Expr] = {}
+    for s, d in atoms.items():
+        sub = {a: out[a] for a in d.free_symbols if a in out}
+        out[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+    return out
 
 
 def _random_fraction(rng: random.Random) -> Fraction:

@@ -248,3 +248,31 @@ def to_scalar(node: Node, text: str) -> sympy.Expr:
             return a / b
         return a**b
     raise FormulaError(text, getattr(node, "col", None), "expected a scalar constant such as 1/2 or 1/alpha")
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
+
+
+def unparse(node: Node, parent: int = 0) -> str:
+    """Formula text for a syntax tree, with the parentheses it needs."""
+    if isinstance(node, Num):
+        v = node.value
+        text = str(v)
+        return f"({text})" if ("/" in text or v < 0) and parent else text
+    if isinstance(node, Name):
+        return node.id
+    if isinstance(node, Neg):
+        inner = unparse(node.operand, 3)
+        return f"(-{inner})" if parent else f"-{inner}"
+    if isinstance(node, Transpose):
+        return f"{unparse(node.operand, 5)}.T"
+    if isinstance(node, Call):
+        args = [unparse(a) for a in node.args]
+        if node.axis is not None:
+            args.append(f"axis={unparse(node.axis)}")
+        return f"{node.func}({', '.join(args)})"
+    p = _PRECEDENCE[node.op]
+    right_p = p + 1 if node.op in "-/@" or node.op == "**" else p
+    left_p = p + 1 if node.op == "**" else p
+    text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
+    return f"({text})" if parent > p else text

@@ -98,7 +98,11 @@ def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
 
 
 def build(spec: Spec) -> Network:
-    """Build the forward graph of a layer-stack spec."""
+    """Build the forward graph of a spec (a layer stack, or equations)."""
+    if spec.equations is not None:
+        from derive.equation_network import build_equations
+
+        return build_equations(spec)
     sizes = spec.sizes
     m = spec.batch
     rows = spec.batch_layout == "rows"

@@ -26,7 +26,7 @@ def _seconds(s: float) -> str:
 
 
 def header(report: Report) -> Text:
-    shape = "-".join(str(n) for n in report.sizes)
+    shape = "-".join(str(n) for n in report.sizes) or f"{report.conventions.get('equations')} equations"
     t = Text()
     t.append(report.name, style="bold")
     t.append(f"  {shape}, batch {report.batch}, {report.parameters} parameters  ({report.file})")
@@ -35,6 +35,9 @@ def header(report: Report) -> Text:
 
 def conventions(report: Report) -> Text:
     c = report.conventions
+    if "equations" in c:
+        lines = [f"loss {c['loss']}; parameters {', '.join(c['parameter_names'])}", f"truth: {report.strategy}"]
+        return Text("\n".join(lines), style="dim")
     cost = "J = (1/m) Σ ℓ (averaged)" if c.get("average", True) else "J = Σ ℓ (summed)"
     loss = c.get("loss", "?")
     if loss == "mse":
@@ -53,7 +56,7 @@ def rules_table(checks: list[Check]) -> Table:
                     ("entries", {"justify": "right"}), ("verdict", {}), ("time", {"justify": "right"})):
         t.add_column(col, **kw)  # type: ignore[arg-type]
     for c in checks:
-        t.add_row(str(c.layer), c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict, c.method),
+        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict, c.method),
                   _seconds(c.seconds))
     return t
 

@@ -122,6 +122,10 @@ def rules_for(net: Network, kronecker: bool = True) -> list[Rule]:
     spec = net.spec
     if spec is None:
         return []
+    if spec.equations is not None:
+        from derive.vjp import equation_rules
+
+        return [Rule(0, "chain", target, f) for target, f in equation_rules(net)[0]]
     L = len(spec.layers)
     out = loss_rules(spec)
     for l in range(L, 0, -1):
