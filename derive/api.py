@@ -23,6 +23,7 @@ from derive.equality import Judge
 from derive.evaluate import Evaluator
 from derive.network import Network, build
 from derive.kronecker import ALL_SIZES
+from derive.latex_claims import parse_latex_claim
 from derive.kronecker import vec_abc as _vec_abc
 from derive.proof import PROVEN, UNPROVEN, Check, Report
 from derive.rules import Rule, rules_for
@@ -61,9 +62,21 @@ class Derivation:
         self._validate_claims()
 
     def _validate_claims(self) -> None:
-        """Unknown names, functions or targets in the spec's claims are bad input (exit 2)."""
+        """Unknown names, functions or targets in the spec's claims are bad input (exit 2).
+
+        LaTeX claims are read into the formula language here (they need the network's
+        shapes to tell a matrix product from a plain one).
+        """
         names = Evaluator(self.net, None)
-        for c in self.spec.claims:
+        self.claims: list[ClaimSpec] = list(self.spec.claims)
+        loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        for c in self.spec.claims_latex:
+            try:
+                target, formula = parse_latex_claim(c.latex or "", self._shape_of, loss)
+            except FormulaError as exc:
+                raise SpecError(self.spec.file, c.place, str(exc)) from None
+            self.claims.append(ClaimSpec(target, formula, c.place, c.expect, c.latex))
+        for c in self.claims:
             try:
                 target = F.parse(c.target)
                 claims.check_target(target, c.target)
@@ -87,6 +100,17 @@ class Derivation:
     def rules(self) -> list[Rule]:
         """The closed-form rules of this network (not yet checked)."""
         return rules_for(self.net)
+
+    def _shape_of(self, name: str) -> tuple[int, int] | None:
+        base = name[1:] if name.startswith("d") and name[1:] in self.net.matrices else name
+        m = self.net.matrices.get(base)
+        return None if m is None else m.shape  # type: ignore[return-value]
+
+    def check_latex_claim(self, latex: str) -> Check:
+        """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``."""
+        loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        target, formula = parse_latex_claim(latex, self._shape_of, loss)
+        return self.check_claim(target, formula)
 
     def check_rule(self, rule: Rule) -> Check:
         if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > ABC_EXPLICIT_LIMIT:
@@ -112,7 +136,7 @@ class Derivation:
     def check_spec_claim(self, claim: ClaimSpec) -> Check:
         try:
             return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
-                                place=claim.place, expect=claim.expect)
+                                place=claim.place, expect=claim.expect, latex=claim.latex)
         except FormulaError as exc:
             raise SpecError(self.spec.file, claim.place, str(exc)) from None
 
@@ -125,10 +149,10 @@ class Derivation:
         return self._run(tasks, progress, jobs)
 
     def check_claims(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
-        return self._run(list(self.spec.claims), progress, jobs)
+        return self._run(list(self.claims), progress, jobs)
 
     def count_checks(self, rules: bool = True) -> int:
-        return (len(rules_for(self.net)) if rules else 0) + len(self.spec.claims)
+        return (len(rules_for(self.net)) if rules else 0) + len(self.claims)
 
     def auto_jobs(self) -> int:
         """Worker processes that pay: two for large networks on a machine with two cores."""

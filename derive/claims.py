@@ -41,7 +41,7 @@ def as_matrix(v: object) -> Matrix:
 def check(
     evaluator: Evaluator, judge: Judge, target: str, formula: str, *, kind: str = "claim",
     layer: int | None = None, rule: str | None = None, place: str | None = None,
-    expect: str = PROVEN,
+    expect: str = PROVEN, latex: str | None = None,
 ) -> Check:
     """Prove, refute or leave unproven ``target = formula``.
 
@@ -62,7 +62,7 @@ def check(
 
     def result(verdict: str, method: str, **kw: object) -> Check:
         return Check(kind, target, formula, verdict, method, len(true), time.perf_counter() - start,
-                     layer=layer, rule=rule, place=place, expect=expect, **kw)  # type: ignore[arg-type]
+                     layer=layer, rule=rule, place=place, expect=expect, latex=latex, **kw)  # type: ignore[arg-type]
 
     try:
         claimed = as_matrix(evaluator.evaluate(formula_node, formula))

@@ -49,6 +49,7 @@ class Check:
     detail: str | None = None  # what was tried, or the shape error
     place: str | None = None  # where in the spec file
     expect: str = PROVEN  # the verdict the spec expects (a shipped mistake expects refuted)
+    latex: str | None = None  # the claim as the user wrote it in LaTeX
 
     @property
     def statement(self) -> str:
@@ -65,7 +66,7 @@ class Check:
             "verdict": self.verdict, "method": self.method, "entries": self.entries,
             "seconds": round(self.seconds, 4), "diagnosis": self.diagnosis,
             "counterexample": self.counterexample.as_json() if self.counterexample else None,
-            "detail": self.detail, "expect": self.expect,
+            "detail": self.detail, "expect": self.expect, "latex": self.latex,
         }
         if self.kind == "rule":
             out = {"layer": self.layer, "rule": self.rule, **out}

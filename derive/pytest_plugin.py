@@ -61,8 +61,8 @@ class DeriveFile(pytest.File):
         for rule in d.rules():
             name = _item_name(f"rule L{rule.layer} {rule.target} = {rule.formula}")
             yield DeriveItem.from_parent(self, name=name, payload=rule)
-        for claim in d.spec.claims:
-            name = _item_name(f"claim {claim.target} = {claim.formula}")
+        for claim in d.claims:
+            name = _item_name(f"claim {claim.latex or f'{claim.target} = {claim.formula}'}")
             yield DeriveItem.from_parent(self, name=name, payload=claim)
 
 

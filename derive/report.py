@@ -69,7 +69,7 @@ def claims_table(checks: list[Check]) -> Table:
         v = verdict_text(c.verdict, c.method)
         if c.expect != PROVEN:
             v.append(" (expected)" if c.ok else f" (expected {c.expect})", style="dim")
-        t.add_row(c.statement, v, why(c))
+        t.add_row(c.statement + (f"\n  from {c.latex}" if c.latex else ""), v, why(c))
     return t
 
 

@@ -61,6 +61,7 @@ class ClaimSpec:
     formula: str
     place: str  # where in the file, for messages: "claims.dW2" or "claims[3]"
     expect: str = "proven"  # a worked example may ship a mistake that must be refuted
+    latex: str | None = None  # the claim as written in LaTeX, when it came from claims_latex
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class Spec:
     batch_layout: str = "columns"
     layout: str = "numerator"
     claims: tuple[ClaimSpec, ...] = field(default=())
-    equations: EquationsSpec | None = None  # set instead of inputs/layers for equation networks
+    equations: EquationsSpec | None = None
+    claims_latex: tuple[ClaimSpec, ...] = field(default=())  # target/formula filled in by the network stage  # set instead of inputs/layers for equation networks
 
     @property
     def sizes(self) -> list[int]:
@@ -252,7 +254,7 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
         raise _fail(file, "", "empty file (expected a mapping with a 'network' key)")
     if not isinstance(data, dict):
         raise _fail(file, "", f"expected a mapping with a 'network' key, got {type(data).__name__}")
-    _check_keys(file, "", data, ("name", "description", "network", "claims"))
+    _check_keys(file, "", data, ("name", "description", "network", "claims", "claims_latex"))
     name = data.get("name", Path(file).stem)
     if not isinstance(name, str):
         raise _fail(file, "name", f"expected text, got {name!r}")
@@ -282,7 +284,8 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
     )
     layout = _choice(file, "network.layout", net.get("layout", "numerator"), JACOBIAN_LAYOUTS, "layout")
     claims = _claims(file, data.get("claims"))
-    spec = Spec(file, name, inputs, layers, loss, batch, average, batch_layout, layout, claims)
+    spec = Spec(file, name, inputs, layers, loss, batch, average, batch_layout, layout, claims,
+                claims_latex=_claims_latex(file, data.get("claims_latex")))
     if spec.parameters > limits.max_parameters:
         raise _fail(
             file, "network",
@@ -361,7 +364,7 @@ def _equation_spec(file: str, name: str, net: dict[str, Any], data: dict[str, An
     eq_spec = EquationsSpec(tuple(equations), tuple(params), loss, shapes)
     claims = _claims(file, data.get("claims"))
     spec = Spec(file, name, 0, (), LossSpec("equations", sympy.Integer(1)), batch, True, "columns", layout,
-                claims, eq_spec)
+                claims, eq_spec, _claims_latex(file, data.get("claims_latex")))
     if spec.parameters > limits.max_parameters:
         raise _fail(file, "network", f"{spec.parameters} parameters exceed the limit {limits.max_parameters}")
     return spec
@@ -435,6 +438,28 @@ def _loss(file: str, raw: Any, layers: tuple[LayerSpec, ...]) -> LossSpec:
 
 
 VERDICTS = ("proven", "refuted", "unproven")
+
+
+def _claims_latex(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
+    """A list of LaTeX equations, or of {latex: ..., expect: refuted} mappings."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(file, "claims_latex", f"expected a list of LaTeX equations, got {raw!r}")
+    out = []
+    for i, entry in enumerate(raw):
+        place = f"claims_latex[{i}]"
+        expect = "proven"
+        if isinstance(entry, dict):
+            _check_keys(file, place, entry, ("latex", "expect", "note"))
+            expect = _choice(file, f"{place}.expect", entry.get("expect", "proven"), VERDICTS, "expected verdict")
+            entry = entry.get("latex")
+        if not isinstance(entry, str) or not entry.strip():
+            raise _fail(file, place, f"expected a LaTeX equation as text, got {entry!r}")
+        if len(entry) > formula.LIMITS["max_length"]:
+            raise _fail(file, place, f"LaTeX claim is {len(entry)} characters long (limit {formula.LIMITS['max_length']})")
+        out.append(ClaimSpec("", "", place, expect, entry))
+    return tuple(out)
 
 
 def _claims(file: str, raw: Any) -> tuple[ClaimSpec, ...]:

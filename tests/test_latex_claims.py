@@ -1,0 +1,80 @@
+"""LaTeX claims: each construct people write, read into the formula language; rejected
+input gets a clear error; the result is checked like any claim."""
+
+from __future__ import annotations
+
+import pytest
+
+import derive
+from derive.errors import FormulaError
+from derive.latex_claims import parse_latex_claim
+
+from conftest import ROOT
+
+SHAPES = {"W2": (1, 4), "Z2": (1, 3), "A1": (4, 3), "X": (2, 3), "Z1": (4, 3), "W1": (4, 2)}
+
+
+def shape_of(name: str) -> tuple[int, int] | None:
+    return SHAPES.get(name[1:] if name.startswith("d") else name)
+
+
+@pytest.mark.parametrize("latex, target, formula", [
+    (r"\frac{\partial L}{\partial w_4} = \frac{\partial L}{\partial z_2} a_0", "dw4", "dz2 * a0"),
+    (r"\frac{dL}{dq_2} = q_2 - y", "dq2", "q2 - y"),
+    (r"\frac{d L}{d w_{4}} = a_{0}", "dw4", "a0"),
+    (r"\frac{\partial L}{\partial w_1} = (a_2 - y)\sigma'(z_2) w_4 \sigma'(z_0) x_1", "dw1",
+     "(a2 - y) * sigmoid_prime(z2) * w4 * sigmoid_prime(z0) * x1"),
+    (r"\frac{\partial L}{\partial w_1} = \sigma^\prime(z_0) \times x_1", "dw1", "sigmoid_prime(z0) * x1"),
+    (r"\frac{\partial L}{\partial w_1} = \sigma^{\prime}(z_0) \cdot x_1", "dw1", "sigmoid_prime(z0) * x1"),
+    (r"\frac{\partial L}{\partial w_1} = \sigma(z_0)", "dw1", "sigmoid(z0)"),
+    (r"\frac{\partial L}{\partial w_1} = \tanh(z) + \exp(z) - \log(a)", "dw1", "tanh(z) + exp(z) - log(a)"),
+    (r"\frac{\partial L}{\partial W^{[2]}} = \frac{\partial L}{\partial Z^{[2]}} A^{[1]T}", "dW2", "dZ2 @ A1.T"),
+    (r"\frac{\partial L}{\partial W_1} = \frac{\partial L}{\partial Z_1} X^T", "dW1", "dZ1 @ X.T"),
+    (r"\frac{\partial L}{\partial W_1} = \frac{\partial L}{\partial Z_1} X^\top", "dW1", "dZ1 @ X.T"),
+    (r"\frac{\partial L}{\partial Z_1} = W_2^T \frac{\partial L}{\partial Z_2} \odot \tanh'(Z_1)", "dZ1",
+     "W2.T @ dZ2 * tanh_prime(Z1)"),
+    (r"\frac{\partial L}{\partial z} = \frac{a - y}{m}", "dz", "(a - y) / m"),
+    (r"\frac{\partial L}{\partial z} = \tfrac12 (a - y)", "dz", "1 / 2 * (a - y)"),
+    (r"\frac{\partial L}{\partial z} = \left( a - y \right) a", "dz", "(a - y) * a"),
+    (r"\frac{\partial L}{\partial w} = x \otimes \delta", "dw", "kron(x, delta)"),
+    (r"\operatorname{vec}(\frac{\partial L}{\partial W_1}) = \mathrm{diag}(v) u", "vec(dW1)", "diag(v) * u"),
+    (r"\frac{\partial L}{\partial z} = (a - y)^2", "dz", "(a - y) ** 2"),
+])
+def test_constructs(latex: str, target: str, formula: str) -> None:
+    assert parse_latex_claim(latex, shape_of) == (target, formula)
+
+
+@pytest.mark.parametrize("latex, message", [
+    (r"\frac{\partial L}{\partial w_1} = \foo(x)", "unsupported or malformed LaTeX at column"),
+    (r"\frac{\partial L}{\partial w_1} =", "unsupported or malformed LaTeX"),
+    (r"\frac{\partial z}{\partial w_1} = x", "only derivatives of the loss"),
+    (r"w_1 = x", "the left side must be a derivative"),
+    (r"\frac{\partial L}{\partial w_1} = \input{/etc/passwd}", "unsupported or malformed LaTeX"),
+    (r"\frac{\partial L}{\partial w_1} = x^{1/2}", "unsupported or malformed LaTeX"),
+    ("", "empty LaTeX claim"),
+])
+def test_rejected(latex: str, message: str) -> None:
+    with pytest.raises(FormulaError, match=message.replace("(", r"\(")):
+        parse_latex_claim(latex, shape_of)
+
+
+def test_latex_claims_in_a_spec() -> None:
+    d = derive.load(ROOT / "derivations" / "two_two_one_equations.yaml")
+    latex = [c for c in d.check_claims() if c.latex]
+    assert len(latex) == 4
+    assert [c.verdict for c in latex] == ["proven", "proven", "proven", "refuted"]
+    assert all(c.ok for c in latex)
+
+
+def test_latex_claim_api() -> None:
+    d = derive.load(ROOT / "derivations" / "two_two_one_equations.yaml")
+    c = d.check_latex_claim(r"\frac{\partial L}{\partial w_5} = \frac{\partial L}{\partial z_2} a_0")
+    assert c.verdict == "refuted" and "a0 → a1" in (c.diagnosis or "")
+
+
+def test_bad_latex_in_a_spec_is_bad_input(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    p = tmp_path / "n.yaml"
+    p.write_text("network: {equations: [z = w*x, L = z**2], parameters: [w]}\n"
+                 "claims_latex: ['\\frac{\\partial L}{\\partial w} = \\bogus{x}']\n")
+    with pytest.raises(derive.SpecError, match=r"claims_latex\[0\]: unsupported or malformed LaTeX"):
+        derive.load(p)
