@@ -39,8 +39,15 @@ class _Activation(Function):
     def _eval_evalf(self, prec: int) -> None:  # never through mpmath's look-alikes
         return None
 
+    latex_name = r"\operatorname{g}"
+
+    def _latex(self, printer: Any) -> str:
+        args = ", ".join(printer._print(a) for a in self.args)
+        return rf"{self.latex_name}\left({args}\right)"
+
 
 class Sigmoid(_Activation):
+    latex_name = r"\sigma"
     nargs = 1
     printed = "sigmoid"
 
@@ -53,6 +60,7 @@ class Sigmoid(_Activation):
 
 
 class Tanh(_Activation):
+    latex_name = r"\tanh"
     nargs = 1
     printed = "tanh"
 
@@ -66,6 +74,7 @@ class Tanh(_Activation):
 
 
 class ReluPrime(_Activation):
+    latex_name = r"\operatorname{relu}'"
     """The step H(z) with H(0) = 0: relu′."""
 
     nargs = 1
@@ -80,6 +89,7 @@ class ReluPrime(_Activation):
 
 
 class Relu(_Activation):
+    latex_name = r"\operatorname{relu}"
     nargs = 1
     printed = "relu"
 
@@ -92,6 +102,7 @@ class Relu(_Activation):
 
 
 class LeakyReluPrime(_Activation):
+    latex_name = r"\operatorname{lrelu}'"
     """1 for z > 0, the slope otherwise."""
 
     nargs = 2
@@ -106,6 +117,7 @@ class LeakyReluPrime(_Activation):
 
 
 class LeakyRelu(_Activation):
+    latex_name = r"\operatorname{lrelu}"
     nargs = 2
     printed = "leaky_relu"
 
@@ -121,6 +133,7 @@ class LeakyRelu(_Activation):
 
 
 class Softplus(_Activation):
+    latex_name = r"\operatorname{softplus}"
     nargs = 1
     printed = "softplus"
 
@@ -148,6 +161,10 @@ class SoftmaxEntry(_Activation):
     def _sympystr(self, printer: Any) -> str:
         zs = ", ".join(printer._print(a) for a in self.args[1:])
         return f"softmax({zs})[{self.args[0]}]"
+
+    def _latex(self, printer: Any) -> str:
+        zs = ", ".join(printer._print(a) for a in self.args[1:])
+        return rf"\operatorname{{softmax}}\left({zs}\right)_{{{self.args[0]}}}"
 
     @staticmethod
     def numeric(ctx: Any, k: Any, *zs: Any) -> Any:

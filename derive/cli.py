@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--local", dest="strategy", action="store_const", const="local",
                    help="same as --strategy local")
     c.add_argument("--no-rules", action="store_true", help="check only the claims")
+    c.add_argument("--explain", action="store_true", help="print the derivation step by step")
+    c.add_argument("--latex", metavar="FILE.tex", help="also write the derivation as a LaTeX document")
+    c.add_argument("--pdf", action="store_true", help="with --latex: also run pdflatex")
+    c.add_argument("--notation", choices=("default", "course"), default=None,
+                   help="W_l (default) or W^{[l]} (course) in the LaTeX document")
     c.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
@@ -61,6 +66,13 @@ def parser() -> argparse.ArgumentParser:
                    help=f"refuse longer formulas (default {F.MAX_LENGTH} characters)")
     c.add_argument("--max-exponent", type=int, default=F.MAX_EXPONENT, metavar="N",
                    help=f"refuse larger literal exponents (default {F.MAX_EXPONENT})")
+    t = sub.add_parser("latex", help="write the derivation as a standalone LaTeX document")
+    t.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
+    t.add_argument("-o", "--output", required=True, metavar="FILE.tex", help="where to write the document")
+    t.add_argument("--pdf", action="store_true", help="also run pdflatex (when it is on PATH)")
+    t.add_argument("--notation", choices=("default", "course"), default=None,
+                   help="W_l (default) or W^{[l]} (course)")
+    t.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
     i = sub.add_parser("identities", help="prove the vec/Kronecker identities for all sizes")
     i.add_argument("--json", action="store_true", help="one JSON object on stdout")
     i.add_argument("--check-sizes", type=int, default=0, metavar="N",
@@ -75,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "identities":
             return _identities(args, out)
+        if args.command == "latex":
+            return _latex(args, err)
         return _check(args, out, err)
     except KeyboardInterrupt:
         err.print("derive: interrupted")
@@ -117,7 +131,14 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
                 print(lines[-1])
         else:
             out.print(render.render(report))
+            if args.explain:
+                from derive.explain import explain
+
+                out.print(render.explanation(explain(d, report)))
             out.print()
+        if args.latex:
+            code = _write_latex(d, report, args.latex, args.pdf, args.notation, err)
+            status = max(status, code)
         if not report.ok:
             status = max(status, FAILED)
     if args.output:
@@ -127,6 +148,33 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print(f"derive: error: cannot write {args.output}: {exc}", markup=False)
             return BAD_INPUT
     return status
+
+
+def _write_latex(d: "derive.Derivation", report: "derive.Report", path: str, pdf: bool,
+                 notation: str | None, err: Console) -> int:
+    from derive.latex import PdfError, write
+
+    try:
+        produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
+    except PdfError as exc:
+        err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
+        return BAD_INPUT
+    except OSError as exc:
+        err.print(f"derive: error: cannot write {path}: {exc}", markup=False)
+        return BAD_INPUT
+    err.print(f"wrote {path}" + (f" and {produced}" if produced else ""), markup=False)
+    return OK
+
+
+def _latex(args: argparse.Namespace, err: Console) -> int:
+    file = args.files[0]
+    try:
+        d = load(file, strategy=args.strategy)
+        report = d.report()
+    except DeriveError as exc:
+        err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
+        return BAD_INPUT
+    return _write_latex(d, report, args.output, args.pdf, args.notation, err)
 
 
 def _identities(args: argparse.Namespace, out: Console) -> int:

@@ -60,6 +60,17 @@ class Check:
         """The verdict is the expected one (by default: proven)."""
         return self.verdict == self.expect
 
+    def _repr_markdown_(self) -> str:  # Jupyter
+        lines = [f"**{self.verdict}**: `{self.statement}`"]
+        if self.diagnosis:
+            lines.append(f"- diagnosis: {self.diagnosis}")
+        if self.counterexample is not None:
+            ce = self.counterexample
+            lines.append(f"- counterexample at entry {list(ce.entry)}: claimed {ce.claimed}, true {ce.true}")
+        if self.detail and self.verdict != PROVEN:
+            lines.append(f"- {self.detail}")
+        return "\n".join(lines)
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "target": self.target, "formula": self.formula, "statement": self.statement,
@@ -98,6 +109,13 @@ class Report:
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.rules + self.claims)
+
+    def _repr_markdown_(self) -> str:  # Jupyter
+        s = self.summary()
+        rows = ["| kind | statement | verdict |", "|---|---|---|"]
+        rows += [f"| {c.kind} | `{c.statement}` | {c.verdict} |" for c in self.rules + self.claims]
+        return (f"**{self.name}**: {s['proven']} proven, {s['refuted']} refuted, {s['unproven']} unproven\n\n"
+                + "\n".join(rows))
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -170,3 +170,38 @@ def identities(results: list, sizes: dict[str, int], limit: int) -> Group:  # ty
     refuted = sum(1 for r in results if r.verdict == "refuted")
     parts.append(Text(f"{proven} identities proven for all sizes; {refuted} wrong variants refuted."))
     return Group(*parts)
+
+
+def explanation(sections: list) -> Group:  # type: ignore[type-arg]
+    """``--explain``: the same sections as the LaTeX document, as terminal text."""
+    from derive.explain import Entry, Statement
+
+    parts: list[RenderableType] = []
+    for k, s in enumerate(sections, start=1):
+        parts.append(Text(f"\n{k}. {s.title}", style="bold underline"))
+        for t in s.text:
+            parts.append(Text(t))
+        for it in s.items:
+            if isinstance(it, Entry):
+                parts.append(Text(f"  {it.lhs} = {it.rhs}"))
+                parts.append(Text(f"      {it.why}", style="dim"))
+            elif isinstance(it, Statement):
+                line = Text(f"  {it.target} = {it.formula}")
+                if it.check is not None:
+                    line.append("   ")
+                    line.append_text(verdict_text(it.check.verdict, it.check.method))
+                    if it.check.verdict == PROVEN:
+                        line.append(f" for {_count(it.check.entries, 'entry')}", style="dim")
+                parts.append(line)
+                if it.why:
+                    parts.append(Text(f"      {it.why}", style="dim"))
+        for r in s.identities:
+            parts.append(Text(f"  {r.statement}: {r.verdict}"))
+        for c in s.claims:
+            line = Text(f"  {c.statement}   ")
+            line.append_text(verdict_text(c.verdict, c.method))
+            parts.append(line)
+            detail = why(c)
+            if detail and c.verdict != PROVEN:
+                parts.append(Text(f"      {detail}", style="dim"))
+    return Group(*parts)

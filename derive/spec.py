@@ -93,8 +93,9 @@ class Spec:
     batch_layout: str = "columns"
     layout: str = "numerator"
     claims: tuple[ClaimSpec, ...] = field(default=())
-    equations: EquationsSpec | None = None
-    claims_latex: tuple[ClaimSpec, ...] = field(default=())  # target/formula filled in by the network stage  # set instead of inputs/layers for equation networks
+    equations: EquationsSpec | None = None  # set instead of inputs/layers for equation networks
+    claims_latex: tuple[ClaimSpec, ...] = field(default=())  # target/formula filled in by the network stage
+    notation: str = "default"  # LaTeX: W_l (default) or W^{[l]} (course)
 
     @property
     def sizes(self) -> list[int]:
@@ -254,7 +255,8 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
         raise _fail(file, "", "empty file (expected a mapping with a 'network' key)")
     if not isinstance(data, dict):
         raise _fail(file, "", f"expected a mapping with a 'network' key, got {type(data).__name__}")
-    _check_keys(file, "", data, ("name", "description", "network", "claims", "claims_latex"))
+    _check_keys(file, "", data, ("name", "description", "network", "claims", "claims_latex", "notation"))
+    notation = _choice(file, "notation", data.get("notation", "default"), ("default", "course"), "notation")
     name = data.get("name", Path(file).stem)
     if not isinstance(name, str):
         raise _fail(file, "name", f"expected text, got {name!r}")
@@ -285,7 +287,7 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
     layout = _choice(file, "network.layout", net.get("layout", "numerator"), JACOBIAN_LAYOUTS, "layout")
     claims = _claims(file, data.get("claims"))
     spec = Spec(file, name, inputs, layers, loss, batch, average, batch_layout, layout, claims,
-                claims_latex=_claims_latex(file, data.get("claims_latex")))
+                claims_latex=_claims_latex(file, data.get("claims_latex")), notation=notation)
     if spec.parameters > limits.max_parameters:
         raise _fail(
             file, "network",
@@ -364,7 +366,7 @@ def _equation_spec(file: str, name: str, net: dict[str, Any], data: dict[str, An
     eq_spec = EquationsSpec(tuple(equations), tuple(params), loss, shapes)
     claims = _claims(file, data.get("claims"))
     spec = Spec(file, name, 0, (), LossSpec("equations", sympy.Integer(1)), batch, True, "columns", layout,
-                claims, eq_spec, _claims_latex(file, data.get("claims_latex")))
+                claims, eq_spec, _claims_latex(file, data.get("claims_latex")), data.get("notation", "default"))
     if spec.parameters > limits.max_parameters:
         raise _fail(file, "network", f"{spec.parameters} parameters exceed the limit {limits.max_parameters}")
     return spec
