@@ -42,7 +42,9 @@ d = derive.from_dict(spec)
 r = d.report()
 seconds = time.perf_counter() - t
 assert r.ok, r.summary()
-print(json.dumps({"seconds": seconds, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,      # this process, and the
+           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # largest worker, if any
+print(json.dumps({"seconds": seconds, "rss_mb": peak / 1024,
                   "parameters": d.net.parameter_count, "rules": len(r.rules), "strategy": r.strategy}))
 """
 
@@ -116,7 +118,7 @@ def main() -> None:
     rows, fit = [], []
     print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
           f"naive cap {args.cap:.0f} s\n")
-    print("| configuration | parameters P | batch | derive (s) | peak memory (MB) | naive (s) | ratio |")
+    print("| configuration | parameters P | batch | derive (s) | peak memory of one process (MB) | naive (s) | ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, sizes, m in CONFIGS:
         if args.only and args.only != name:
@@ -126,10 +128,12 @@ def main() -> None:
         p = int(d["parameters"])
         if naive is None:
             naive_text = f"> {args.cap:.0f} ({done}/{p} done)"
-            ratio = f"> {args.cap / d['seconds']:.0f}×"
+            r = args.cap / d["seconds"]
+            ratio = f"> {r:.0f}×" if r >= 10 else f"> {r:.1f}×"
         else:
             naive_text = f"{naive:.1f}"
-            ratio = f"{naive / d['seconds']:.0f}×"
+            r = naive / d["seconds"]
+            ratio = f"{r:.0f}×" if r >= 10 else f"{r:.1f}×"
         print(f"| {name} | {p} | {m} | {d['seconds']:.2f} | {d['rss_mb']:.0f} | {naive_text} | {ratio} |",
               flush=True)
         rows.append((name, p, d["seconds"]))

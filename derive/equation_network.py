@@ -60,12 +60,10 @@ def build_equations(spec: Spec) -> Network:
     used: set[str] = set()
     for _, _, _, tree in steps:
         used |= F.names(tree)
-    reserved = {"m", "L"} & used - defined
     leaves = sorted(used - defined - {"m"})
     for p in eq.parameters:
         if p not in used:
             raise SpecError(spec.file, "network.parameters", f"parameter '{p}' does not appear in any equation")
-    del reserved
     matrices: dict[str, Matrix] = {}
     kinds: dict[str, str] = {}
     constants: dict[str, Expr] = {"m": Integer(spec.batch)}

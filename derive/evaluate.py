@@ -53,7 +53,7 @@ class Evaluator:
             self.constants.setdefault(f"n{i}", Integer(n))
         self._linear: dict[Expr, Symbol] | None = None
         self.functions: dict[str, Callable[[F.Call, list[Value], str], Value]] = {}
-        for name, act in ACTIVATIONS.items():
+        for name in ACTIVATIONS:
             self.functions[name] = self._activation(name)
             self.functions[f"{name}_prime"] = self._activation_prime(name)
         for layer in net.layers:

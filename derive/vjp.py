@@ -138,7 +138,7 @@ def equation_rules(net: Network) -> tuple[list[tuple[str, str]], list[str]]:
     differentiable = (defined | set(spec.equations.parameters)) - {loss}
     pusher = _Pusher(net, differentiable, loss)
     blocked: list[str] = []
-    for name, text, _place, tree in reversed(steps):
+    for name, _text, _place, tree in reversed(steps):
         up = "1" if name == loss else f"d{name}"
         try:
             pusher.push(tree, up, net.shape(name))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import derive
 from derive.rules import Rule
 
 from conftest import net
