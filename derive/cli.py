@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"refuse longer formulas (default {F.MAX_LENGTH} characters)")
     c.add_argument("--max-exponent", type=int, default=F.MAX_EXPONENT, metavar="N",
                    help=f"refuse larger literal exponents (default {F.MAX_EXPONENT})")
+    c.add_argument("--max-nesting", type=int, default=F.MAX_DEPTH, metavar="N",
+                   help=f"refuse formulas nested deeper (default {F.MAX_DEPTH} levels)")
     t = sub.add_parser("latex", help="write the derivation as a standalone LaTeX document")
     t.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
     t.add_argument("-o", "--output", required=True, metavar="FILE.tex", help="where to write the document")
@@ -96,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
-    for flag in ("timeout", "timeout_run", "max_parameters", "max_batch", "max_formula_length", "max_exponent"):
+    for flag in ("timeout", "timeout_run", "max_parameters", "max_batch", "max_formula_length", "max_exponent",
+                 "max_nesting"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             err.print(f"derive: error: --{flag.replace('_', '-')} must be positive, got {value}")
@@ -106,7 +109,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
         return BAD_INPUT
     limits = Limits(max_parameters=args.max_parameters, max_batch=args.max_batch)
     lines: list[str] = []
-    F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent)
+    F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
     status = OK
     for file in args.files:
         try:

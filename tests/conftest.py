@@ -28,3 +28,13 @@ def net(layers: list[Any], inputs: int = 2, loss: Any = "mse", batch: int = 2,
 @pytest.fixture
 def classifier() -> derive.Derivation:
     return derive.load(ROOT / "derivations" / "two_layer_classifier.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _default_formula_limits():  # type: ignore[no-untyped-def]
+    """CLI flags change the parser's limits for the process: restore them after each test."""
+    from derive import formula
+
+    saved = dict(formula.LIMITS)
+    yield
+    formula.LIMITS.update(saved)

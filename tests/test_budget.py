@@ -43,7 +43,8 @@ def test_run_budget(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["summary"]["unproven"] > 0 and doc["summary"]["refuted"] == 0
 
 
-@pytest.mark.parametrize("flag", ["--timeout", "--max-batch", "--max-parameters", "--max-formula-length"])
+@pytest.mark.parametrize("flag", ["--timeout", "--max-batch", "--max-parameters", "--max-formula-length",
+                                  "--max-nesting", "--max-exponent"])
 def test_limit_flags_must_be_positive(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", flag, "0", str(ROOT / "derivations/linear_regression.yaml")]) == 2
     assert "must be positive" in capsys.readouterr().err
@@ -61,6 +62,12 @@ def test_limit_flags_raise_limits(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "limit 2000" in capsys.readouterr().err
     assert main(["check", "--no-rules", "--max-formula-length", "5000", str(long)]) == 0
     main(["check", "--max-formula-length", "2000", str(long)])  # restore the default
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("network: {inputs: 1, layers: [{units: 1}], loss: mse}\n"
+                    f"claims: {{dW1: '{'(' * 70}dZ1 @ X.T{')' * 70}'}}\n")
+    assert main(["check", "--no-rules", str(deep)]) == 2
+    assert "nesting deeper than 60 levels" in capsys.readouterr().err
+    assert main(["check", "--no-rules", "--max-nesting", "100", str(deep)]) == 0
 
 
 def test_json_output_file_is_atomic(tmp_path: Path) -> None:

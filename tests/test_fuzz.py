@@ -78,3 +78,22 @@ def test_spec_loader_total(data: object) -> None:
     except DeriveError:
         return
     assert d.net.parameter_count > 0
+
+
+LATEX_TOKENS = [r"\frac{\partial L}{\partial w_1}", r"\frac{dL}{dz}", "=", "a_2", "w_{4}", "W^{[2]}", "A^{[1]T}",
+                r"\sigma", r"\sigma'", r"\sigma^\prime", r"\tanh", r"\exp", r"\log", "(", ")", r"\left(", r"\right)",
+                r"\times", r"\cdot", r"\odot", r"\otimes", "^T", r"^\top", r"\operatorname{vec}", r"\mathrm{diag}",
+                r"\frac{1}{m}", r"\tfrac12", "+", "-", "{", "}", "x_1", "y", "2", r"\input{x}", "\\", "_", "^"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(LATEX_TOKENS), max_size=12).map(" ".join) | st.text(max_size=60))
+def test_latex_parser_total(text: str) -> None:
+    from derive.latex_claims import parse_latex_claim
+
+    try:
+        target, formula = parse_latex_claim(text, lambda name: None)
+    except DeriveError:
+        return
+    F.parse(target)  # whatever it produced is valid formula language
+    F.parse(formula)
