@@ -62,7 +62,7 @@ class Evaluator:
         self.functions.update(
             exp=self._elementwise(sympy.exp), log=self._log, sum=self._sum, eye=self._eye,
             ones=self._ones, zeros=self._zeros, diag=self._diag, vec=self._vec, kron=self._kron,
-            J=self._jacobian,
+            J=self._jacobian, mean=self._mean,
         )
 
     # ----------------------------------------------------------------- names
@@ -193,7 +193,7 @@ class Evaluator:
         if not low <= len(args) <= high:
             want = str(low) if low == high else f"{low} to {high}"
             raise FormulaError(text, node.col, f"{node.func}() takes {want} argument(s), got {len(args)}")
-        if node.axis is not None and node.func not in ("sum", "softmax"):
+        if node.axis is not None and node.func not in ("sum", "softmax", "mean"):
             raise FormulaError(text, node.col, f"{node.func}() takes no axis")
 
     def _elementwise(self, f: Callable[[Expr], Expr]) -> Callable[[F.Call, list[Value], str], Value]:
@@ -284,6 +284,17 @@ class Evaluator:
         if axis == 1:
             return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))  # type: ignore[union-attr]
         raise FormulaError(text, node.col, f"axis must be 0 or 1, got {axis}")
+
+    def _mean(self, node: F.Call, args: list[Value], text: str) -> Value:
+        """mean(M, axis=k) = sum(M, axis=k) / (size along k); mean(M) = sum(M) / entries."""
+        total = self._sum(node, args, text)
+        v = args[0]
+        if not is_matrix(v):
+            return v
+        if node.axis is None:
+            return total / len(v)  # type: ignore[operator,arg-type]
+        count = v.shape[self._int(node.axis, text, node.col)]  # type: ignore[union-attr]
+        return total / count  # type: ignore[operator]
 
     def _size_args(self, node: F.Call, args: list[Value], text: str) -> list[int]:
         out = []

@@ -70,6 +70,13 @@ class Call:
 
 Node = Union[Num, Name, BinOp, Neg, Transpose, Call]
 
+#: NumPy spellings accepted as function names (np.sum → sum, np.dot → @, ...).
+NUMPY = {
+    "sum": "sum", "exp": "exp", "log": "log", "tanh": "tanh", "ones": "ones", "zeros": "zeros",
+    "eye": "eye", "diag": "diag", "kron": "kron", "dot": "@", "matmul": "@", "multiply": "*",
+    "transpose": ".T", "heaviside": "heaviside", "mean": "mean",
+}
+
 _BINOPS: dict[type, str] = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@", ast.Pow: "**",
 }
@@ -180,12 +187,11 @@ class _Converter:
                 raise self.fail(node, f"only the attribute '.T' (transpose) is allowed, not '.{node.attr}'")
             return Transpose(self.convert(node.value, d), col)
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name):
-                raise self.fail(node, "only plain function names can be called, e.g. sum(M, axis=1)")
-            if node.func.id.startswith("_"):
-                raise self.fail(node, f"names may not start with '_': {node.func.id!r}")
+            fname = self.function_name(node.func)
             axis: Node | None = None
             for kw in node.keywords:
+                if kw.arg == "keepdims" and isinstance(kw.value, ast.Constant) and kw.value.value is True:
+                    continue  # derive's sums always keep the dimension
                 if kw.arg != "axis":
                     raise self.fail(kw.value, f"the only keyword argument is 'axis', not {kw.arg!r}")
                 axis = self.convert(kw.value, d)
@@ -193,9 +199,43 @@ class _Converter:
                 if isinstance(a, ast.Starred):
                     raise self.fail(a, "starred arguments are not allowed")
             args = tuple(self.convert(a, d) for a in node.args)
-            return Call(node.func.id, args, axis, col)
+            return self.numpy_call(node, fname, args, axis, col)
+        if isinstance(node, ast.Compare):
+            # (Z > 0) is NumPy's way to write relu′(Z), with relu′(0) = 0
+            if (len(node.ops) == 1 and isinstance(node.ops[0], ast.Gt) and isinstance(node.comparators[0], ast.Constant)
+                    and node.comparators[0].value == 0 and not isinstance(node.comparators[0].value, bool)):
+                return Call("relu_prime", (self.convert(node.left, d),), None, col)
+            raise self.fail(node, "the only comparison allowed is (Z > 0), meaning relu_prime(Z)")
         what = type(node).__name__
         raise self.fail(node, f"{what} is not part of the formula language")
+
+    def function_name(self, func: ast.AST) -> str:
+        """A called name: plain (sum) or NumPy-qualified (np.sum, numpy.sum)."""
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("np", "numpy"):
+            if func.attr not in NUMPY:
+                raise self.fail(func, f"np.{func.attr} is not supported (supported: {', '.join(sorted(NUMPY))})")
+            return NUMPY[func.attr]
+        if not isinstance(func, ast.Name):
+            raise self.fail(func, "only plain function names can be called, e.g. sum(M, axis=1)")
+        if func.id.startswith("_"):
+            raise self.fail(func, f"names may not start with '_': {func.id!r}")
+        return func.id
+
+    def numpy_call(self, node: ast.Call, fname: str, args: tuple[Node, ...], axis: Node | None, col: int) -> Node:
+        """np.dot, np.multiply, np.transpose, np.heaviside(Z, 0) and np.mean in derive's terms."""
+        if fname in ("@", "*") and len(args) == 2:
+            return BinOp(fname, args[0], args[1], col)
+        if fname == ".T" and len(args) == 1:
+            return Transpose(args[0], col)
+        if fname in ("@", "*", ".T"):
+            raise self.fail(node, "np.dot/np.matmul/np.multiply take two arguments, np.transpose one")
+        if fname == "heaviside":
+            if len(args) == 2 and isinstance(args[1], Num) and args[1].value == 0:
+                return Call("relu_prime", args[:1], None, col)
+            raise self.fail(node, "only np.heaviside(Z, 0) is supported (it is relu_prime(Z))")
+        if fname == "mean" and len(args) == 1:
+            return Call("mean", args, axis, col)
+        return Call(fname, args, axis, col)
 
     def check_exponent(self, raw: ast.AST, node: Node) -> None:
         value = node.value if isinstance(node, Num) else None

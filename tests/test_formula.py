@@ -74,3 +74,28 @@ def test_to_scalar() -> None:
         F.to_scalar(F.parse("1/0"), "1/0")
     with pytest.raises(FormulaError, match="scalar constant"):
         F.to_scalar(F.parse("A.T"), "A.T")
+
+
+@pytest.mark.parametrize("numpy, ours", [
+    ("np.dot(dZ2, A1.T)", "dZ2 @ A1.T"),
+    ("np.matmul(W2.T, dZ2)", "W2.T @ dZ2"),
+    ("np.multiply(dA1, 1 - A1**2)", "dA1 * (1 - A1**2)"),
+    ("np.sum(dZ2, axis=1, keepdims=True)", "sum(dZ2, axis=1)"),
+    ("np.transpose(X)", "X.T"),
+    ("dA1 * (Z1 > 0)", "dA1 * relu_prime(Z1)"),
+    ("np.heaviside(Z1, 0)", "relu_prime(Z1)"),
+])
+def test_numpy_spellings(numpy: str, ours: str) -> None:
+    assert F.unparse(F.parse(numpy)) == F.unparse(F.parse(ours))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("np.linalg.inv(W)", "only plain function names"),
+    ("np.load('x')", "np.load is not supported"),
+    ("Z >= 0", "the only comparison allowed is"),
+    ("np.heaviside(Z, 1)", "only np.heaviside"),
+    ("np.dot(A)", "take two arguments"),
+])
+def test_numpy_rejections(text: str, message: str) -> None:
+    with pytest.raises(FormulaError, match=message):
+        F.parse(text)
