@@ -18,13 +18,13 @@ from typing import Callable
 
 from derive import budget, claims
 from derive import formula as F
-from derive.errors import FormulaError, SpecError
 from derive.equality import Judge
+from derive.errors import FormulaError, SpecError
 from derive.evaluate import Evaluator
-from derive.network import Network, build
 from derive.kronecker import ALL_SIZES
-from derive.latex_claims import parse_latex_claim
 from derive.kronecker import vec_abc as _vec_abc
+from derive.latex_claims import parse_latex_claim
+from derive.network import Network, build
 from derive.proof import PROVEN, UNPROVEN, Check, Report
 from derive.rules import Rule, rules_for
 from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
@@ -32,9 +32,10 @@ from derive.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")
 DEFAULT_TIMEOUT = 120.0  # seconds per check
-PARALLEL_FROM = 1000
-ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem  # parameters; below this, starting workers costs more than it saves
-_FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None
+PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
+ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
+Progress = Callable[[Check], None]
+_FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None  # what forked workers inherit
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,7 +47,6 @@ def _forked_check(index: int) -> Check:
     assert _FORKED is not None
     d, tasks = _FORKED
     return d._check_task(tasks[index])
-Progress = Callable[[Check], None]
 
 
 class Derivation:
