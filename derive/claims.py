@@ -34,6 +34,13 @@ def check_target(node: F.Node, text: str) -> None:
                        "or a Jacobian such as J(Z1, b1)")
 
 
+def _prove(judge: Judge, claimed: Matrix, true: Matrix, cheap: bool) -> str | None:
+    try:
+        return judge.prove(claimed, true, cheap=cheap)
+    except TooLarge:
+        return None
+
+
 def as_matrix(v: object) -> Matrix:
     return v if is_matrix(v) else Matrix([[v]])  # type: ignore[return-value]
 
@@ -81,13 +88,13 @@ def check(
         if diagnosis is None and kind == "claim":
             diagnosis = search_fix(evaluator, judge, formula_node, true)
         return result(REFUTED, "shapes", detail=detail, diagnosis=diagnosis)
-    try:
-        method = judge.prove(claimed, true)
-    except TooLarge:
-        method = None
+    # cheap exact steps first, then a fast numeric refutation, then the expensive unfolding
+    method = _prove(judge, claimed, true, cheap=True)
+    counterexample = judge.refute(claimed, true) if method is None else None
+    if method is None and counterexample is None:
+        method = _prove(judge, claimed, true, cheap=False)
     if method is not None:
         return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
-    counterexample = judge.refute(claimed, true)
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
         diagnosis = diagnose(evaluator.net, judge, claimed, true, transposed)

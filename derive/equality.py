@@ -103,29 +103,41 @@ class Judge:
             sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
             return e.xreplace(sub) if sub else e  # type: ignore[arg-type]
 
+        def to_claim(c: Expr, t: Expr) -> Expr:
+            return c - truth.unfold_to(t, {s for s in c.free_symbols if s.name.startswith("d")})
+
         return [
             ("as written", lambda c, t: c - t),
             ("one chain-rule step", lambda c, t: c - truth.unfold_once(t)),
+            ("truth unfolded to the claim's gradients", to_claim),
             ("adjoints unfolded", lambda c, t: truth.unfold(c) - truth.unfold(t)),
             ("pre-activations unfolded", lambda c, t: pre_activations(c) - pre_activations(t)),
         ]
 
-    def prove(self, claimed: Matrix, true: Matrix) -> str | None:
-        """Exact proof of every entry; returns the deepest step any entry needed, or None."""
-        steps = self.unfold_steps()
+    def prove(self, claimed: Matrix, true: Matrix, cheap: bool = False) -> str | None:
+        """Exact proof of every entry; returns the deepest step any entry needed, or None.
+
+        ``cheap`` stops after the layer-local step (no unfolding of whole chains): the
+        caller then tries a fast numeric refutation before the expensive steps.
+        """
+        steps = self.unfold_steps()[:2] if cheap else self.unfold_steps()
         depth = 0
+        last = 0  # entries of one statement usually need the same step: try it first
         for i in range(len(true)):
             c, t = claimed[i], true[i]
             tried: set[Expr] = set()
             if t.is_Symbol and t not in c.free_symbols:
                 tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
-            for k, (_, step) in enumerate(steps):
+            order = [last] + [k for k in range(len(steps)) if k != last]
+            for k in order:
+                step = steps[k][1]
                 e = step(c, t)
                 if e in tried:  # this step changed nothing: no new chance
                     continue
                 tried.add(e)
                 if is_zero(e):
                     depth = max(depth, k)
+                    last = k
                     break
             else:
                 return None

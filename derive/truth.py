@@ -40,6 +40,8 @@ class Truth(Protocol):
 
     def unfold_once(self, expr: Expr) -> Expr: ...
 
+    def unfold_to(self, expr: Expr, keep: set[Symbol]) -> Expr: ...
+
 
 def _check_target(net: Network, name: str) -> None:
     if name not in net.matrices:
@@ -98,6 +100,22 @@ class LocalTruth:
     def unfold_once(self, expr: Expr) -> Expr:
         """Replace each adjoint atom by its definition, one chain-rule step deep."""
         sub = {s: self.adjoint_definitions[s] for s in expr.free_symbols if s in self.adjoint_definitions}
+        return expr.xreplace(sub) if sub else expr  # type: ignore[arg-type]
+
+    def unfold_to(self, expr: Expr, keep: set[Symbol]) -> Expr:
+        """Unfold adjoint atoms until only those in ``keep`` remain (the gradients a claim
+        itself names), so a claim written through dZ3 meets the truth written through dZ3."""
+        memo: dict[Symbol, Expr] = {}
+
+        def atom(s: Symbol) -> Expr:
+            if s in memo:
+                return memo[s]
+            d = self.adjoint_definitions[s]
+            sub = {a: atom(a) for a in d.free_symbols if a in self.adjoint_definitions and a not in keep}
+            memo[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+            return memo[s]
+
+        sub = {a: atom(a) for a in expr.free_symbols if a in self.adjoint_definitions and a not in keep}
         return expr.xreplace(sub) if sub else expr  # type: ignore[arg-type]
 
     def unfold(self, expr: Expr) -> Expr:
@@ -215,6 +233,9 @@ class GlobalTruth:
         return expr
 
     def unfold_once(self, expr: Expr) -> Expr:
+        return expr
+
+    def unfold_to(self, expr: Expr, keep: set[Symbol]) -> Expr:
         return expr
 
 

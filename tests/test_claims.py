@@ -147,3 +147,12 @@ def test_verdict_is_unproven_not_proven_when_symbolic_fails() -> None:
     c = d.check_claim("dW2", "dZ2 @ (Z1 * relu_prime(Z1)).T")
     assert c.verdict in ("proven", "unproven")
     assert c.counterexample is None
+
+
+def test_fully_composed_claim_is_proven_and_its_mutation_refuted() -> None:
+    # a chain written out through dZ3 meets the truth unfolded to dZ3 (three layers)
+    d = net([(3, "sigmoid"), (3, "tanh"), (2, "sigmoid")], inputs=2, batch=2, strategy="local")
+    right = "((W2.T @ ((W3.T @ dZ3) * (1 - A2**2))) * A1 * (1 - A1)) @ X.T"
+    c = assert_claim(d, "dW1", right)
+    assert "truth unfolded to the claim's gradients" in c.method or "adjoints unfolded" in c.method
+    assert_refuted(d, "dW1", right.replace("(1 - A2**2)", "A2"))
