@@ -46,7 +46,7 @@ def transposed_shape(claimed: Matrix, true: Matrix) -> bool:
 
 def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
     """claimed/true on the first entry where the truth is not 0, if free of atoms."""
-    unfold = judge.unfold_steps()[-1][1]
+    unfold = judge.step("pre-activations unfolded")
     constants = set(judge.net.free_constants)
     zero = sympy.Integer(0)
     for i in range(len(true)):
@@ -109,7 +109,7 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
     constants = net.free_constants
     if not constants or claimed.shape != true.shape:
         return None
-    unfold = judge.unfold_steps()[-1][1]
+    unfold = judge.step("pre-activations unfolded")
     for i in range(len(true)):
         d = unfold(claimed[i], true[i])
         if size_exceeds(d, MAX_RATIO_OPS):

@@ -86,6 +86,7 @@ class Judge:
         self.seed = seed
         self._definitions = truth.definitions()
         self._expression_atoms = _composed(net.expression_atoms)
+        self._functions_of = {atom: applied for applied, atom in net.canon.items()}
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
@@ -106,13 +107,24 @@ class Judge:
         def to_claim(c: Expr, t: Expr) -> Expr:
             return c - truth.unfold_to(t, {s for s in c.free_symbols if s.name.startswith("d")})
 
+        def through_exp(c: Expr, t: Expr) -> Expr:
+            # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
+            if not c.has(sympy.exp, *EXP_REWRITTEN):
+                return to_claim(c, t)  # the same as an earlier step: skipped as already tried
+            return exp_form(to_claim(c, t), self._functions_of)
+
         return [
             ("as written", lambda c, t: c - t),
             ("one chain-rule step", lambda c, t: c - truth.unfold_once(t)),
             ("truth unfolded to the claim's gradients", to_claim),
             ("adjoints unfolded", lambda c, t: truth.unfold(c) - truth.unfold(t)),
             ("pre-activations unfolded", lambda c, t: pre_activations(c) - pre_activations(t)),
+            ("activations written through exp", through_exp),
         ]
+
+    def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
+        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth)."""
+        return dict(self.unfold_steps())[label]
 
     def prove(self, claimed: Matrix, true: Matrix, cheap: bool = False) -> str | None:
         """Exact proof of every entry; returns the deepest step any entry needed, or None.
@@ -207,6 +219,52 @@ class Judge:
             if self._refute_at(point, claimed, true) is not None:
                 return False
         return True
+
+
+def _exp_rewritten() -> tuple[type, ...]:
+    from derive.activations import Sigmoid, Softplus, Tanh
+
+    return (Sigmoid, Tanh, Softplus)
+
+
+EXP_REWRITTEN = _exp_rewritten()
+
+
+def exp_form(e: Expr, functions_of: dict[Symbol, Expr]) -> Expr:
+    """σ, tanh, softplus and exp written through t = exp(u) for each argument u.
+
+    Activation atoms become the functions they stand for, those are rewritten with exp,
+    and every exp(k·u) (k rational) becomes t_u**k, t_u a fresh positive symbol standing
+    for exp(u).  An identity in the t's is an identity for t = exp(u): the substitution
+    is sound, it only lets ``together``/``expand`` see σ(z) = t/(1 + t).
+    """
+    from derive.activations import Sigmoid, Softplus, Tanh
+
+    e = e.xreplace({a: f for a, f in functions_of.items() if a in e.free_symbols})
+    rewrite = {}
+    for f in e.atoms(Sigmoid, Tanh, Softplus):
+        u = f.args[0]
+        if isinstance(f, Sigmoid):
+            rewrite[f] = 1 / (1 + sympy.exp(-u))
+        elif isinstance(f, Tanh):
+            rewrite[f] = (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
+        else:
+            rewrite[f] = sympy.log(1 + sympy.exp(u))
+    if rewrite:
+        e = e.xreplace(rewrite)
+    exps = e.atoms(sympy.exp)
+    if not exps:
+        return e
+    base: dict[Expr, sympy.Symbol] = {}
+    sub = {}
+    for x in exps:
+        k, u = x.args[0].as_coeff_Mul()
+        if not k.is_Rational:
+            continue
+        if u not in base:
+            base[u] = sympy.Dummy("t", positive=True)
+        sub[x] = base[u] ** k
+    return e.xreplace(sub)
 
 
 def _composed(atoms: dict[Symbol, Expr]) -> dict[Symbol, Expr]:

@@ -156,3 +156,19 @@ def test_fully_composed_claim_is_proven_and_its_mutation_refuted() -> None:
     c = assert_claim(d, "dW1", right)
     assert "truth unfolded to the claim's gradients" in c.method or "adjoints unfolded" in c.method
     assert_refuted(d, "dW1", right.replace("(1 - A2**2)", "A2"))
+
+
+@pytest.mark.parametrize("strategy", ["global", "local"])
+@pytest.mark.parametrize("target, formula, verdict", [
+    ("dZ2", "dA2 * exp(-Z2) / (1 + exp(-Z2))**2", "proven"),       # σ′ written through exp
+    ("dZ2", "dA2 * sigmoid(Z2) * sigmoid(-Z2)", "proven"),          # σ(z)σ(−z) = σ′(z)
+    ("dZ1", "dA1 * 4 / (exp(Z1) + exp(-Z1))**2", "proven"),         # tanh′ = sech²
+    ("dZ2", "dA2 * exp(Z2) / (1 + exp(-Z2))**2", "refuted"),        # a sign slip inside exp
+    ("dZ1", "dA1 * 4 / (exp(Z1) + exp(-Z1))", "refuted"),           # the square forgotten
+])
+def test_activations_written_through_exp(strategy: str, target: str, formula: str, verdict: str) -> None:
+    d = derive.load("derivations/two_layer_classifier.yaml", strategy=strategy)
+    c = d.check_claim(target, formula)
+    assert c.verdict == verdict, c
+    if verdict == "proven":
+        assert "activations written through exp" in c.method
