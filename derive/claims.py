@@ -14,7 +14,7 @@ import time
 from sympy import Matrix
 
 from derive import formula as F
-from derive.diagnosis import TRANSPOSED, diagnose, transposed_shape
+from derive.diagnosis import diagnose
 from derive.equality import Judge, TooLarge
 from derive.errors import FormulaError, ShapeError
 from derive.evaluate import Evaluator, is_matrix, show_shape
@@ -76,18 +76,16 @@ def check(
     except ShapeError as exc:
         fix = search_fix(evaluator, judge, formula_node, true) if kind == "claim" else None
         return result(REFUTED, "shapes", detail=f"shape error: {exc}", diagnosis=fix)
+    def why_wrong() -> str | None:
+        """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix."""
+        found = diagnose(evaluator.net, judge, claimed, true, transposed)
+        if found is None and kind == "claim":
+            found = search_fix(evaluator, judge, formula_node, true)
+        return found
+
     if claimed.shape != true.shape:
         detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
-        diagnosis = None
-        if transposed_shape(claimed, true):
-            try:
-                if judge.prove(claimed.T, true) is not None:
-                    diagnosis = transposed or TRANSPOSED
-            except TooLarge:
-                pass
-        if diagnosis is None and kind == "claim":
-            diagnosis = search_fix(evaluator, judge, formula_node, true)
-        return result(REFUTED, "shapes", detail=detail, diagnosis=diagnosis)
+        return result(REFUTED, "shapes", detail=detail, diagnosis=why_wrong())
     # cheap exact steps first, then a fast numeric refutation, then the expensive unfolding
     method = _prove(judge, claimed, true, cheap=True)
     counterexample = judge.refute(claimed, true) if method is None else None
@@ -97,10 +95,7 @@ def check(
         return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
-        diagnosis = diagnose(evaluator.net, judge, claimed, true, transposed)
-        if diagnosis is None and kind == "claim":
-            diagnosis = search_fix(evaluator, judge, formula_node, true)
-        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=diagnosis)
+        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=why_wrong())
     return result(
         UNPROVEN, "neither",
         detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "

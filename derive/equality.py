@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from fractions import Fraction
@@ -25,7 +26,7 @@ import sympy
 from sympy import Expr, Matrix, Symbol
 
 from derive.activations import Undetermined
-from derive.network import Network
+from derive.network import Network, compose
 from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.proof import Counterexample
 from derive.truth import Truth
@@ -85,12 +86,21 @@ class Judge:
         self.points = points
         self.seed = seed
         self._definitions = truth.definitions()
-        self._expression_atoms = _composed(net.expression_atoms)
+        atoms = net.expression_atoms
+        self._expression_atoms = compose(atoms, atoms)
         self._functions_of = {atom: applied for applied, atom in net.canon.items()}
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
+    @functools.cached_property
+    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+        return self._build_steps()
+
     def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+        """The proof steps (built once per judge; see :meth:`_build_steps`)."""
+        return self._steps
+
+    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
         """Ways to write claimed − true, from cheapest to most unfolded.
 
         1. as written; 2. the true side one chain-rule step deep (the layer-local proof:
@@ -265,16 +275,6 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr]) -> Expr:
             base[u] = sympy.Dummy("t", positive=True)
         sub[x] = base[u] ** k
     return e.xreplace(sub)
-
-
-def _composed(atoms: dict[Symbol, Expr]) -> dict[Symbol, Expr]:
-    """Expression atoms with every expression atom inside them substituted too (in graph
-    order), so one substitution unfolds chains such as z = w·h, h = w·x."""
-    out: dict[Symbol, Expr] = {}
-    for s, d in atoms.items():
-        sub = {a: out[a] for a in d.free_symbols if a in out}
-        out[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
-    return out
 
 
 def _random_fraction(rng: random.Random) -> Fraction:

@@ -25,7 +25,7 @@ from sympy import Expr, Integer, Matrix, Symbol
 from derive import formula as F
 from derive.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
 from derive.errors import FormulaError, ShapeError
-from derive.network import COST, Network
+from derive.network import COST, Network, compose, downstream
 from derive.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 from derive.truth import Truth
 
@@ -368,7 +368,8 @@ class Evaluator:
                                    "J(y, x): x must be a value of the network such as b1, vec(W1), Z1 or A1")
         self._guard(len(yv) * len(xv))
         xs = set(xv)
-        composed = self._compose_down_to(xs)
+        defs = self.net.definitions
+        composed = compose(defs, downstream(defs, xs) - xs)
         back = {v: k for k, v in composed.items()}
         canon = self.net.canon
 
@@ -388,14 +389,3 @@ class Evaluator:
         if not rows and v.shape[1] == m and m > 1:
             return v.col(k)
         return v
-
-    def _compose_down_to(self, xs: set[Symbol]) -> dict[Symbol, Expr]:
-        """Atoms that depend on xs, composed into expressions of xs and independent atoms."""
-        composed: dict[Symbol, Expr] = {}
-        for s, d in self.net.definitions.items():
-            if s in xs:
-                continue
-            free = d.free_symbols
-            if free & xs or any(a in composed for a in free):
-                composed[s] = d.xreplace({a: composed[a] for a in free if a in composed})  # type: ignore[misc]
-        return composed

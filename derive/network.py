@@ -18,6 +18,7 @@ row batch: X is m×n0, Z_l = A_{l-1} W_lᵀ + b_lᵀ.  Biases are columns n_l×1
 
 from __future__ import annotations
 
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 
 import sympy
@@ -89,6 +90,26 @@ class Network:
         """Atoms that only name an expression (pre-activations): safe to substitute."""
         keep = self.activation_atoms
         return {s: d for s, d in self.definitions.items() if s not in keep and s != COST}
+
+
+def downstream(definitions: Mapping[Symbol, Expr], roots: set[Symbol]) -> set[Symbol]:
+    """Atoms that depend, directly or not, on any of ``roots`` (definitions in graph order)."""
+    down: set[Symbol] = set()
+    for s, d in definitions.items():
+        if d.free_symbols & (roots | down):
+            down.add(s)
+    return down
+
+
+def compose(definitions: Mapping[Symbol, Expr], atoms: Container[Symbol]) -> dict[Symbol, Expr]:
+    """Each of ``atoms`` as its definition with the earlier ones already substituted, in
+    graph order: one substitution then unfolds a whole chain (z = w·h, h = w·x)."""
+    composed: dict[Symbol, Expr] = {}
+    for s, d in definitions.items():
+        if s in atoms:
+            sub = {a: composed[a] for a in d.free_symbols if a in composed}
+            composed[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+    return composed
 
 
 def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:

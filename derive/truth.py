@@ -25,7 +25,7 @@ from typing import Protocol
 import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
-from derive.network import COST, Network
+from derive.network import COST, Network, compose, downstream
 
 
 class Truth(Protocol):
@@ -191,24 +191,8 @@ class GlobalTruth:
     def __init__(self, net: Network) -> None:
         self.net = net
         self._cache: dict[str, Matrix] = {}
-        self._full = self._compose(set(net.definitions))
+        self._full = compose(net.definitions, net.definitions)
         self._back_full = {v: k for k, v in self._full.items() if k != COST}
-
-    def _compose(self, atoms: set[Symbol]) -> dict[Symbol, Expr]:
-        """Substitute the given atoms by their (composed) definitions, in graph order."""
-        composed: dict[Symbol, Expr] = {}
-        for s, d in self.net.definitions.items():
-            if s in atoms:
-                sub = {a: composed[a] for a in d.free_symbols if a in composed}
-                composed[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
-        return composed
-
-    def _downstream(self, roots: set[Symbol]) -> set[Symbol]:
-        down: set[Symbol] = set()
-        for s, d in self.net.definitions.items():
-            if d.free_symbols & (roots | down):
-                down.add(s)
-        return down
 
     def grad(self, name: str) -> Matrix:
         _check_target(self.net, name)
@@ -217,7 +201,7 @@ class GlobalTruth:
         entries = self.net.matrices[name]
         if self.net.kinds[name] == "node":
             roots = {e for e in entries if isinstance(e, Symbol)}
-            composed = self._compose(self._downstream(roots))
+            composed = compose(self.net.definitions, downstream(self.net.definitions, roots))
             cost = composed[COST]
             back = {v: k for k, v in composed.items() if k != COST}
         else:
