@@ -99,7 +99,11 @@ class Derivation:
 
     def rules(self) -> list[Rule]:
         """The closed-form rules of this network (not yet checked)."""
-        return rules_for(self.net)
+        return list(self._rules)
+
+    @cached_property
+    def _rules(self) -> tuple[Rule, ...]:
+        return tuple(rules_for(self.net))  # equation networks derive them: do it once
 
     def _shape_of(self, name: str) -> tuple[int, int] | None:
         base = name[1:] if name.startswith("d") and name[1:] in self.net.matrices else name
@@ -145,14 +149,14 @@ class Derivation:
         return claims.check(self.evaluator, self.judge, target, formula)
 
     def check_rules(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
-        tasks: list[Rule | ClaimSpec] = list(rules_for(self.net))
+        tasks: list[Rule | ClaimSpec] = list(self._rules)
         return self._run(tasks, progress, jobs)
 
     def check_claims(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
         return self._run(list(self.claims), progress, jobs)
 
     def count_checks(self, rules: bool = True) -> int:
-        return (len(rules_for(self.net)) if rules else 0) + len(self.claims)
+        return (len(self._rules) if rules else 0) + len(self.claims)
 
     def auto_jobs(self) -> int:
         """Worker processes that pay: two for large networks on a machine with two cores."""
