@@ -96,6 +96,10 @@ def check(
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
         return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=why_wrong())
+    if judge.holds_off_kinks(claimed, true):
+        return result(UNPROVEN, "neither", detail=(
+            "it holds wherever no relu argument is 0 (proven on both sides of every kink) but not at "
+            "a kink, where derive takes relu′(0) = 0 and leaky_relu′(0) = slope, e.g. (Z > 0), not (Z >= 0)"))
     return result(
         UNPROVEN, "neither",
         detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "

@@ -4,7 +4,8 @@
   ``expand`` (or, for rational functions, ``together`` and ``expand`` of the numerator),
   with atoms treated as independent symbols.  When that fails as written, the same is
   tried after unfolding the adjoint atoms, then after unfolding pre-activations into
-  their linear definitions.  Each step only substitutes an atom by what it stands for,
+  their linear definitions, then with σ/tanh/softplus written through exp, then on each
+  side of every relu kink (:mod:`derive.cases`).  Each step only substitutes an atom by what it stands for,
   so an identity found at any step is an identity of the network.  ``simplify`` is never
   used, and "did not reduce to 0" is never a refutation.
 - **Refutation** evaluates both sides at random small rationals for every leaf symbol:
@@ -26,6 +27,7 @@ import sympy
 from sympy import Expr, Matrix, Symbol
 
 from derive.activations import Undetermined
+from derive.cases import PIECEWISE, by_cases
 from derive.network import Network, compose
 from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.proof import Counterexample
@@ -105,7 +107,8 @@ class Judge:
 
         1. as written; 2. the true side one chain-rule step deep (the layer-local proof:
         the claim's own ``dV`` stay atoms, i.e. arbitrary upstream gradients); 3. every
-        adjoint unfolded on both sides; 4. pre-activations unfolded as well.
+        adjoint unfolded on both sides; 4. pre-activations unfolded as well; 5. σ, tanh and
+        softplus written through exp; 6. one case per sign pattern of the relu arguments.
         """
         truth = self.truth
 
@@ -121,7 +124,18 @@ class Judge:
             # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
             if not c.has(sympy.exp, *EXP_REWRITTEN):
                 return to_claim(c, t)  # the same as an earlier step: skipped as already tried
-            return exp_form(to_claim(c, t), self._functions_of)
+            return exp_form(to_claim(c, t), self._functions_of, c)
+
+        piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
+
+        def piecewise(c: Expr, t: Expr) -> Expr:  # relu and leaky_relu atoms become functions
+            e = to_claim(c, t)
+            return e.xreplace({a: f for a, f in piecewise_atoms.items() if a in e.free_symbols})
+
+        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of their arguments
+            return by_cases(piecewise(c, t))
+
+        self._piecewise = piecewise
 
         return [
             ("as written", lambda c, t: c - t),
@@ -130,6 +144,7 @@ class Judge:
             ("adjoints unfolded", lambda c, t: truth.unfold(c) - truth.unfold(t)),
             ("pre-activations unfolded", lambda c, t: pre_activations(c) - pre_activations(t)),
             ("activations written through exp", through_exp),
+            ("cases on the sign of each relu argument", sign_cases),
         ]
 
     def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
@@ -164,6 +179,15 @@ class Judge:
             else:
                 return None
         return steps[depth][0]
+
+    def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> bool:
+        """Whether every entry is proven on both sides of every relu kink (arguments ≠ 0)."""
+        self.unfold_steps()
+        try:
+            return any(self._piecewise(c, t).has(*PIECEWISE) for c, t in zip(claimed, true)) and all(
+                is_zero(by_cases(self._piecewise(c, t), off_kinks=True)) for c, t in zip(claimed, true))
+        except TooLarge:
+            return False
 
     # ------------------------------------------------------------- refutation
     def sample_points(self) -> list[Point]:
@@ -240,28 +264,39 @@ def _exp_rewritten() -> tuple[type, ...]:
 EXP_REWRITTEN = _exp_rewritten()
 
 
-def exp_form(e: Expr, functions_of: dict[Symbol, Expr]) -> Expr:
+def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = None) -> Expr:
     """σ, tanh, softplus and exp written through t = exp(u) for each argument u.
 
-    Activation atoms become the functions they stand for, those are rewritten with exp,
-    and every exp(k·u) (k rational) becomes t_u**k, t_u a fresh positive symbol standing
-    for exp(u).  An identity in the t's is an identity for t = exp(u): the substitution
-    is sound, it only lets ``together``/``expand`` see σ(z) = t/(1 + t).
+    Only what the claim's exp terms reach is rewritten: starting from the symbols inside
+    the claim's exp(·) and σ/tanh/softplus of non-atoms, an activation atom is replaced by
+    its function, and a function is rewritten with exp, when its atom or argument is
+    reached; each rewrite reaches the symbols it introduces (σ(z) = 1/(1 + e^(−z)) reaches
+    z, so the truth's σ′(z) is rewritten too, while an unrelated output layer stays an
+    atom and keeps the expression small).  Every exp(k·u) (k rational) then becomes
+    t_u**k, t_u a fresh positive symbol standing for exp(u).  An identity in the t's is
+    an identity for t = exp(u): every substitution here is sound, it only lets
+    ``together``/``expand`` see σ(z) = t/(1 + t).
     """
     from derive.activations import Sigmoid, Softplus, Tanh
 
-    e = e.xreplace({a: f for a, f in functions_of.items() if a in e.free_symbols})
-    rewrite = {}
-    for f in e.atoms(Sigmoid, Tanh, Softplus):
-        u = f.args[0]
-        if isinstance(f, Sigmoid):
-            rewrite[f] = 1 / (1 + sympy.exp(-u))
-        elif isinstance(f, Tanh):
-            rewrite[f] = (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
-        else:
-            rewrite[f] = sympy.log(1 + sympy.exp(u))
-    if rewrite:
+    claim = e if claim is None else claim
+    reached: set[Expr] = set()
+    for x in claim.atoms(sympy.exp, Sigmoid, Tanh, Softplus):
+        reached |= x.free_symbols
+    while True:
+        atoms = {a: f for a, f in functions_of.items()
+                 if a in e.free_symbols and (a in reached or f.free_symbols & reached)}
+        rewrite: dict[Expr, Expr] = {}
+        for f in e.atoms(Sigmoid, Tanh, Softplus):
+            if f.free_symbols & reached:
+                rewrite[f] = _through_exp(f)
+        for a, f in atoms.items():
+            rewrite[a] = _through_exp(f) if isinstance(f, (Sigmoid, Tanh, Softplus)) else f
+        if not rewrite:
+            break
         e = e.xreplace(rewrite)
+        for r in rewrite.values():
+            reached |= r.free_symbols
     exps = e.atoms(sympy.exp)
     if not exps:
         return e
@@ -275,6 +310,17 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr]) -> Expr:
             base[u] = sympy.Dummy("t", positive=True)
         sub[x] = base[u] ** k
     return e.xreplace(sub)
+
+
+def _through_exp(f: Expr) -> Expr:
+    from derive.activations import Sigmoid, Tanh
+
+    u = f.args[0]
+    if isinstance(f, Sigmoid):
+        return 1 / (1 + sympy.exp(-u))
+    if isinstance(f, Tanh):
+        return (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
+    return sympy.log(1 + sympy.exp(u))
 
 
 def _random_fraction(rng: random.Random) -> Fraction:

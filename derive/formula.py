@@ -74,7 +74,7 @@ Node = Union[Num, Name, BinOp, Neg, Transpose, Call]
 NUMPY = {
     "sum": "sum", "exp": "exp", "log": "log", "tanh": "tanh", "ones": "ones", "zeros": "zeros",
     "eye": "eye", "diag": "diag", "kron": "kron", "dot": "@", "matmul": "@", "multiply": "*",
-    "transpose": ".T", "heaviside": "heaviside", "mean": "mean",
+    "transpose": ".T", "heaviside": "heaviside", "mean": "mean", "where": "where", "maximum": "maximum",
 }
 
 _BINOPS: dict[type, str] = {
@@ -201,11 +201,7 @@ class _Converter:
             args = tuple(self.convert(a, d) for a in node.args)
             return self.numpy_call(node, fname, args, axis, col)
         if isinstance(node, ast.Compare):
-            # (Z > 0) is NumPy's way to write relu′(Z), with relu′(0) = 0
-            if (len(node.ops) == 1 and isinstance(node.ops[0], ast.Gt) and isinstance(node.comparators[0], ast.Constant)
-                    and node.comparators[0].value == 0 and not isinstance(node.comparators[0].value, bool)):
-                return Call("relu_prime", (self.convert(node.left, d),), None, col)
-            raise self.fail(node, "the only comparison allowed is (Z > 0), meaning relu_prime(Z)")
+            return self.comparison(node, d, col)
         what = type(node).__name__
         raise self.fail(node, f"{what} is not part of the formula language")
 
@@ -230,12 +226,53 @@ class _Converter:
         if fname in ("@", "*", ".T"):
             raise self.fail(node, "np.dot/np.matmul/np.multiply take two arguments, np.transpose one")
         if fname == "heaviside":
-            if len(args) == 2 and isinstance(args[1], Num) and args[1].value == 0:
-                return Call("relu_prime", args[:1], None, col)
-            raise self.fail(node, "only np.heaviside(Z, 0) is supported (it is relu_prime(Z))")
+            if len(args) == 2 and isinstance(args[1], Num):
+                return _heaviside(args[0], args[1].value, col)
+            raise self.fail(node, "np.heaviside(Z, h) needs a number h, its value at 0 (h = 0: relu_prime(Z))")
+        if fname == "where":
+            if len(args) == 3 and isinstance(node.args[0], ast.Compare):
+                cond, a, b = args  # cond is 0 or 1 in every entry: cond·a + (1 − cond)·b is exact
+                return BinOp("+", BinOp("*", cond, a, col), BinOp("*", BinOp("-", Num(sympy.Integer(1), col), cond, col), b, col), col)
+            raise self.fail(node, "np.where(cond, a, b) needs a comparison with 0 as cond, e.g. np.where(Z > 0, 1, 0.01)")
+        if fname == "maximum":
+            if len(args) == 2 and _is_zero(args[1]):
+                return Call("relu", args[:1], None, col)
+            if len(args) == 2 and _is_zero(args[0]):
+                return Call("relu", args[1:], None, col)
+            raise self.fail(node, "only np.maximum(Z, 0) is supported (it is relu(Z))")
         if fname == "mean" and len(args) == 1:
             return Call("mean", args, axis, col)
         return Call(fname, args, axis, col)
+
+    def comparison(self, node: ast.Compare, d: int, col: int) -> Node:
+        """(Z > 0), (Z < 0), (Z >= 0), (Z <= 0), either way round: 0/1 masks through relu′.
+
+        relu′(u) is 1 for u > 0 and 0 otherwise, so (Z < 0) = relu′(−Z),
+        (Z >= 0) = 1 − relu′(−Z) and (Z <= 0) = 1 − relu′(Z), exact at Z = 0 too.
+        """
+        ops = {ast.Gt: ">", ast.Lt: "<", ast.GtE: ">=", ast.LtE: "<="}
+        usage = "a comparison must compare with 0, e.g. (Z1 > 0), (Z1 <= 0): it is a 0/1 mask through relu_prime"
+        if len(node.ops) != 1 or type(node.ops[0]) not in ops:
+            raise self.fail(node, usage)
+        op = ops[type(node.ops[0])]
+        left, right = node.left, node.comparators[0]
+        if _literal_zero(right):
+            side = left
+        elif _literal_zero(left):
+            side = right
+            op = {">": "<", "<": ">", ">=": "<=", "<=": ">="}[op]  # 0 < Z is Z > 0
+        else:
+            raise self.fail(node, usage)
+        m = self.convert(side, d)
+        step = (lambda u: Call("relu_prime", (u,), None, col))
+        one = Num(sympy.Integer(1), col)
+        if op == ">":
+            return step(m)
+        if op == "<":
+            return step(Neg(m, col))
+        if op == ">=":
+            return BinOp("-", one, step(Neg(m, col)), col)
+        return BinOp("-", one, step(m), col)
 
     def check_exponent(self, raw: ast.AST, node: Node) -> None:
         value = node.value if isinstance(node, Num) else None
@@ -245,6 +282,24 @@ class _Converter:
             raise self.fail(raw, "an exponent must be a literal number, e.g. A1**2")
         if abs(value) > self.max_exponent:
             raise self.fail(raw, f"exponent {value} is larger than the limit {self.max_exponent}")
+
+
+def _literal_zero(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Constant) and not isinstance(node.value, bool)
+            and isinstance(node.value, (int, float)) and node.value == 0)
+
+
+def _is_zero(node: Node) -> bool:
+    return isinstance(node, Num) and node.value == 0
+
+
+def _heaviside(m: Node, h0: sympy.Rational, col: int) -> Node:
+    """np.heaviside(M, h0): relu′(M) + h0·[M = 0], with [M = 0] = 1 − relu′(M) − relu′(−M)."""
+    step = Call("relu_prime", (m,), None, col)
+    if h0 == 0:
+        return step
+    at_zero = BinOp("-", BinOp("-", Num(sympy.Integer(1), col), step, col), Call("relu_prime", (Neg(m, col),), None, col), col)
+    return BinOp("+", step, BinOp("*", Num(h0, col), at_zero, col), col)
 
 
 def names(node: Node) -> set[str]:

@@ -31,7 +31,8 @@ _UNICODE = {
     "≥": r"$\geq$", "δ_": r"$\delta$", "²": r"$^2$", "₁": r"$_1$", "ⁿ": r"$^n$", "ᵏ": r"$^k$",
 }
 _SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
-            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+            "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+            "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
 def tex_text(s: str) -> str:

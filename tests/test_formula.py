@@ -84,6 +84,15 @@ def test_to_scalar() -> None:
     ("np.transpose(X)", "X.T"),
     ("dA1 * (Z1 > 0)", "dA1 * relu_prime(Z1)"),
     ("np.heaviside(Z1, 0)", "relu_prime(Z1)"),
+    ("(0 < Z1)", "relu_prime(Z1)"),
+    ("(Z1 < 0)", "relu_prime(-Z1)"),
+    ("(0 > Z1)", "relu_prime(-Z1)"),
+    ("(Z1 >= 0)", "1 - relu_prime(-Z1)"),
+    ("(Z1 <= 0)", "1 - relu_prime(Z1)"),
+    ("np.heaviside(Z1, 1)", "relu_prime(Z1) + 1 * (1 - relu_prime(Z1) - relu_prime(-Z1))"),
+    ("np.where(Z1 > 0, 1, 0.01)", "relu_prime(Z1) * 1 + (1 - relu_prime(Z1)) * 0.01"),
+    ("np.maximum(Z1, 0)", "relu(Z1)"),
+    ("np.maximum(0, Z1)", "relu(Z1)"),
 ])
 def test_numpy_spellings(numpy: str, ours: str) -> None:
     assert F.unparse(F.parse(numpy)) == F.unparse(F.parse(ours))
@@ -92,8 +101,14 @@ def test_numpy_spellings(numpy: str, ours: str) -> None:
 @pytest.mark.parametrize("text, message", [
     ("np.linalg.inv(W)", "only plain function names"),
     ("np.load('x')", "np.load is not supported"),
-    ("Z >= 0", "the only comparison allowed is"),
-    ("np.heaviside(Z, 1)", "only np.heaviside"),
+    ("Z >= 1", "must compare with 0"),
+    ("Z > W", "must compare with 0"),
+    ("0 < Z < 1", "must compare with 0"),
+    ("Z == 0", "must compare with 0"),
+    ("np.heaviside(Z, A)", "needs a number h"),
+    ("np.where(Z, 1, 0)", "needs a comparison"),
+    ("np.where(Z > 0, 1)", "needs a comparison"),
+    ("np.maximum(Z, 1)", "only np.maximum"),
     ("np.dot(A)", "take two arguments"),
 ])
 def test_numpy_rejections(text: str, message: str) -> None:

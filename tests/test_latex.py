@@ -59,6 +59,7 @@ def test_entry_printer_has_no_sympy_artefacts() -> None:
 def test_tex_text_escapes() -> None:
     assert tex_text("50% of a_b & {x} #1 $") == r"50\% of a\_b \& \{x\} \#1 \$"
     assert tex_text("J = (1/m) Σ ℓ, σ′ ⊙ ⊗") == r"J = (1/m) $\Sigma$ $\ell$, $\sigma$' $\odot$ $\otimes$"
+    assert tex_text("(Z > 0), not (Z <= 0) | x") == r"(Z \textgreater{} 0), not (Z \textless{}= 0) \textbar{} x"
 
 
 def test_document_sections() -> None:
