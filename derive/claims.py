@@ -14,7 +14,7 @@ import time
 from sympy import Matrix
 
 from derive import formula as F
-from derive.diagnosis import diagnose
+from derive.diagnosis import BY_SYMBOLS, diagnose
 from derive.equality import Judge, TooLarge
 from derive.errors import FormulaError, ShapeError
 from derive.evaluate import Evaluator, is_matrix, show_shape
@@ -79,8 +79,9 @@ def check(
     def why_wrong() -> str | None:
         """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix."""
         found = diagnose(evaluator.net, judge, claimed, true, transposed)
-        if found is None and kind == "claim":
-            found = search_fix(evaluator, judge, formula_node, true)
+        if kind == "claim" and (found is None or found.startswith(BY_SYMBOLS)):
+            # "claimed = x1/x2 × true" is proven but "true if x1 → x2" says more
+            found = search_fix(evaluator, judge, formula_node, true) or found
         return found
 
     if claimed.shape != true.shape:

@@ -18,6 +18,9 @@ from derive.network import Network
 MAX_RATIO_OPS = 3_000
 
 
+#: a factor made of constants or inputs (x1/x2, alpha/2): a wrong name may explain it better
+BY_SYMBOLS = "off by a factor"
+
 TRANSPOSED = "it is the transpose of the true gradient (a stray or missing transpose)"
 
 
@@ -78,13 +81,17 @@ def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) 
         return "an extra factor 1/m: the 1/m of the averaged cost is applied twice"
     if not averaged and m != 1 and k == 1 / m:
         return "an extra factor 1/m: the cost here is a plain sum (average: false)"
-    words = f"off by a constant factor: claimed = {sympy.sstr(k)} × true"
     if k.free_symbols:
-        sol = sympy.solve(sympy.Eq(k, 1), sorted(k.free_symbols, key=str), dict=True)
+        words = f"{BY_SYMBOLS}: claimed = {sympy.sstr(k)} × true"
+        try:
+            sol = sympy.solve(sympy.Eq(k, 1), sorted(k.free_symbols, key=str), dict=True)
+        except NotImplementedError:  # SymPy has no method for this equation: no condition named
+            sol = []
         conds = [", ".join(f"{s} = {v}" for s, v in d.items()) for d in sol]
         if conds:
             words += f"; holds only when {' or '.join(conds)}"
-    return words
+        return words
+    return f"off by a constant factor: claimed = {sympy.sstr(k)} × true"
 
 
 def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
@@ -120,7 +127,7 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
         for c in constants:
             if c not in d.free_symbols:
                 continue
-            for value in sympy.solve(d, c):
+            for value in _roots(d, c):
                 if value.free_symbols:
                     continue
                 fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
@@ -130,3 +137,15 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
                     return f"holds only when {c} = {value}"
         return None
     return None
+
+
+def _roots(d: sympy.Expr, c: sympy.Symbol) -> list[sympy.Expr]:
+    """The values of the constant c that make d vanish, where d is a polynomial in c once
+    its fractions are combined (degree ≤ 4); [] otherwise, or when SymPy cannot solve it."""
+    num = sympy.expand(sympy.fraction(sympy.together(d))[0])
+    if not num.is_polynomial(c) or not 0 < sympy.degree(num, c) <= 4:
+        return []
+    try:
+        return list(sympy.solve(num, c))
+    except NotImplementedError:
+        return []

@@ -79,3 +79,17 @@ def test_equations_in_any_order() -> None:
         "equations": "L = a**2\na = tanh(z)\nz = w * x + b",
         "parameters": ["w", "b"], "loss": "L"}})
     assert_claim(d, "dw", "2 * a * (1 - a**2) * x")
+
+
+def test_a_wrong_input_is_named_rather_than_a_ratio_of_inputs() -> None:
+    d = derive.load(ROOT / "derivations" / "logistic_regression_equations.yaml")
+    check = assert_refuted(d, "dw2", "(a - y) * x1")
+    assert check.diagnosis is not None and check.diagnosis.startswith("true if x1 → x2")
+
+
+def test_a_condition_that_sympy_cannot_solve_leaves_no_diagnosis_and_no_crash() -> None:
+    # dL/dc has tanh(c + u*x) in it: solving for alpha used to raise NotImplementedError
+    d = derive.load(ROOT / "derivations" / "tanh_scalar_equations.yaml")
+    check = assert_refuted(d, "dc", "do * v * (1 - h)**2")
+    assert check.diagnosis is None
+    assert assert_refuted(d, "du", "(o - y) * v * (1 - h**2) * x").diagnosis.endswith("holds only when alpha = 2")
