@@ -9,10 +9,15 @@ never a replacement for it.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import mpmath
 import sympy
 from sympy import Expr, Matrix
 
-from derive.equality import Judge, TooLarge, is_zero, size_exceeds
+from derive.activations import Undetermined
+from derive.equality import Judge, Point, TooLarge, is_zero, size_exceeds
+from derive.numeric import NotExact
 from derive.network import Network
 
 MAX_RATIO_OPS = 3_000
@@ -48,9 +53,21 @@ def transposed_shape(claimed: Matrix, true: Matrix) -> bool:
 
 
 def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
-    """claimed/true on the first entry where the truth is not 0, if free of atoms."""
-    unfold = judge.step("pre-activations unfolded")
+    """A candidate k with claimed = k·true, free of atoms (to be proven by the caller).
+
+    First from the sample points: claimed/true at the first entry where the truth is not
+    0, at two points; the same rational at both is the candidate (no symbolic work, which
+    matters: ``cancel`` of a softmax chain unfolded three layers deep took minutes).  Only
+    when the ratio varies and the network has free constants (alpha, inputs of an
+    equation network) is it computed symbolically, and only for small expressions.
+    """
+    sampled = [_sampled_ratio(judge, point, claimed, true) for point in judge.sample_points()[:2]]
+    if sampled[0] is not None and all(r == sampled[0] for r in sampled):
+        return sampled[0] if sampled[0] != 1 else None
     constants = set(judge.net.free_constants)
+    if not constants:
+        return None
+    unfold = judge.step("pre-activations unfolded")
     zero = sympy.Integer(0)
     for i in range(len(true)):
         t = -unfold(zero, true[i])
@@ -61,6 +78,33 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
             return None
         k = sympy.cancel(c / t)
         return k if k.free_symbols <= constants and k != 1 else None
+    return None
+
+
+def _sampled_ratio(judge: Judge, point: Point, claimed: Matrix, true: Matrix) -> sympy.Rational | None:
+    """claimed/true at one sample point as a rational: exact, or the simplest rational
+    (denominator ≤ 10⁴) inside the 200-bit interval; None if there is none."""
+    ev = point.evaluator
+    for attempt in range(2):
+        try:
+            for i in range(len(true)):
+                t = ev(true[i])
+                if not ev.ctx.is_nonzero(t):
+                    continue
+                r = ev(claimed[i]) / t
+                if ev.ctx.exact:
+                    return sympy.Rational(r.numerator, r.denominator)
+                guess = Fraction(float(mpmath.mpf(r.mid.a))).limit_denominator(10**4)
+                q = mpmath.mpf(guess.numerator) / guess.denominator
+                return sympy.Rational(guess.numerator, guess.denominator) if r.a <= q <= r.b else None
+            return None
+        except NotExact:
+            if attempt == 0:
+                ev = judge.interval_evaluator(point)
+                continue
+            return None
+        except (Undetermined, ZeroDivisionError, ArithmeticError, KeyError):
+            return None
     return None
 
 

@@ -216,6 +216,12 @@ class Judge:
                 return found
         return None
 
+    def interval_evaluator(self, point: Point) -> Evaluator:
+        """Switch ``point`` to interval arithmetic (its values are not all rational)."""
+        if point.evaluator.ctx.exact:
+            point.evaluator = self._evaluator(point.leaves, exact=False)
+        return point.evaluator
+
     def _refute_at(self, point: Point, claimed: Matrix, true: Matrix) -> Counterexample | None:
         ev = point.evaluator
         for attempt in range(2):
@@ -227,7 +233,7 @@ class Judge:
                 return None
             except NotExact:
                 if attempt == 0:  # transcendental: redo this point in interval arithmetic
-                    point.evaluator = ev = self._evaluator(point.leaves, exact=False)
+                    ev = self.interval_evaluator(point)
                     continue
                 return None
             except (Undetermined, ZeroDivisionError, ArithmeticError, KeyError):
