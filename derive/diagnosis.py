@@ -67,6 +67,9 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
     constants = set(judge.net.free_constants)
     if not constants:
         return None
+    # the leaves fixed at a sample point, the constants kept: c/t is then a small
+    # rational function of the constants alone if the ratio is a factor at all
+    point = _leaves_at_a_sample(judge)
     unfold = judge.step("pre-activations unfolded")
     zero = sympy.Integer(0)
     for i in range(len(true)):
@@ -76,8 +79,10 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
         c = unfold(claimed[i], zero)
         if size_exceeds(t, MAX_RATIO_OPS) or size_exceeds(c, MAX_RATIO_OPS):
             return None
-        k = sympy.cancel(c / t)
-        return k if k.free_symbols <= constants and k != 1 else None
+        k = sympy.cancel(c.xreplace(point) / t.xreplace(point))
+        if k.free_symbols <= constants and not k.atoms(sympy.Function) and k != 1:
+            return k
+        return None
     return None
 
 
@@ -161,19 +166,20 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
     if not constants or claimed.shape != true.shape:
         return None
     unfold = judge.step("pre-activations unfolded")
+    point = _leaves_at_a_sample(judge)  # candidates from a small equation in the constants
     for i in range(len(true)):
         d = unfold(claimed[i], true[i])
         if size_exceeds(d, MAX_RATIO_OPS):
             return None
-        d = sympy.expand(d)
+        d = sympy.expand(d.xreplace(point))
         if d == 0:
             continue
         for c in constants:
             if c not in d.free_symbols:
                 continue
             for value in _roots(d, c):
-                if value.free_symbols:
-                    continue
+                if value.free_symbols or value.atoms(sympy.Function):
+                    continue  # each candidate is then proven for every entry, symbolically
                 fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
                 zero = sympy.Integer(0)
                 vanishes = all(is_zero(unfold(zero, t).xreplace({c: value})) for t in true)
@@ -181,6 +187,14 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
                     return f"holds only when {c} = {value}"
         return None
     return None
+
+
+def _leaves_at_a_sample(judge: Judge) -> dict[sympy.Symbol, sympy.Rational]:
+    """Every leaf but the free constants at the first sample point: an expression of the
+    network then shrinks to one in the constants (candidates only, proven afterwards)."""
+    constants = set(judge.net.free_constants)
+    return {s: sympy.Rational(v.numerator, v.denominator)
+            for s, v in judge.sample_points()[0].leaves.items() if s not in constants}
 
 
 def _roots(d: sympy.Expr, c: sympy.Symbol) -> list[sympy.Expr]:
