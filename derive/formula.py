@@ -75,6 +75,7 @@ NUMPY = {
     "sum": "sum", "exp": "exp", "log": "log", "tanh": "tanh", "ones": "ones", "zeros": "zeros",
     "eye": "eye", "diag": "diag", "kron": "kron", "dot": "@", "matmul": "@", "multiply": "*",
     "transpose": ".T", "heaviside": "heaviside", "mean": "mean", "where": "where", "maximum": "maximum",
+    "power": "power", "square": "square",
 }
 
 _BINOPS: dict[type, str] = {
@@ -234,6 +235,15 @@ class _Converter:
                 cond, a, b = args  # cond is 0 or 1 in every entry: cond·a + (1 − cond)·b is exact
                 return BinOp("+", BinOp("*", cond, a, col), BinOp("*", BinOp("-", Num(sympy.Integer(1), col), cond, col), b, col), col)
             raise self.fail(node, "np.where(cond, a, b) needs a comparison with 0 as cond, e.g. np.where(Z > 0, 1, 0.01)")
+        if fname == "power":
+            if len(args) == 2:
+                self.check_exponent(node.args[1], args[1])
+                return BinOp("**", args[0], args[1], col)
+            raise self.fail(node, "np.power takes two arguments, e.g. np.power(A1, 2)")
+        if fname == "square":
+            if len(args) == 1:
+                return BinOp("**", args[0], Num(sympy.Integer(2), col), col)
+            raise self.fail(node, "np.square takes one argument")
         if fname == "maximum":
             if len(args) == 2 and _is_zero(args[1]):
                 return Call("relu", args[:1], None, col)

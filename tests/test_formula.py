@@ -93,6 +93,8 @@ def test_to_scalar() -> None:
     ("np.where(Z1 > 0, 1, 0.01)", "relu_prime(Z1) * 1 + (1 - relu_prime(Z1)) * 0.01"),
     ("np.maximum(Z1, 0)", "relu(Z1)"),
     ("np.maximum(0, Z1)", "relu(Z1)"),
+    ("np.power(A1, 2)", "A1**2"),
+    ("np.square(A1)", "A1**2"),
 ])
 def test_numpy_spellings(numpy: str, ours: str) -> None:
     assert F.unparse(F.parse(numpy)) == F.unparse(F.parse(ours))
@@ -109,6 +111,9 @@ def test_numpy_spellings(numpy: str, ours: str) -> None:
     ("np.where(Z, 1, 0)", "needs a comparison"),
     ("np.where(Z > 0, 1)", "needs a comparison"),
     ("np.maximum(Z, 1)", "only np.maximum"),
+    ("np.power(A, B)", "exponent must be a literal number"),
+    ("np.power(A, 1000)", "larger than the limit"),
+    ("np.square(A, B)", "one argument"),
     ("np.dot(A)", "take two arguments"),
 ])
 def test_numpy_rejections(text: str, message: str) -> None:
