@@ -35,6 +35,10 @@ NON_POSITIVE: Signs = frozenset({0, -1})
 ZERO: Signs = frozenset({0})
 
 
+class _Undecidable(Exception):
+    """A sign that no case split can decide: the step gives up."""
+
+
 class _Split(Exception):
     """An argument whose sign the current case does not decide."""
 
@@ -54,10 +58,15 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
         return expr
     arguments = {f.args[0] for f in expr.atoms(*PIECEWISE)}
     cases = []
-    for case in _cases(expr, {}, arguments, off_kinks):
-        cases.append(case)
-        if len(cases) > MAX_CASES:
-            return expr
+    try:
+        for case in _cases(expr, {}, arguments, off_kinks):
+            cases.append(case)
+            if len(cases) > MAX_CASES:
+                return expr
+    except _Undecidable:
+        return expr
+    if not cases:  # never an empty sum: that would read as "0 in every case"
+        return expr
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
 
 
@@ -67,6 +76,8 @@ def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks
         return
     except _Split as split:
         u = split.argument
+    if u.is_number:  # a constant whose sign SymPy cannot decide (relu(σ(1/2))): no split
+        raise _Undecidable
     base, flipped = (-u, True) if u.could_extract_minus_sign() else (u, False)
     if off_kinks:
         options = [frozenset({1}), frozenset({-1})]

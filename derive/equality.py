@@ -5,8 +5,9 @@
   with atoms treated as independent symbols.  When that fails as written, the same is
   tried after unfolding the adjoint atoms, then after unfolding pre-activations into
   their linear definitions, then with σ/tanh/softplus written through exp, then on each
-  side of every relu kink (:mod:`derive.cases`).  Each step only substitutes an atom by what it stands for,
-  so an identity found at any step is an identity of the network.  ``simplify`` is never
+  side of every relu kink (:mod:`derive.cases`).  Each step only substitutes an atom by
+  what it stands for (or splits into cases that cover every point), so an identity
+  found at any step is an identity of the network.  ``simplify`` is never
   used, and "did not reduce to 0" is never a refutation.
 - **Refutation** evaluates both sides at random small rationals for every leaf symbol:
   in exact rational arithmetic when every value is rational, otherwise in interval
@@ -90,6 +91,7 @@ class Judge:
         atoms = net.expression_atoms
         self._expression_atoms = compose(atoms, atoms)
         self._functions_of = {atom: applied for applied, atom in net.canon.items()}
+        self._piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
@@ -116,8 +118,7 @@ class Judge:
             sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
             return e.xreplace(sub) if sub else e  # type: ignore[arg-type]
 
-        def to_claim(c: Expr, t: Expr) -> Expr:
-            return c - truth.unfold_to(t, {s for s in c.free_symbols if s.name.startswith("d")})
+        to_claim = self._to_claim
 
         def through_exp(c: Expr, t: Expr) -> Expr:
             # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
@@ -125,16 +126,8 @@ class Judge:
                 return to_claim(c, t)  # the same as an earlier step: skipped as already tried
             return exp_form(to_claim(c, t), self._functions_of, c)
 
-        piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
-
-        def piecewise(c: Expr, t: Expr) -> Expr:  # relu and leaky_relu atoms become functions
-            e = to_claim(c, t)
-            return e.xreplace({a: f for a, f in piecewise_atoms.items() if a in e.free_symbols})
-
-        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of their arguments
-            return by_cases(piecewise(c, t))
-
-        self._piecewise = piecewise
+        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of the relu arguments
+            return by_cases(self._piecewise(c, t))
 
         return [
             ("as written", lambda c, t: c - t),
@@ -179,9 +172,17 @@ class Judge:
                 return None
         return steps[depth][0]
 
+    def _to_claim(self, c: Expr, t: Expr) -> Expr:
+        """claimed − true, the truth unfolded down to the gradients the claim names."""
+        return c - self.truth.unfold_to(t, {s for s in c.free_symbols if s.name.startswith("d")})
+
+    def _piecewise(self, c: Expr, t: Expr) -> Expr:
+        """:meth:`_to_claim` with relu and leaky_relu atoms written as their functions."""
+        e = self._to_claim(c, t)
+        return e.xreplace({a: f for a, f in self._piecewise_atoms.items() if a in e.free_symbols})
+
     def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> bool:
         """Whether every entry is proven on both sides of every relu kink (arguments ≠ 0)."""
-        self.unfold_steps()
         try:
             return any(self._piecewise(c, t).has(*PIECEWISE) for c, t in zip(claimed, true)) and all(
                 is_zero(by_cases(self._piecewise(c, t), off_kinks=True)) for c, t in zip(claimed, true))

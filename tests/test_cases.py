@@ -51,6 +51,16 @@ def test_wrong_identities_are_not_proven(wrong: sympy.Expr) -> None:
     assert not proven(wrong)
 
 
+def test_constants_with_a_sign_sympy_cannot_decide_give_up_the_step() -> None:
+    from derive.activations import Sigmoid
+
+    s = Sigmoid(sympy.Rational(1, 2))  # no numeric value inside SymPy: its sign is unknown
+    e = Relu(s) - s                    # true (σ > 0), but not provable by cases here
+    assert by_cases(e) == e            # unchanged: no case list, above all no empty one
+    assert not proven(e)
+    assert by_cases(Relu(sympy.Integer(-3)) + ReluPrime(sympy.Rational(1, 2)) - 1) == 0
+
+
 def test_off_kinks_separates_a_kink_only_difference() -> None:
     at_zero_only = ReluPrime(z) - (1 - ReluPrime(-z))
     assert is_zero(by_cases(at_zero_only, off_kinks=True))
