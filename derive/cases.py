@@ -54,6 +54,7 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     an identity then holds everywhere except on the kinks, which is worth saying of a
     claim that is not an identity (``(Z >= 0)`` for relu′(Z) differs only at Z = 0).
     """
+    expr = normalized(expr)
     if not expr.has(*PIECEWISE):
         return expr
     arguments = {f.args[0] for f in expr.atoms(*PIECEWISE)}
@@ -68,6 +69,40 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     if not cases:  # never an empty sum: that would read as "0 in every case"
         return expr
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
+
+
+def normalized(expr: Expr) -> Expr:
+    """Identities that hold at every point, applied before any split so that deep chains
+    need fewer cases: a step or relu of relu(u), of leaky_relu(u, a) with a > 0, or of
+    k·u with k > 0 is the same function of u (the sign of the argument is that of u,
+    0 included): relu′(relu(u)) = relu′(u), relu′(2u) = relu′(u); and relu(relu(u)) =
+    relu(u) (but relu(2u) = 2·relu(u), so relu itself only drops an inner relu)."""
+    if not expr.args:
+        return expr
+    args = [normalized(a) for a in expr.args]
+    if isinstance(expr, (ReluPrime, LeakyReluPrime)):  # a step sees only the sign
+        inner = _same_sign(args[0])
+        if inner is not None:
+            args[0] = inner
+    elif isinstance(expr, Relu) and isinstance(args[0], (Relu, LeakyRelu)):
+        inner = _same_sign(args[0])  # relu(relu(v)) = relu(leaky_relu(v, a > 0)) = relu(v)
+        if inner is not None:
+            args[0] = inner
+    if all(a is b for a, b in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
+def _same_sign(u: Expr) -> Expr | None:
+    """v with sign(u) = sign(v) at every point, for u = relu(v), leaky_relu(v, a > 0), k·v (k > 0)."""
+    if isinstance(u, Relu):
+        return u.args[0]
+    if isinstance(u, LeakyRelu) and u.args[1].is_number and u.args[1].is_positive:
+        return u.args[0]
+    k, v = u.as_coeff_Mul()
+    if k.is_number and k.is_positive and k != 1:
+        return v
+    return None
 
 
 def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks: bool) -> Iterator[Expr]:

@@ -90,6 +90,8 @@ class IntervalContext:
             return 1
         if x.b < 0:
             return -1
+        if x.a == 0 and x.b == 0:  # an enclosure of exactly [0, 0]: relu(z) for z < 0, say
+            return 0
         raise Undetermined("sign of an interval around 0")
 
     def mid(self, x: Any) -> float:

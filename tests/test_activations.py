@@ -49,9 +49,12 @@ def test_value_and_derivative(name: str, at: Fraction) -> None:
 def test_relu_prime_at_zero_is_zero() -> None:
     assert Evaluator(ExactContext(), {z: Fraction(0)})(ReluPrime(z)) == 0
     assert Evaluator(ExactContext(), {z: Fraction(0)})(Relu(z)) == 0
+    ctx = IntervalContext()
+    exactly_zero = ctx.number(sympy.Integer(1)) - ctx.number(sympy.Integer(1))  # the interval [0, 0]
+    assert Evaluator(ctx, {z: exactly_zero})(ReluPrime(z)) == 0
     with pytest.raises(Undetermined):  # an interval around 0 has no sign
-        ctx = IntervalContext()
-        Evaluator(ctx, {z: ctx.number(sympy.Integer(1)) - ctx.number(sympy.Integer(1))})(ReluPrime(z))
+        around_zero = ctx.number(sympy.Rational(1, 3)) * 3 - 1 + mpmath.iv.mpf(["-1e-40", "1e-40"])
+        Evaluator(ctx, {z: around_zero})(ReluPrime(z))
 
 
 def test_softmax_jacobian() -> None:

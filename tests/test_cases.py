@@ -33,6 +33,10 @@ def proven(e: sympy.Expr) -> bool:
     LeakyRelu(z, tenth) - z * LeakyReluPrime(z, tenth),
     ReluPrime(LeakyRelu(z, tenth)) - ReluPrime(z),            # a positive slope keeps the sign
     Relu(Relu(z) - Relu(w)) * ReluPrime(z) - Relu(z - Relu(w)) * ReluPrime(z),
+    ReluPrime(3 * z) - ReluPrime(z),                          # a step sees only the sign
+    Relu(Relu(z)) - Relu(z),
+    Relu(LeakyRelu(z, tenth)) - Relu(z),
+    LeakyReluPrime(Relu(w), tenth) - LeakyReluPrime(w, tenth),
 ])
 def test_identities_on_both_sides_of_the_kink_are_proven(identity: sympy.Expr) -> None:
     assert not is_zero(identity)  # not a polynomial identity in opaque functions
@@ -46,6 +50,10 @@ def test_identities_on_both_sides_of_the_kink_are_proven(identity: sympy.Expr) -
     ReluPrime(LeakyRelu(z, -tenth)) - ReluPrime(z),           # a negative slope flips the sign
     LeakyRelu(z, tenth) - Relu(z),
     Relu(z) * Relu(w) - Relu(z * w),
+    Relu(3 * z) - Relu(z),                                    # relu is not a step: it scales
+    Relu(LeakyRelu(z, -tenth)) - Relu(z),
+    LeakyRelu(Relu(z), tenth) - LeakyRelu(z, tenth),
+    ReluPrime(-3 * z) - ReluPrime(z),
 ])
 def test_wrong_identities_are_not_proven(wrong: sympy.Expr) -> None:
     assert not proven(wrong)
@@ -91,11 +99,13 @@ def _rewritten(e: sympy.Expr, rng: random.Random) -> sympy.Expr:
     if isinstance(e, Relu) and rng.random() < 0.7:
         x = e.args[0]
         return rng.choice([x * ReluPrime(x), x * (1 - ReluPrime(-x)), x + Relu(-x),  # right
-                           x * ReluPrime(-x), Relu(-x), x - Relu(x)])               # wrong
+                           Relu(Relu(x)), Relu(3 * x) / 3,
+                           x * ReluPrime(-x), Relu(-x), x - Relu(x), Relu(3 * x)])  # wrong
     if isinstance(e, ReluPrime) and rng.random() < 0.7:
         x = e.args[0]
         return rng.choice([ReluPrime(x) ** 2, ReluPrime(Relu(x)), ReluPrime(x / 3),  # right
-                           1 - ReluPrime(-x), ReluPrime(x - 1)])                     # wrong
+                           ReluPrime(LeakyRelu(x, tenth)),
+                           1 - ReluPrime(-x), ReluPrime(x - 1), ReluPrime(-x / 3)])  # wrong
     return e
 
 
@@ -155,3 +165,15 @@ def test_a_difference_only_at_the_kink_is_unproven_and_said(relu_net: derive.Der
     check = relu_net.check_claim("dZ1", formula)
     assert check.verdict == "unproven"
     assert "relu′(0) = 0" in (check.detail or "")
+
+
+def test_a_mask_on_a_relu_output_is_refuted_under_interval_arithmetic() -> None:
+    # softmax makes the points transcendental; relu(z) for z < 0 is then the interval
+    # [0, 0], whose sign is 0 (it used to make every point undecidable: "unproven")
+    d = derive.from_dict({"name": "mask", "network": {
+        "inputs": 2, "batch": 2, "loss": "cross_entropy",
+        "layers": [{"units": 3, "activation": "relu"}, {"units": 3, "activation": "relu"},
+                   {"units": 2, "activation": "softmax"}]}})
+    assert d.check_claim("dZ2", "(W3.T @ dZ3) * (A2 > 0)").verdict == "proven"
+    wrong = d.check_claim("dZ2", "(W3.T @ dZ3) * (A2 >= 0)")  # always 1: relu′ dropped
+    assert wrong.verdict == "refuted" and wrong.counterexample is not None

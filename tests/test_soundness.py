@@ -77,7 +77,8 @@ def value_of(d: derive.Derivation, formula: str, leaves: dict[sympy.Symbol, Frac
     iv = Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator)) for s, v in leaves.items()}, defs)
     for z in (s for n, k in d.net.kinds.items() if n.startswith("Z") for s in d.net.matrices[n]):
         try:
-            ctx.sign(iv(z))
+            if ctx.sign(iv(z)) == 0:
+                return None
         except Undetermined:  # a ReLU at (or too near) its kink: central differences do not apply
             return None
     ev = Evaluator(ExactContext(), leaves, defs)
