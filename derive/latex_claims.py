@@ -9,8 +9,22 @@ A lark grammar (Earley) reads what people write: ``\\frac{\\partial L}{\\partial
 ``\\otimes``, ``^T``, ``^\\top``, ``\\operatorname{vec}``, ``\\mathrm{diag}``,
 ``\\frac{a}{b}``, ``\\left( \\right)``, ``\\tfrac12``.  The result is a claim
 ``target = formula`` in derive's own formula language (never evaluated as code).
-Juxtaposition, ``\\cdot`` and ``\\times`` are a matrix product when both sides are
-matrices whose sizes chain, and a plain product otherwise.
+
+Products, read as textbooks write them:
+
+* Juxtaposition, ``\\cdot``, ``\\times`` (and ``*``) between two matrices are the matrix
+  product ``@``, whatever their sizes: sizes that do not chain (``\\frac{\\partial
+  L}{\\partial Z_2} W_2^T``, the product in the wrong order) are a shape error, so the
+  claim is refuted ("shapes"), never read as a broadcasting elementwise product.  A
+  scalar (a number, a constant such as ``m`` or ``\\alpha``, a 1×1 value) times anything is
+  the plain product.
+* Precedence, tightest first: ``^`` and ``^T``; then juxtaposition, ``\\cdot``, ``\\times``,
+  ``*``, ``/`` and ``\\otimes`` (one level, left to right); then ``\\odot``; then ``+`` and
+  ``-``.  So ``\\sigma'(Z_1) \\odot W_2^T \\frac{\\partial L}{\\partial Z_2}`` is
+  ``σ'(Z1) ⊙ (W2ᵀ dZ2)``.
+* ``\\odot`` is elementwise and may broadcast one operand onto the other's shape (a
+  per-row ``\\gamma`` onto a matrix), but an ``\\odot`` that would stretch both operands (a
+  row ⊙ a column: an outer product) is refused.
 """
 
 from __future__ import annotations
@@ -26,9 +40,10 @@ from derive.errors import FormulaError
 GRAMMAR = r"""
 ?start: equation
 equation: expr "=" expr
-?expr: term | expr "+" term -> add | expr "-" term -> sub
+?expr: hterm | expr "+" hterm -> add | expr "-" hterm -> sub
+?hterm: term | hterm "\\odot" term -> hadamard
 ?term: factor | term mulop factor -> mul | term power -> juxt
-!mulop: "\\times" | "\\cdot" | "\\odot" | "\\otimes" | "*" | "/"
+!mulop: "\\times" | "\\cdot" | "\\otimes" | "*" | "/"
 ?factor: "-" factor -> neg | "+" factor | power
 ?power: postfix | postfix "^" exponent -> pow
 exponent: "{" SIGNED_NUMBER "}" | DIGIT
@@ -103,7 +118,46 @@ def parse_latex_claim(text: str, shape_of: Callable[[str], tuple[int, int] | Non
     if not (isinstance(target, F.Name) and target.id.startswith("d")) and not (
             isinstance(target, F.Call) and target.func == "vec"):
         raise FormulaError(text, None, r"the left side must be a derivative such as \frac{\partial L}{\partial w_1}")
-    return F.unparse(target), F.unparse(conv.node(rhs))
+    return unparse(target), unparse(conv.node(rhs))
+
+
+def _broadcast(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The shape of an elementwise operation (NumPy broadcasting); None for scalars or for
+    sizes that do not broadcast (the evaluator reports those)."""
+    if a is None or b is None:
+        return a or b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y) if 1 in (x, y) else x)
+    return (out[0], out[1])
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
+
+
+def unparse(node: F.Node, parent: int = 0) -> str:
+    """Formula text for a syntax tree.  Like :func:`derive.formula.unparse`, but a right
+    operand of the same precedence is always parenthesised: ``a * (B @ C)`` is not
+    ``(a * B) @ C`` (⊙ of a matrix product), and the formula language reads left to right."""
+    if isinstance(node, F.BinOp):
+        p = _PRECEDENCE[node.op]
+        left_p = p + 1 if node.op == "**" else p
+        right_p = p if node.op == "+" else p + 1
+        text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
+        return f"({text})" if parent > p else text
+    if isinstance(node, F.Neg):
+        inner = unparse(node.operand, 3)
+        return f"(-{inner})" if parent else f"-{inner}"
+    if isinstance(node, F.Transpose):
+        return f"{unparse(node.operand, 5)}.T"
+    if isinstance(node, F.Call):
+        args = [unparse(a) for a in node.args]
+        if node.axis is not None:
+            args.append(f"axis={unparse(node.axis)}")
+        return f"{node.func}({', '.join(args)})"
+    return F.unparse(node, parent)
 
 
 class _Convert:
@@ -117,33 +171,57 @@ class _Convert:
         return FormulaError(self.text, col, message)
 
     def shape(self, node: F.Node) -> tuple[int, int] | None:
-        """Best-effort shape of a converted subtree (None: unknown or scalar)."""
+        """The shape of a converted subtree as the evaluator will compute it; None for a
+        scalar (numbers, constants), for a name the network does not know (validation
+        reports it) and for sizes that do not fit (evaluating the subtree is then a shape
+        error whatever surrounds it)."""
         if isinstance(node, F.Name):
             return self.shape_of(node.id)
-        if isinstance(node, F.Transpose):
+        if isinstance(node, (F.Neg, F.Transpose)):
             s = self.shape(node.operand)
-            return (s[1], s[0]) if s else None
+            return (s[1], s[0]) if s and isinstance(node, F.Transpose) else s
         if isinstance(node, F.BinOp):
             a, b = self.shape(node.left), self.shape(node.right)
-            if node.op == "@" and a and b:
-                return (a[0], b[1])
-            return a if a and a != (1, 1) else b
-        if isinstance(node, F.Neg):
-            return self.shape(node.operand)
+            if node.op == "@":  # sizes that do not chain: None, the evaluator reports them
+                return (a[0], b[1]) if a and b and a[1] == b[0] else None
+            if node.op == "**":
+                return a
+            return _broadcast(a, b)
         if isinstance(node, F.Call) and node.args:
+            shapes = [self.shape(x) for x in node.args]
+            s = shapes[0]
             if node.func == "vec":
-                s = self.shape(node.args[0])
                 return (s[0] * s[1], 1) if s else None
-            if node.func == "diag":
-                s = self.shape(node.args[0])
-                return (max(s), max(s)) if s else None
-            return self.shape(node.args[0])
+            if node.func == "diag":  # a vector's diagonal matrix; a square matrix's diagonal
+                if s is None:
+                    return (1, 1)
+                return (s[0] * s[1],) * 2 if 1 in s else (s[0], 1)
+            if node.func == "kron" and len(shapes) == 2:
+                t = shapes[1] or (1, 1)
+                s = s or (1, 1)
+                return (s[0] * t[0], s[1] * t[1])
+            return s
         return None
 
+    @staticmethod
+    def is_matrix(s: tuple[int, int] | None) -> bool:
+        return s is not None and s != (1, 1)
+
     def product(self, a: F.Node, b: F.Node, col: int) -> F.Node:
-        sa, sb = self.shape(a), self.shape(b)
-        if sa and sb and sa != (1, 1) and sb != (1, 1) and sa[1] == sb[0]:
+        """Juxtaposition, \\cdot, \\times: ``@`` between two matrices (a shape error when
+        their sizes do not chain, never a broadcast), ``*`` when one side is a scalar."""
+        if self.is_matrix(self.shape(a)) and self.is_matrix(self.shape(b)):
             return F.BinOp("@", a, b, col)
+        return F.BinOp("*", a, b, col)
+
+    def hadamard(self, a: F.Node, b: F.Node, t: lark.Tree, col: int) -> F.Node:
+        """⊙: elementwise; one side may broadcast onto the other, not both (an outer product)."""
+        sa, sb = self.shape(a), self.shape(b)
+        if self.is_matrix(sa) and self.is_matrix(sb) and sa != sb:
+            out = _broadcast(sa, sb)
+            if out is None or (out != sa and out != sb):
+                raise self.fail(t, f"\\odot needs matrices of the same size, got {sa[0]}×{sa[1]} "  # type: ignore[index]
+                                   f"and {sb[0]}×{sb[1]}")  # type: ignore[index]
         return F.BinOp("*", a, b, col)
 
     def node(self, t: lark.Tree | lark.Token) -> F.Node:  # noqa: C901 - one case per construct
@@ -158,14 +236,14 @@ class _Convert:
             return F.BinOp("-", self.node(ch[0]), self.node(ch[1]), col)
         if kind == "neg":
             return F.Neg(self.node(ch[0]), col)
+        if kind == "hadamard":
+            return self.hadamard(self.node(ch[0]), self.node(ch[1]), t, col)
         if kind == "juxt":
             return self.product(self.node(ch[0]), self.node(ch[1]), col)
         if kind == "mul":
             a, op, b = self.node(ch[0]), str(ch[1].children[0]), self.node(ch[2])
             if op in (r"\times", r"\cdot", "*"):
                 return self.product(a, b, col)
-            if op == r"\odot":
-                return F.BinOp("*", a, b, col)
             if op == r"\otimes":
                 return F.Call("kron", (a, b), None, col)
             return F.BinOp("/", a, b, col)

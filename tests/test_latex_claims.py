@@ -78,3 +78,75 @@ def test_bad_latex_in_a_spec_is_bad_input(tmp_path) -> None:  # type: ignore[no-
                  "claims_latex: ['\\frac{\\partial L}{\\partial w} = \\bogus{x}']\n")
     with pytest.raises(derive.SpecError, match=r"claims_latex\[0\]: unsupported or malformed LaTeX"):
         derive.load(p)
+
+
+# --------------------------------------------------------------- products as textbooks read them
+DZ2, DZ1, DA1, DW2 = (rf"\frac{{\partial L}}{{\partial {v}}}" for v in ("Z_2", "Z_1", "A_1", "W_2"))
+
+
+def test_products_read_as_textbooks() -> None:
+    """Juxtaposition/⋅/× of two matrices is @ whatever their sizes (a wrong order is then a
+    shape error, not a broadcast); a scalar times a matrix stays *; ⊙ binds looser."""
+    cases = [
+        (rf"{DA1} = {DZ2} W_2^T", "dZ2 @ W2.T"),  # 1×3 · 1×4: was dZ2 * W2.T (an outer product)
+        (rf"{DA1} = {DZ2} \cdot W_2^T", "dZ2 @ W2.T"),
+        (rf"{DA1} = {DZ2} \times W_2^T", "dZ2 @ W2.T"),
+        (rf"{DA1} = W_2^T {DZ2}", "W2.T @ dZ2"),
+        (rf"{DZ1} = \sigma'(Z_1) \odot W_2^T {DZ2}", "sigmoid_prime(Z1) * (W2.T @ dZ2)"),
+        (rf"{DZ1} = \sigma'(Z_1) \odot W_2^T \cdot {DZ2}", "sigmoid_prime(Z1) * (W2.T @ dZ2)"),
+        (rf"{DZ1} = W_2^T {DZ2} \odot \sigma'(Z_1) \odot A_1", "W2.T @ dZ2 * sigmoid_prime(Z1) * A1"),
+        (rf"{DW2} = \frac{{1}}{{m}} {DZ2} A_1^T", "1 / m * dZ2 @ A1.T"),
+        (rf"{DW2} = \alpha \, 2 \, {DZ2} A_1^T", "alpha * 2 * dZ2 @ A1.T"),
+        (rf"{DZ1} = -W_2^T {DZ2} \odot \sigma'(Z_1)", "(-W2.T) @ dZ2 * sigmoid_prime(Z1)"),
+    ]
+    got = [parse_latex_claim(latex, shape_of)[1] for latex, _ in cases]
+    assert got == [formula for _, formula in cases]
+
+
+def test_odot_refuses_an_outer_product() -> None:
+    """⊙ may broadcast one side (γ ⊙ X̂), but a row ⊙ a column is not what anyone means."""
+    with pytest.raises(FormulaError, match=r"\\odot needs matrices of the same size, got 1×3 and 4×1"):
+        parse_latex_claim(rf"{DA1} = {DZ2} \odot W_2^T", shape_of)
+    assert parse_latex_claim(rf"{DZ1} = {DZ1} \odot W_2^T", shape_of)[1] == "dZ1 * W2.T"  # 4×3 ⊙ 4×1
+
+
+def one_output(batch: int = 4) -> derive.Derivation:
+    """A sigmoid-output classifier with one output unit: dZ2 is a row, W2ᵀ a column."""
+    return derive.from_dict({"network": {"inputs": 2, "layers": [
+        {"units": 3, "activation": "sigmoid"}, {"units": 1, "activation": "sigmoid"}],
+        "loss": "binary_cross_entropy", "batch": batch}})
+
+
+def two_outputs(batch: int = 4) -> derive.Derivation:
+    return derive.from_dict({"network": {"inputs": 2, "layers": [
+        {"units": 3, "activation": "sigmoid"}, {"units": 2, "activation": "softmax"}],
+        "loss": "cross_entropy", "batch": batch}})
+
+
+def test_wrong_order_is_refuted_as_a_shape_error() -> None:
+    """∂L/∂Z2 W2ᵀ (the wrong order) was read as a broadcast outer product and proven."""
+    d = one_output()
+    for op in ("", r"\cdot", r"\times"):
+        c = d.check_latex_claim(rf"{DA1} = {DZ2} {op} W_2^T")
+        assert (c.verdict, c.method) == ("refuted", "shapes"), op
+        assert "cannot multiply 1×4 @ 3×1" in (c.detail or "")
+    assert d.check_latex_claim(rf"{DA1} = W_2^T {DZ2}").verdict == "proven"
+    assert d.check_latex_claim(rf"{DW2} = {DZ2} A_1^T").verdict == "proven"
+    with pytest.raises(FormulaError, match="odot needs matrices of the same size"):
+        d.check_latex_claim(rf"{DA1} = {DZ2} \odot W_2^T")  # the same outer product, spelled ⊙
+
+
+def test_juxtaposition_binds_tighter_than_odot() -> None:
+    """σ'(Z1) ⊙ W2ᵀ ∂L/∂Z2 is σ'(Z1) ⊙ (W2ᵀ dZ2): proven (it was (σ' ⊙ W2ᵀ) dZ2, refuted)."""
+    d = two_outputs()
+    for op in ("", r"\cdot", r"\times"):
+        c = d.check_latex_claim(rf"{DZ1} = \sigma'(Z_1) \odot W_2^T {op} {DZ2}")
+        assert c.verdict == "proven", (op, c.method, c.detail)
+    assert d.check_latex_claim(rf"{DZ1} = W_2^T {DZ2} \odot \sigma'(Z_1)").verdict == "proven"
+    # wrong formulas in the same reading are refuted by a counterexample, not a misreading
+    for wrong in (rf"\sigma(Z_1) \odot W_2^T {DZ2}", rf"\sigma'(Z_1) \odot W_2^T {DZ2} \odot A_1",
+                  rf"\frac{{1}}{{m}} \sigma'(Z_1) \odot W_2^T {DZ2}"):
+        c = d.check_latex_claim(rf"{DZ1} = {wrong}")
+        assert c.verdict == "refuted" and c.method.startswith("counterexample"), (wrong, c.method)
+    c = d.check_latex_claim(rf"{DZ1} = \sigma'(Z_1) \odot {DZ2} W_2^T")  # wrong order inside ⊙
+    assert (c.verdict, c.method) == ("refuted", "shapes")
