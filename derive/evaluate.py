@@ -255,7 +255,7 @@ class Evaluator:
         if not is_matrix(v):
             raise FormulaError(text, node.col, "softmax needs a matrix or a vector")
         rows = self.net.spec is not None and self.net.spec.batch_layout == "rows"
-        axis = self._int(node.axis, text, node.col) if node.axis is not None else (1 if rows else 0)
+        axis = self._int(node.axis, text, node.col, axis_of=v) if node.axis is not None else (1 if rows else 0)
         out = sympy.zeros(*v.shape)  # type: ignore[union-attr]
         lines = range(v.shape[0]) if axis == 1 else range(v.shape[1])  # type: ignore[union-attr]
         for k in lines:
@@ -265,25 +265,38 @@ class Evaluator:
                 out[p] = self.canonical(SoftmaxEntry(i, *zs))
         return out
 
-    def _int(self, node: F.Node | None, text: str, col: int) -> int:
+    def _int(self, node: F.Node | None, text: str, col: int, *, axis_of: Value | None = None) -> int:
+        """A whole number; with ``axis_of``, an axis of that value as NumPy reads it.
+
+        derive's values are 2-D (a scalar counts as 1×1): axis 0 runs down the rows,
+        axis 1 along them, and a negative axis counts from the end (-1 is 1, -2 is 0).
+        Any other axis does not exist: bad input, never silently another axis.
+        """
         v = self.evaluate(node, text) if node is not None else None
         if v is None or is_matrix(v) or not getattr(v, "is_Integer", False):
             raise FormulaError(text, col, f"expected a whole number, got {v}")
-        return int(v)  # type: ignore[arg-type]
+        k = int(v)  # type: ignore[arg-type]
+        if axis_of is None:
+            return k
+        if not -2 <= k <= 1:  # the error points at the axis itself
+            raise FormulaError(text, getattr(node, "col", col),
+                               f"axis {k} does not exist: the value is {show_shape(axis_of)} "
+                               "(2-D: axis 0 or 1, or -1 and -2 counting from the end)")
+        return k % 2
 
     def _sum(self, node: F.Call, args: list[Value], text: str) -> Value:
         self._arity(node, args, text, 1, 1)
         v = args[0]
         if not is_matrix(v):
+            if node.axis is not None:
+                self._int(node.axis, text, node.col, axis_of=v)  # a scalar is 1×1: axis 7 is still wrong
             return v
         if node.axis is None:
             return sympy.Add(*v)  # type: ignore[union-attr]
-        axis = self._int(node.axis, text, node.col)
+        axis = self._int(node.axis, text, node.col, axis_of=v)
         if axis == 0:
             return Matrix(1, v.shape[1], lambda i, j: sympy.Add(*v.col(j)))  # type: ignore[union-attr]
-        if axis == 1:
-            return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))  # type: ignore[union-attr]
-        raise FormulaError(text, node.col, f"axis must be 0 or 1, got {axis}")
+        return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))  # type: ignore[union-attr]
 
     def _mean(self, node: F.Call, args: list[Value], text: str) -> Value:
         """mean(M, axis=k) = sum(M, axis=k) / (size along k); mean(M) = sum(M) / entries."""
@@ -293,7 +306,7 @@ class Evaluator:
             return v
         if node.axis is None:
             return total / len(v)  # type: ignore[operator,arg-type]
-        count = v.shape[self._int(node.axis, text, node.col)]  # type: ignore[union-attr]
+        count = v.shape[self._int(node.axis, text, node.col, axis_of=v)]  # type: ignore[union-attr]
         return total / count  # type: ignore[operator]
 
     def _size_args(self, node: F.Call, args: list[Value], text: str) -> list[int]:

@@ -1,7 +1,11 @@
 """The safe parser for the formula language: text → a small immutable syntax tree.
 
-The language is NumPy-like (``@``, ``*``, ``+ - /``, ``**`` with a literal exponent, ``.T``,
-calls such as ``sum(dZ2, axis=1)``).  User text is untrusted: it is read by Python's
+The language is NumPy-like (``@``, ``*``, ``+ - /``, ``**`` with a constant exponent, ``.T``,
+calls such as ``sum(dZ2, axis=1)``).  An exponent is a constant expression of number
+literals, folded to an exact rational here: ``A1**2``, ``v ** 0.5``, ``v ** -0.5``,
+``x ** 1.5``, ``x ** (1/2)``, ``x ** (-1/2)`` (``0.5`` is the rational 1/2, never a float).
+``sqrt(x)`` and ``np.sqrt(x)`` are ``x ** (1/2)``, and ``np.power(x, p)`` and
+``np.square(x)`` are ``x ** p`` and ``x ** 2``: they become the same tree.  User text is untrusted: it is read by Python's
 ``ast.parse`` in ``eval`` mode (which only *parses*), then every node is checked against a
 whitelist and copied into derive's own node types.  Nothing is ever evaluated, imported or
 looked up as a Python object; names are plain strings that :mod:`derive.evaluate` resolves
@@ -10,7 +14,7 @@ comprehensions, strings, keyword arguments other than ``axis``) is a :class:`For
 pointing at its column.
 
 Limits (raised with the keyword arguments of :func:`parse`): text length, nesting depth,
-and the size of a literal exponent.
+and the size (absolute value) of an exponent.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ NUMPY = {
     "sum": "sum", "exp": "exp", "log": "log", "tanh": "tanh", "ones": "ones", "zeros": "zeros",
     "eye": "eye", "diag": "diag", "kron": "kron", "dot": "@", "matmul": "@", "multiply": "*",
     "transpose": ".T", "heaviside": "heaviside", "mean": "mean", "where": "where", "maximum": "maximum",
-    "power": "power", "square": "square",
+    "power": "power", "square": "square", "sqrt": "sqrt",
 }
 
 _BINOPS: dict[type, str] = {
@@ -161,7 +165,7 @@ class _Converter:
             left = self.convert(node.left, depth if chain else d)
             right = self.convert(node.right, d)
             if op == "**":
-                self.check_exponent(node.right, right)
+                right = self.exponent(node.right, right)
             return BinOp(op, left, right, col)
         if isinstance(node, ast.UnaryOp):
             if isinstance(node.op, ast.USub):
@@ -237,13 +241,16 @@ class _Converter:
             raise self.fail(node, "np.where(cond, a, b) needs a comparison with 0 as cond, e.g. np.where(Z > 0, 1, 0.01)")
         if fname == "power":
             if len(args) == 2:
-                self.check_exponent(node.args[1], args[1])
-                return BinOp("**", args[0], args[1], col)
+                return BinOp("**", args[0], self.exponent(node.args[1], args[1]), col)
             raise self.fail(node, "np.power takes two arguments, e.g. np.power(A1, 2)")
         if fname == "square":
             if len(args) == 1:
                 return BinOp("**", args[0], Num(sympy.Integer(2), col), col)
             raise self.fail(node, "np.square takes one argument")
+        if fname == "sqrt":
+            if len(args) == 1 and axis is None:
+                return BinOp("**", args[0], Num(sympy.Rational(1, 2), col), col)
+            raise self.fail(node, "sqrt takes one argument, e.g. sqrt(v + eps)")
         if fname == "maximum":
             if len(args) == 2 and _is_zero(args[1]):
                 return Call("relu", args[:1], None, col)
@@ -284,14 +291,47 @@ class _Converter:
             return BinOp("-", one, step(Neg(m, col)), col)
         return BinOp("-", one, step(m), col)
 
-    def check_exponent(self, raw: ast.AST, node: Node) -> None:
-        value = node.value if isinstance(node, Num) else None
-        if isinstance(node, Neg) and isinstance(node.operand, Num):
-            value = -node.operand.value
+    def exponent(self, raw: ast.AST, node: Node) -> Num:
+        """An exponent folded to one rational number: 2, 0.5, -0.5, (1/2), (-1/2), 3/2 ...
+
+        Only number literals combined with + - * / and unary minus (and ** with a whole
+        exponent) are constant; anything naming a value is refused.
+        """
+        value = self.fold(raw, node)
         if value is None:
-            raise self.fail(raw, "an exponent must be a literal number, e.g. A1**2")
+            raise self.fail(raw, "an exponent must be a literal number (or numbers with + - * /), e.g. A1**2, v**0.5, v**(-1/2)")
         if abs(value) > self.max_exponent:
             raise self.fail(raw, f"exponent {value} is larger than the limit {self.max_exponent}")
+        return Num(value, node.col)
+
+    def fold(self, raw: ast.AST, node: Node) -> sympy.Rational | None:
+        """The exact value of a constant expression of literals, or None."""
+        if isinstance(node, Num):
+            return node.value
+        if isinstance(node, Neg):
+            v = self.fold(raw, node.operand)
+            return None if v is None else -v
+        if not isinstance(node, BinOp) or node.op == "@":
+            return None
+        a, b = self.fold(raw, node.left), self.fold(raw, node.right)
+        if a is None or b is None:
+            return None
+        if node.op == "+":
+            return a + b
+        if node.op == "-":
+            return a - b
+        if node.op == "*":
+            return a * b
+        if node.op == "/":
+            if b == 0:
+                raise self.fail(raw, "division by zero in an exponent")
+            return a / b
+        # "**" inside an exponent: a whole, bounded power keeps the value rational and small
+        if not b.is_Integer or abs(b) > self.max_exponent:
+            raise self.fail(raw, "a power inside an exponent needs a whole exponent, e.g. 2**-1")
+        if a == 0 and b < 0:
+            raise self.fail(raw, "division by zero in an exponent")
+        return a**b
 
 
 def _literal_zero(node: ast.AST) -> bool:

@@ -10,6 +10,20 @@ Two arithmetics, one evaluator:
 Neither is a tolerance test: a refutation is either exact or certified by intervals.
 Symbols that are not given a value are resolved through ``definitions`` (the forward
 and adjoint atoms of a network), memoised.
+
+Powers: an integer exponent is evaluated in both arithmetics.  A rational exponent p/q
+(``sqrt``, ``(v + eps) ** -0.5``, ``x ** 1.5``) is exact when the result is rational
+((9/4)**(1/2) = 3/2) and raises :class:`NotExact` otherwise (the point is then redone in
+intervals, where a base certified > 0 gets a certified enclosure).
+
+Three kinds of failure, told apart by their class:
+
+- :class:`NotExact`: the rational arithmetic cannot represent the value (use intervals);
+- :class:`Undefined`: the expression has *no* value at this point, certainly: a
+  non-integer power of a negative value, a negative power or a division by exactly 0
+  (:class:`UndefinedDivision`, also a ``ZeroDivisionError``), log of a value ≤ 0;
+- :class:`~derive.activations.Undetermined`: an interval is too wide to decide (it
+  straddles 0 where the sign matters); the point proves nothing either way.
 """
 
 from __future__ import annotations
@@ -25,7 +39,33 @@ from derive.activations import NUMERIC_FUNCTIONS, SoftmaxEntry, Undetermined
 
 
 class NotExact(ArithmeticError):
-    """The exact (rational) arithmetic met a transcendental value."""
+    """The exact (rational) arithmetic met a transcendental or irrational value."""
+
+
+class Undefined(ArithmeticError):
+    """The expression is certainly undefined at this point (no real value exists there);
+    the message says what is undefined, e.g. "(v)**(1/2) of a negative value (-3/4)"."""
+
+
+class UndefinedDivision(Undefined, ZeroDivisionError):
+    """A division by (or a negative power of) a value that is exactly 0."""
+
+
+class UndeterminedDivision(Undetermined, ZeroDivisionError):
+    """A division by an interval that contains 0 but is not exactly 0: nothing is known."""
+
+
+#: how much of an expression an error message quotes
+_QUOTE = 60
+
+
+def _quote(e: Any) -> str:
+    text = str(e)
+    return text if len(text) <= _QUOTE else text[: _QUOTE - 1] + "…"
+
+
+def _show_exponent(p: Fraction) -> str:
+    return str(p) if p.denominator == 1 else f"({p})"
 
 
 class ExactContext:
@@ -43,12 +83,37 @@ class ExactContext:
             return Fraction(1)
         raise NotExact("exp")
 
-    def log(self, x: Fraction) -> Fraction:
+    def log(self, x: Fraction, what: str = "") -> Fraction:
         if x <= 0:
-            raise ArithmeticError("log of a non-positive number")
+            raise Undefined(f"log({what or x}) of a non-positive value ({x})")
         if x == 1:
             return Fraction(0)
         raise NotExact("log")
+
+    def power(self, x: Fraction, p: Fraction, what: str = "") -> Fraction:
+        """x**p for a rational p: exact when the result is rational, else NotExact."""
+        what = what or str(x)
+        if p.denominator == 1:
+            n = int(p)
+            if n < 0:
+                if x == 0:
+                    raise UndefinedDivision(f"{what} = 0 in a denominator")
+                return Fraction(1) / x ** (-n)
+            return x**n
+        if x < 0:
+            raise Undefined(f"({what})**{_show_exponent(p)} of a negative value ({x})")
+        if x == 0:
+            if p < 0:
+                raise UndefinedDivision(f"({what})**{_show_exponent(p)} of 0 (a division by 0)")
+            return Fraction(0)
+        q = p.denominator
+        num, num_exact = sympy.integer_nthroot(x.numerator, q)
+        den, den_exact = sympy.integer_nthroot(x.denominator, q)
+        if not (num_exact and den_exact):
+            raise NotExact(f"({x})**{_show_exponent(p)} is irrational")
+        root = Fraction(int(num), int(den))
+        k = p.numerator
+        return root**k if k > 0 else Fraction(1) / root ** (-k)
 
     def sign(self, x: Fraction) -> int:
         return (x > 0) - (x < 0)
@@ -80,10 +145,44 @@ class IntervalContext:
     def exp(self, x: Any) -> Any:
         return iv.exp(x)
 
-    def log(self, x: Any) -> Any:
+    def log(self, x: Any, what: str = "") -> Any:
+        if x.b <= 0:  # every value in the enclosure is ≤ 0: certainly undefined
+            raise Undefined(f"log({what or self.show(x)}) of a non-positive value ({self.show(x)})")
         if not x.a > 0:
-            raise ArithmeticError("log of an interval that reaches 0 or below")
+            raise Undetermined("log of an interval that reaches 0")
         return iv.log(x)
+
+    def power(self, x: Any, p: Fraction, what: str = "") -> Any:
+        """An enclosure of x**p for a rational p.
+
+        A base certified > 0 gets iv.sqrt (q = 2) or iv.exp(iv.log(x)/q), then an integer
+        power: every step is mpmath's outward-rounded interval arithmetic, so the result
+        encloses the true value.  A base certified < 0 has no real non-integer power
+        (:class:`Undefined`); a base interval that reaches 0 decides nothing
+        (:class:`Undetermined`), unless it is exactly 0.
+        """
+        what = what or self.show(x)
+        if p.denominator == 1:
+            n = int(p)
+            if n < 0:
+                if x.a == 0 and x.b == 0:
+                    raise UndefinedDivision(f"{what} = 0 in a denominator")
+                if not self.is_nonzero(x):
+                    raise UndeterminedDivision("division by an interval around 0")
+                return self.one / x ** (-n)
+            return x**n
+        if x.b < 0:
+            raise Undefined(f"({what})**{_show_exponent(p)} of a negative value ({self.show(x)})")
+        if x.a == 0 and x.b == 0:
+            if p < 0:
+                raise UndefinedDivision(f"({what})**{_show_exponent(p)} of 0 (a division by 0)")
+            return self.zero
+        if not x.a > 0:
+            raise Undetermined(f"({what})**{_show_exponent(p)} of an interval around 0")
+        q = p.denominator
+        root = iv.sqrt(x) if q == 2 else iv.exp(iv.log(x) / q)
+        k = p.numerator
+        return root**k if k > 0 else self.one / root ** (-k)
 
     def sign(self, x: Any) -> int:
         if x.a > 0:
@@ -160,21 +259,17 @@ class Evaluator:
             return prod
         if e.is_Pow:
             base, expo = e.args
-            if expo.is_Integer:
-                b = self(base)
-                n = int(expo)
-                if n < 0:
-                    if not ctx.is_nonzero(b):
-                        raise ZeroDivisionError("division by an interval or value around 0")
-                    return ctx.one / (b ** (-n))
-                return b**n
             if base is sympy.E:
                 return ctx.exp(self(expo))
-            raise NotExact(f"unsupported power {e}")
+            if expo.is_Rational:
+                return ctx.power(self(base), Fraction(int(expo.p), int(expo.q)), _quote(base))
+            raise NotExact(f"unsupported power {_quote(e)}")
         if isinstance(e, sympy.exp):
             return ctx.exp(self(e.args[0]))
         if isinstance(e, sympy.log):
-            return ctx.log(self(e.args[0]))
+            return ctx.log(self(e.args[0]), _quote(e.args[0]))
+        if isinstance(e, sympy.Abs):  # SymPy writes (x**2)**(1/2) as |x|
+            return abs(self(e.args[0]))
         if isinstance(e, SoftmaxEntry):
             return SoftmaxEntry.numeric(ctx, int(e.args[0]), *(self(a) for a in e.args[1:]))
         if isinstance(e, NUMERIC_FUNCTIONS):

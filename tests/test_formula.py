@@ -21,7 +21,14 @@ def test_parses_the_language() -> None:
     assert tree.left.axis == F.Num(sympy.Integer(1), 15)
     assert F.names(F.parse("(W2.T @ dZ2) * (1 - A1**2)")) == {"W2", "dZ2", "A1"}
     assert F.parse("0.5 * A").left.value == sympy.Rational(1, 2)  # type: ignore[union-attr]
-    assert F.parse("A1 ** -2").right == F.Neg(F.Num(sympy.Integer(2), 8), 7)  # type: ignore[union-attr]
+    assert F.parse("A1 ** -2").right == F.Num(sympy.Integer(-2), 7)  # type: ignore[union-attr]
+    # an exponent is folded to one exact rational, however it is spelled
+    for text in ("A1 ** 0.5", "A1 ** (1/2)", "A1 ** (2**-1)", "A1 ** (1 - 0.5)", "sqrt(A1)", "np.sqrt(A1)"):
+        assert F.parse(text).right.value == sympy.Rational(1, 2), text  # type: ignore[union-attr]
+    for text in ("A1 ** -0.5", "A1 ** (-1/2)", "A1 ** -(1/2)", "1 / sqrt(A1)"):
+        tree = F.parse(text)
+        exponent = tree.right.value if tree.op == "**" else -tree.right.right.value  # type: ignore[union-attr]
+        assert exponent == sympy.Rational(-1, 2), text
 
 
 @pytest.mark.parametrize(
@@ -43,6 +50,12 @@ def test_parses_the_language() -> None:
         ("A ^ 2", "'^' is not a power here"),
         ("A ** B", "an exponent must be a literal number"),
         ("A ** 10000", "larger than the limit 64"),
+        ("A ** (130/2)", "exponent 65 is larger than the limit 64"),  # the folded value is limited
+        ("A ** -(2**7)", "exponent -128 is larger than the limit 64"),
+        ("A ** (2**0.5)", "a power inside an exponent needs a whole exponent"),
+        ("A ** (1/0)", "division by zero in an exponent"),
+        ("sqrt(A, B)", "sqrt takes one argument"),
+        ("sqrt(A, axis=1)", "sqrt takes one argument"),
         ("9" * 40, "integer literal too large"),
         ("sum(A, keepdims=1)", "the only keyword argument is 'axis'"),
         ("f(*X)", "starred arguments are not allowed"),
@@ -95,6 +108,11 @@ def test_to_scalar() -> None:
     ("np.maximum(0, Z1)", "relu(Z1)"),
     ("np.power(A1, 2)", "A1**2"),
     ("np.square(A1)", "A1**2"),
+    ("np.sqrt(A1)", "A1 ** (1/2)"),
+    ("numpy.sqrt(v + eps)", "(v + eps) ** 0.5"),
+    ("sqrt(v)", "v ** (2/4)"),
+    ("np.power(v, 1.5)", "v ** (3/2)"),
+    ("1 / np.sqrt(v)", "1 / v ** (1/2)"),
 ])
 def test_numpy_spellings(numpy: str, ours: str) -> None:
     assert F.unparse(F.parse(numpy)) == F.unparse(F.parse(ours))
@@ -113,6 +131,8 @@ def test_numpy_spellings(numpy: str, ours: str) -> None:
     ("np.maximum(Z, 1)", "only np.maximum"),
     ("np.power(A, B)", "exponent must be a literal number"),
     ("np.power(A, 1000)", "larger than the limit"),
+    ("np.power(A, 1/0)", "division by zero in an exponent"),
+    ("np.sqrt(A, B)", "one argument"),
     ("np.square(A, B)", "one argument"),
     ("np.dot(A)", "take two arguments"),
 ])
