@@ -417,7 +417,10 @@ def unparse(node: Node, parent: int = 0) -> str:
             args.append(f"axis={unparse(node.axis)}")
         return f"{node.func}({', '.join(args)})"
     p = _PRECEDENCE[node.op]
-    right_p = p + 1 if node.op in "-/@" or node.op == "**" else p
+    # a right operand of equal precedence needs parentheses unless regrouping is harmless:
+    # a * (b @ c) is not (a * b) @ c once broadcasting is involved
+    mixes_matmul = node.op == "*" and isinstance(node.right, BinOp) and node.right.op == "@"
+    right_p = p + 1 if node.op in "-/@" or node.op == "**" or mixes_matmul else p
     left_p = p + 1 if node.op == "**" else p
     text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
     return f"({text})" if parent > p else text
