@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Callable
 
 from derive import budget, claims
+from derive import evaluate
 from derive import formula as F
 from derive.equality import Judge
-from derive.errors import FormulaError, SpecError
+from derive.errors import DeriveError, FormulaError, SpecError
 from derive.evaluate import Evaluator
 from derive.kronecker import ALL_SIZES
+from derive.kronecker import kron_x_delta as _kron_x_delta
 from derive.kronecker import vec_abc as _vec_abc
 from derive.latex_claims import parse_latex_claim
 from derive.network import Network, build
-from derive.proof import PROVEN, UNPROVEN, Check, Report
-from derive.rules import Rule, rules_for
+from derive.proof import PROVEN, REFUTED, UNPROVEN, Check, Report
+from derive.rules import Rule, RuleConstructionError, add, matmul, name, rules_for
+from derive.rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.truth import Truth, make_truth
 
@@ -41,6 +44,11 @@ _FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None  # what forke
 @functools.lru_cache(maxsize=1)
 def general_vec_abc():  # type: ignore[no-untyped-def]
     return _vec_abc()
+
+
+@functools.lru_cache(maxsize=1)
+def general_kron_x_delta():  # type: ignore[no-untyped-def]
+    return _kron_x_delta()
 
 
 def _forked_check(index: int) -> Check:
@@ -79,7 +87,7 @@ class Derivation:
         for c in self.claims:
             try:
                 target = F.parse(c.target)
-                claims.check_target(target, c.target)
+                names.check_gradient_target(target, c.target)
                 names.validate(target, c.target)
                 names.validate(F.parse(c.formula), c.formula)
             except FormulaError as exc:
@@ -106,8 +114,9 @@ class Derivation:
         return tuple(rules_for(self.net))  # equation networks derive them: do it once
 
     def _shape_of(self, name: str) -> tuple[int, int] | None:
-        base = name[1:] if name.startswith("d") and name[1:] in self.net.matrices else name
-        m = self.net.matrices.get(base)
+        m = self.net.matrices.get(name)  # a value wins over a gradient spelling (an input named dx)
+        if m is None and name.startswith("d"):
+            m = self.net.matrices.get(name[1:])
         return None if m is None else m.shape  # type: ignore[return-value]
 
     def check_latex_claim(self, latex: str) -> Check:
@@ -117,10 +126,81 @@ class Derivation:
         return self.check_claim(target, formula)
 
     def check_rule(self, rule: Rule) -> Check:
-        if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > ABC_EXPLICIT_LIMIT:
-            return self._abc_instance(rule)
-        return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
-                            layer=rule.layer, rule=rule.rule)
+        """Check one rule.  derive's own rules (built as trees) are checked as built; a
+        failure to evaluate one, or a shape error in one, is a bug in derive
+        (:class:`~derive.rules.RuleConstructionError`, exit 3), and a resource limit met
+        on the way is *unproven (limit)*, never a refutation."""
+        if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES):
+            return self._abc_instance(rule)  # (the products are also the entries of its kron)
+        if rule.rule in ("vec(Z)", "vec(dW)") and self._kron_entries(rule.layer) > evaluate.MAX_ENTRIES:
+            return self._vec_instance(rule)
+        if rule.node is None:  # a rule written as text by a caller: checked like a claim
+            return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
+                                layer=rule.layer, rule=rule.rule)
+        return self._check_own(rule.target, rule.node, rule.layer, rule.rule)
+
+    def _check_own(self, target: str, node: F.Node, layer: int, kind: str) -> Check:
+        """One of derive's own statements, checked as the tree it was built as."""
+        formula = F.unparse(node)
+        try:
+            check = claims.check(self.evaluator, self.judge, target, formula, kind="rule",
+                                 layer=layer, rule=kind, formula_node=node)
+        except DeriveError as exc:
+            raise RuleConstructionError(f"derive's own rule {target} = {formula} could not be evaluated: {exc}") from exc
+        if check.verdict == REFUTED and check.method == "shapes":
+            if "larger than the limit" in (check.detail or ""):  # the evaluator's size guard, not a mistake
+                what = (check.detail or "").removeprefix("shape error: ")
+                return Check("rule", target, formula, UNPROVEN, "limit", check.entries, check.seconds,
+                             layer=layer, rule=kind,
+                             detail=f"not checked (limit): {what} (derive.evaluate.MAX_ENTRIES)")
+            raise RuleConstructionError(f"derive's own rule {target} = {formula} has a shape error: {check.detail}")
+        return check
+
+    def _kron_entries(self, layer: int) -> int:
+        """Entries of the Kronecker factor A_{l-1}ᵀ ⊗ I_{n_l} of the vec(Z) and vec(dW) rules."""
+        s = self.spec.sizes
+        return s[layer - 1] * self.spec.batch * s[layer] ** 2
+
+    def _vec_instance(self, rule: Rule) -> Check:
+        """vec(Z_l), vec(dW_l) whose Kronecker factor is over the evaluator's size limit:
+        instances of identities proven for all sizes, with A = I in vec(ABC) = (Cᵀ ⊗ A) vec(B):
+
+            vec(Z_l) = vec(I W_l A_{l-1}) + vec(b_l 1ᵀ) = (A_{l-1}ᵀ ⊗ I) vec(W_l) + (1 ⊗ I) b_l
+            vec(dW_l) = vec(I dZ_l A_{l-1}ᵀ) = (A_{l-1} ⊗ I) vec(dZ_l)
+
+        ((1 ⊗ I) b = 1 ⊗ b for a column b; row batches: the same for Zᵀ and dZᵀ).  The
+        matrix statement they rest on (Z_l = W_l A_{l-1} + b_l, dW_l = dZ_l A_{l-1}ᵀ) is
+        checked entry by entry at this network; without it the verdict is unproven (limit).
+        """
+        start = time.perf_counter()
+        l, rows = rule.layer, self.spec.batch_layout == "rows"
+        a, w, b = name("X" if l == 1 else f"A{l - 1}"), name(f"W{l}"), name(f"b{l}")
+        dz = name(f"dZ{l}")
+        identities = [general_vec_abc()]
+        if rule.rule == "vec(Z)":
+            identities.append(general_kron_x_delta())
+            target = f"Z{l}"
+            plain = add(matmul(a, _transpose(w)), _transpose(b)) if rows else add(matmul(w, a), b)
+        else:
+            target = f"dW{l}"
+            plain = matmul(_transpose(dz), a) if rows else matmul(dz, _transpose(a))
+        entries = self._kron_entries(l)
+        limit = (f"the Kronecker factor has {entries} entries, more than the limit of {evaluate.MAX_ENTRIES} "
+                 "(derive.evaluate.MAX_ENTRIES): not expanded")
+        base = self._check_own(target, plain, l, rule.rule)
+        size = len(self.net.matrices[target[1:] if target.startswith("d") else target])
+        general = all(g.verdict == ALL_SIZES for g in identities)
+        seconds = time.perf_counter() - start
+        if general and base.verdict == PROVEN:
+            used = " and ".join(g.statement for g in identities)
+            return Check("rule", rule.target, rule.formula, PROVEN,
+                         f"instance of {used} with A = I, {ALL_SIZES} (derive identities); "
+                         f"{base.statement} proven entry by entry", size, seconds,
+                         layer=l, rule=rule.rule, detail=limit)
+        why = (f"{base.statement} is {base.verdict} ({base.method})" if base.verdict != PROVEN
+               else "an identity is not proven")
+        return Check("rule", rule.target, rule.formula, UNPROVEN, "limit", size, seconds,
+                     layer=l, rule=rule.rule, detail=f"{limit}; {why}")
 
     def _abc_products(self, layer: int) -> int:
         s = self.spec.sizes

@@ -48,24 +48,26 @@ def as_matrix(v: object) -> Matrix:
 def check(
     evaluator: Evaluator, judge: Judge, target: str, formula: str, *, kind: str = "claim",
     layer: int | None = None, rule: str | None = None, place: str | None = None,
-    expect: str = PROVEN, latex: str | None = None,
+    expect: str = PROVEN, latex: str | None = None, formula_node: F.Node | None = None,
 ) -> Check:
     """Prove, refute or leave unproven ``target = formula``.
 
     A claim's target must be a derivative (``dV``, ``vec(dV)``, ``J(y, x)``); a built-in
     rule (``kind="rule"``) may also state a forward identity such as ``vec(Z1) = ...``.
+    ``formula_node``, when given, is the formula's syntax tree (derive's own rules are
+    built as trees); ``formula`` is then only its text for display.
     """
     start = time.perf_counter()
     target_node = F.parse(target)
     if kind == "claim":
-        check_target(target_node, target)
+        evaluator.check_gradient_target(target_node, target)  # dV, d(V), vec(...), J(...)
     jacobian = isinstance(target_node, F.Call) and target_node.func == "J"
     layout = evaluator.net.spec.layout if evaluator.net.spec is not None else "numerator"
     other = "denominator" if layout == "numerator" else "numerator"
     transposed = (f"it is the transpose: this is the {other}-layout Jacobian (the spec uses {layout} layout)"
                   if jacobian else None)
     true = as_matrix(evaluator.evaluate(target_node, target))
-    formula_node = F.parse(formula)
+    formula_node = F.parse(formula) if formula_node is None else formula_node
 
     def result(verdict: str, method: str, **kw: object) -> Check:
         return Check(kind, target, formula, verdict, method, len(true), time.perf_counter() - start,

@@ -174,7 +174,9 @@ class Judge:
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""
-        return c - self.truth.unfold_to(t, {s for s in c.free_symbols if s.name.startswith("d")})
+        from derive.truth import AdjointSymbol  # gradients by class, never by spelling (an input may be named dx)
+
+        return c - self.truth.unfold_to(t, {s for s in c.free_symbols if isinstance(s, AdjointSymbol)})
 
     def _piecewise(self, c: Expr, t: Expr) -> Expr:
         """:meth:`_to_claim` with relu and leaky_relu atoms written as their functions."""

@@ -94,4 +94,9 @@ def build_equations(spec: Spec) -> Network:
     if loss.shape != (1, 1):
         raise SpecError(spec.file, "network.loss", f"the loss must be a scalar, '{eq.loss}' is {loss.shape[0]}×{loss.shape[1]}")
     net.definitions[COST] = loss[0]
+    for name in matrices:  # a value named dV where V is also a value: say how to reach ∂L/∂V
+        if name.startswith("d") and name[1:] in matrices and kinds.get(name[1:]) != "target":
+            what = {"input": "an input", "parameter": "a parameter"}.get(kinds[name], "defined by an equation")
+            net.assumptions.append(f"'{name}' is {what} here, so {name} in a formula means it; "
+                                   f"∂{eq.loss}/∂{name[1:]} is written d({name[1:]})")
     return net

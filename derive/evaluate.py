@@ -50,7 +50,7 @@ class Evaluator:
         self.constants: dict[str, Expr] = dict(net.constants)
         sizes = net.spec.sizes if net.spec is not None else []
         for i, n in enumerate(sizes):
-            self.constants.setdefault(f"n{i}", Integer(n))
+            self.constants[f"n{i}"] = Integer(n)  # layer sizes are reserved: a spec cannot name a constant n1
         self._linear: dict[Expr, Symbol] | None = None
         self.functions: dict[str, Callable[[F.Call, list[Value], str], Value]] = {}
         for name in ACTIVATIONS:
@@ -64,12 +64,66 @@ class Evaluator:
             ones=self._ones, zeros=self._zeros, diag=self._diag, vec=self._vec, kron=self._kron,
             J=self._jacobian, mean=self._mean,
         )
+        self.functions["d"] = self._gradient_call  # d(V): ∂J/∂V, also where a value is named dV
 
     # ----------------------------------------------------------------- names
     def known_names(self) -> list[str]:
         names = [n for n in self.net.matrices] + ["L"]
-        names += [f"d{n}" for n, k in self.net.kinds.items() if k != "target" and n != "A0"]
+        for n, k in self.net.kinds.items():
+            if k != "target" and n != "A0":
+                names.append(f"d({n})" if self.is_value(f"d{n}") else f"d{n}")
         return names + sorted(self.constants)
+
+    def is_value(self, name: str) -> bool:
+        """Whether a name is a value of the network (input, parameter, defined name,
+        constant, or L for the cost).  A value always wins over a gradient spelling:
+        ``dV`` is ∂J/∂V only when no value is named ``dV``; ``d(V)`` always is."""
+        return name in self.net.matrices or name in self.constants or name == "L"
+
+    def gradient_name(self, name: str) -> str | None:
+        """The V of a name that means ∂J/∂V (``dV``, and no value is named so), else None."""
+        if name.startswith("d") and not self.is_value(name) and name[1:] in self.net.matrices:
+            return name[1:]
+        return None
+
+    def gradient(self, base: str, text: str, col: int) -> Value:
+        """∂J/∂V for a name V of the network, as a matrix of V's shape."""
+        if self.net.kinds.get(base) == "target":
+            raise FormulaError(text, col, f"d{base}: the cost is not differentiated by the targets")
+        if self.truth is None:
+            raise RuntimeError("this evaluator only validates names")
+        return self.truth.grad("X" if base == "A0" else base)
+
+    def gradient_base(self, node: F.Call, text: str) -> str:
+        """The V of ``d(V)``, checked: one plain name of the network that is not a target."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        if node.axis is not None or not isinstance(arg, F.Name) or arg.id not in self.net.matrices:
+            raise FormulaError(text, node.col, "d(V) takes one name of the network, e.g. d(x) for ∂J/∂x")
+        if self.net.kinds.get(arg.id) == "target":
+            raise FormulaError(text, node.col, f"d({arg.id}): the cost is not differentiated by the targets")
+        return arg.id
+
+    def _gradient_call(self, node: F.Call, args: list[Value], text: str) -> Value:
+        return self.gradient(self.gradient_base(node, text), text, node.col)
+
+    def check_gradient_target(self, node: F.Node, text: str) -> None:
+        """A claim's target must be a gradient: ``dV`` (when no value is named dV), ``d(V)``,
+        ``vec`` of one, or a Jacobian ``J(y, x)``."""
+        inner = node
+        while isinstance(inner, F.Call) and inner.func == "vec" and len(inner.args) == 1:
+            inner = inner.args[0]
+        if isinstance(inner, F.Call) and inner.func == "d":
+            self.gradient_base(inner, text)
+            return
+        if isinstance(inner, F.Name) and inner.id.startswith("d") and self.is_value(inner.id):
+            base = inner.id[1:]
+            kind = self.net.kinds.get(inner.id, "a constant")
+            kind = {"input": "an input", "parameter": "a parameter", "node": "a value", "target": "a target"}.get(kind, kind)
+            hint = f"; the gradient ∂J/∂{base} is written d({base})" if base in self.net.matrices else ""
+            raise FormulaError(text, inner.col, f"'{inner.id}' is {kind} of this network, not a gradient{hint}")
+        from derive.claims import check_target  # claims imports this module
+
+        check_target(node, text)
 
     def lookup(self, name: str, text: str, col: int) -> Value:
         if name in self.net.matrices:
@@ -78,13 +132,9 @@ class Evaluator:
             return Matrix([[COST]])
         if name in self.constants:
             return self.constants[name]
-        if name.startswith("d") and name[1:] in self.net.matrices:
-            base = name[1:]
-            if self.net.kinds.get(base) == "target":
-                raise FormulaError(text, col, f"{name}: the cost is not differentiated by the targets")
-            if self.truth is None:
-                raise RuntimeError("this evaluator only validates names")
-            return self.truth.grad("X" if base == "A0" else base)
+        base = self.gradient_name(name)
+        if base is not None:
+            return self.gradient(base, text, col)
         if name in self.functions:
             raise FormulaError(text, col, f"{name} is a function: call it, e.g. {name}(Z1)")
         close = difflib.get_close_matches(name, self.known_names() + list(self.functions), n=1)
@@ -95,9 +145,9 @@ class Evaluator:
     def validate(self, node: F.Node, text: str) -> None:
         """Check every name and function of a formula without evaluating anything."""
         if isinstance(node, F.Name):
-            if not (node.id in self.net.matrices or node.id in self.constants or node.id == "L"):
-                grad = node.id.startswith("d") and node.id[1:] in self.net.matrices
-                if not grad or self.net.kinds.get(node.id[1:]) == "target":
+            if not self.is_value(node.id):
+                base = self.gradient_name(node.id)
+                if base is None or self.net.kinds.get(base) == "target":
                     self.lookup(node.id, text, node.col)  # raises the right message
         elif isinstance(node, F.BinOp):
             self.validate(node.left, text)
@@ -107,6 +157,9 @@ class Evaluator:
         elif isinstance(node, F.Call):
             if node.func not in self.functions:
                 self.evaluate(F.Call(node.func, (), None, node.col), text)  # raises
+            if node.func == "d":
+                self.gradient_base(node, text)
+                return
             for a in node.args:
                 self.validate(a, text)
 

@@ -28,7 +28,15 @@ from derive.activations import ACTIVATIONS, Activation, softmax_column
 from derive.matrices import matmul
 from derive.spec import Spec
 
-COST = Symbol("J", real=True)
+class CostSymbol(Symbol):
+    """The cost atom: a class of its own, so an equation or input named ``J`` is never it."""
+
+    @classmethod
+    def class_key(cls):  # type: ignore[no-untyped-def]
+        return Symbol.class_key()  # print and sort among the other symbols, by name
+
+
+COST = CostSymbol("J", real=True)
 
 
 @dataclass

@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,20 @@ LOSS_ALIASES = {"bce": "binary_cross_entropy", "ce": "cross_entropy", "squared_e
 BATCH_LAYOUTS = ("columns", "rows")
 JACOBIAN_LAYOUTS = ("numerator", "denominator")
 RESERVED = {"X", "Y", "m", "J", "L"}
+#: names a layer-stack network gives meaning to: a free constant may not take one
+_VALUE = re.compile(r"(X|Y|J|L|[WbZA][0-9]+)$")
+_SIZE = re.compile(r"n[0-9]+$")
+
+
+def reserved_name(name: str) -> str | None:
+    """What a name already means in a layer-stack network, or None if it is free."""
+    if name in RESERVED or _VALUE.match(name):
+        return "a name of the network"
+    if _SIZE.match(name):
+        return "a layer size (n0 … nL)"
+    if name.startswith("d") and _VALUE.match(name[1:]):
+        return f"the gradient ∂J/∂{name[1:]}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -242,9 +257,11 @@ def _constant(file: str, place: str, value: Any) -> sympy.Expr:
         expr = formula.to_scalar(formula.parse(value, max_length=200), value)
     except FormulaError as exc:
         raise _fail(file, place, str(exc)) from None
-    for s in expr.free_symbols:
-        if str(s) in RESERVED or str(s)[:1] in "WbZA" and str(s)[1:].isdigit():
-            raise _fail(file, place, f"'{s}' is a name of the network, not a free constant")
+    for s in sorted(expr.free_symbols, key=str):
+        meaning = reserved_name(str(s))
+        if meaning is not None:
+            raise _fail(file, place, f"'{s}' is {meaning}, not a free constant "
+                        "(expected a number or a free name such as alpha)")
     return expr
 
 

@@ -50,8 +50,23 @@ def _check_target(net: Network, name: str) -> None:
         raise KeyError(f"{name} is a target, not something the cost is differentiated by")
 
 
+class AdjointSymbol(Symbol):
+    """The atom standing for ∂J/∂v (spelled ``dZ1[0,1]``, ``dx``): a class of its own, so
+    it never equals a leaf of the same spelling (an input named ``dx``), and a proof step
+    can tell gradients from values by class, never by name."""
+
+    @classmethod
+    def class_key(cls):  # type: ignore[no-untyped-def]
+        return Symbol.class_key()  # print and sort among the other symbols, by name
+
+    @property
+    def base(self) -> str:
+        """The name of the atom this is the gradient of (``Z1[0,1]`` for ``dZ1[0,1]``)."""
+        return self.name[1:]
+
+
 def _adjoint_name(s: Symbol) -> Symbol:
-    return Symbol(f"d{s.name}", real=True)
+    return AdjointSymbol(f"d{s.name}", real=True)
 
 
 class LocalTruth:

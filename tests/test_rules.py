@@ -85,3 +85,34 @@ def test_engines_agree_on_gradients() -> None:
         a, b = g.truth.grad(name), loc.truth.grad(name)
         for x, y in zip(a, b):
             assert is_zero(loc.truth.unfold(y) - x)
+
+
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+def test_vec_rules_over_the_size_limit_are_instances_never_refuted(layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 16-32-32-16 at m ≥ 32 has Kronecker factors over 10⁶ entries: the vec rules were
+    # "refuted" (shapes). The same, small: lower the limit instead of growing the network.
+    from derive import evaluate
+
+    d = net([(3, "tanh"), (2, "sigmoid")], inputs=2, batch=2, batch_layout=layout)
+    monkeypatch.setattr(evaluate, "MAX_ENTRIES", 20)  # the factors have 36 and 24 entries
+    checks = {(c.layer, c.rule): c for c in d.check_rules()}
+    assert all(c.verdict == "proven" for c in checks.values()), [(c.statement, c.verdict) for c in checks.values()]
+    for layer in (1, 2):
+        for rule in ("vec(Z)", "vec(dW)", "vec(ABC)"):
+            assert checks[(layer, rule)].method.startswith("instance of vec(A B C) = (Cᵀ ⊗ A) vec(B)")
+        assert "more than the limit of 20" in (checks[(layer, "vec(Z)")].detail or "")
+
+
+def test_a_rule_that_hits_the_size_limit_is_unproven_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from derive import evaluate
+
+    d = net([(3, "tanh"), (2, "sigmoid")], inputs=2, batch=2)
+    monkeypatch.setattr(evaluate, "MAX_ENTRIES", 5)  # dW1, dA1 and every vec factor are larger
+    checks = d.check_rules()
+    assert not [c.statement for c in checks if c.verdict == "refuted"]
+    limited = {c.target: c for c in checks if c.method == "limit"}
+    assert {"dW1", "dA1", "vec(Z1)", "vec(dW1)"} <= set(limited)
+    assert all(c.verdict == "unproven" and "limit" in (c.detail or "") for c in limited.values())
+    assert "MAX_ENTRIES" in (limited["dW1"].detail or "")
+    # the rules that fit are still proven
+    assert {c.target for c in checks if c.verdict == "proven"} >= {"dZ1", "db1", "dZ2", "db2"}
