@@ -148,11 +148,6 @@ class Derivation:
         except DeriveError as exc:
             raise RuleConstructionError(f"derive's own rule {target} = {formula} could not be evaluated: {exc}") from exc
         if check.verdict == REFUTED and check.method == "shapes":
-            if "larger than the limit" in (check.detail or ""):  # the evaluator's size guard, not a mistake
-                what = (check.detail or "").removeprefix("shape error: ")
-                return Check("rule", target, formula, UNPROVEN, "limit", check.entries, check.seconds,
-                             layer=layer, rule=kind,
-                             detail=f"not checked (limit): {what} (derive.evaluate.MAX_ENTRIES)")
             raise RuleConstructionError(f"derive's own rule {target} = {formula} has a shape error: {check.detail}")
         return check
 
@@ -280,6 +275,18 @@ class Derivation:
                 progress(out[-1])
         return out
 
+    @property
+    def assumptions(self) -> list[str]:
+        """What every verdict assumes: the network's own assumptions, and free constants
+        taken positive (they are scales, slopes, eps: sampled positive, and a claim that
+        divides by one is defined only where it is nonzero)."""
+        out = list(self.net.assumptions)
+        constants = self.net.free_constants
+        if constants:
+            names = ", ".join(str(c) for c in constants)
+            out.append(f"the free constants {names} are taken to be positive (every verdict holds for {names} > 0)")
+        return out
+
     def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None,
                timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = None) -> Report:
         """Check every rule (unless ``rules=False``) and every claim of the spec.
@@ -311,7 +318,7 @@ class Derivation:
             }
         return Report(
             spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
-            list(self.net.assumptions), checked_rules, checked_claims,
+            self.assumptions, checked_rules, checked_claims,
             time.perf_counter() - start, conventions,  # type: ignore[arg-type]
         )
 

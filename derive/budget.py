@@ -23,25 +23,47 @@ def available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+_ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
+
+
 @contextmanager
 def limit(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`Timeout` inside the block once ``seconds`` have passed."""
+    """Raise :class:`Timeout` inside the block once ``seconds`` have passed.
+
+    Limits nest: an inner limit never extends an outer one (the alarm is set to the
+    earlier of the two), and leaving the inner block re-arms the outer alarm, so a
+    diagnosis given its own few seconds inside a check leaves the check's budget intact.
+    """
     if seconds is None or not available():
         yield
         return
     if seconds <= 0:
         raise Timeout
+    end = time.monotonic() + seconds
+    if _ends:
+        end = min(end, _ends[-1])
 
     def expire(signum: int, frame: object) -> None:
         raise Timeout
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    _ends.append(end)
+    signal.setitimer(signal.ITIMER_REAL, max(end - time.monotonic(), 1e-6))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _ends.pop()
         signal.signal(signal.SIGALRM, previous)
+        if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
+            signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
+        # (an enclosing limit that ran out during the inner block is not re-fired: the
+        # inner block already stopped, and what follows it is only the wrapping-up)
+
+
+def outer_expired() -> bool:
+    """Whether the innermost enclosing limit has run out (tells an inner timeout from it)."""
+    return bool(_ends) and time.monotonic() >= _ends[-1]
 
 
 class Deadline:

@@ -71,6 +71,25 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
 
 
+def branches(expr: Expr, limit: int = MAX_CASES) -> list[Expr] | None:
+    """The expression in each sign case of its piecewise arguments (a list that covers
+    every point), or None when there are more than ``limit`` cases or a sign that no
+    split decides.  Unlike :func:`by_cases`, a case whose branch is 0 stays visible."""
+    expr = normalized(expr)
+    if not expr.has(*PIECEWISE):
+        return [expr]
+    arguments = {f.args[0] for f in expr.atoms(*PIECEWISE)}
+    out = []
+    try:
+        for case in _cases(expr, {}, arguments, False):
+            out.append(case)
+            if len(out) > limit:
+                return None
+    except _Undecidable:
+        return None
+    return out or None
+
+
 def normalized(expr: Expr) -> Expr:
     """Identities that hold at every point, applied before any split so that deep chains
     need fewer cases: a step or relu of relu(u), of leaky_relu(u, a) with a > 0, or of

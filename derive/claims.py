@@ -10,16 +10,21 @@ statement at all (:class:`~derive.errors.FormulaError`).
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from sympy import Matrix
 
+from derive import budget
 from derive import formula as F
 from derive.diagnosis import BY_SYMBOLS, diagnose
 from derive.equality import Judge, TooLarge
-from derive.errors import FormulaError, ShapeError
+from derive.errors import FormulaError, LimitError, ShapeError
 from derive.evaluate import Evaluator, is_matrix, show_shape
 from derive.proof import PROVEN, REFUTED, UNPROVEN, Check
 from derive.repair import search_fix
+
+
+DIAGNOSIS_SECONDS = 20.0  # a diagnosis's own budget; the refutation stands without it
 
 
 def check_target(node: F.Node, text: str) -> None:
@@ -66,7 +71,11 @@ def check(
     other = "denominator" if layout == "numerator" else "numerator"
     transposed = (f"it is the transpose: this is the {other}-layout Jacobian (the spec uses {layout} layout)"
                   if jacobian else None)
-    true = as_matrix(evaluator.evaluate(target_node, target))
+    try:
+        true = as_matrix(evaluator.evaluate(target_node, target))
+    except LimitError as exc:
+        return Check(kind, target, formula, UNPROVEN, "limit", 0, time.perf_counter() - start, layer=layer,
+                     rule=rule, place=place, expect=expect, latex=latex, detail=f"not checked (limit): {exc}")
     formula_node = F.parse(formula) if formula_node is None else formula_node
 
     def result(verdict: str, method: str, **kw: object) -> Check:
@@ -74,37 +83,69 @@ def check(
                      layer=layer, rule=rule, place=place, expect=expect, latex=latex, **kw)  # type: ignore[arg-type]
 
     try:
-        claimed = as_matrix(evaluator.evaluate(formula_node, formula))
+        value, conditions = evaluator.evaluate_with_domain(formula_node, formula)
+        claimed = as_matrix(value)
+    except LimitError as exc:  # a resource limit says nothing about the claim
+        return result(UNPROVEN, "limit", detail=f"not checked (limit): {exc}")
     except ShapeError as exc:
-        fix = search_fix(evaluator, judge, formula_node, true) if kind == "claim" else None
+        fix = _budgeted(lambda: search_fix(evaluator, judge, formula_node, true)) if kind == "claim" else None
         return result(REFUTED, "shapes", detail=f"shape error: {exc}", diagnosis=fix)
+
     def why_wrong() -> str | None:
-        """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix."""
-        found = diagnose(evaluator.net, judge, claimed, true, transposed)
-        if kind == "claim" and (found is None or found.startswith(BY_SYMBOLS)):
-            # "claimed = x1/x2 × true" is proven but "true if x1 → x2" says more
-            found = search_fix(evaluator, judge, formula_node, true) or found
-        return found
+        """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix,
+        within its own budget: a refutation never waits for (nor is lost to) a diagnosis."""
+        def find() -> str | None:
+            found = diagnose(evaluator.net, judge, claimed, true, transposed)
+            if kind == "claim" and (found is None or found.startswith(BY_SYMBOLS)):
+                # "claimed = x1/x2 × true" is proven but "true if x1 → x2" says more
+                found = search_fix(evaluator, judge, formula_node, true) or found
+            return found
+        return _budgeted(find)
 
     if claimed.shape != true.shape:
         detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
         return result(REFUTED, "shapes", detail=detail, diagnosis=why_wrong())
+    # where is the claim defined?  (recorded before SymPy could cancel x/x: derive.domain)
+    domain = judge.check_domain(conditions, true)
+    if domain.violation is not None:
+        counterexample = judge.undefined_counterexample(domain.violation, true)
+        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
+        return result(REFUTED, f"counterexample: undefined on a set of positive measure ({how})",
+                      counterexample=counterexample, diagnosis=why_wrong(),
+                      detail="the claim is undefined on an open set of inputs (every point near the "
+                             "counterexample), where the true gradient is defined")
     # cheap exact steps first, then a fast numeric refutation, then the expensive unfolding
     method = _prove(judge, claimed, true, cheap=True)
     counterexample = judge.refute(claimed, true) if method is None else None
     if method is None and counterexample is None:
         method = _prove(judge, claimed, true, cheap=False)
     if method is not None:
+        if not domain.ok:
+            return result(UNPROVEN, "domain", detail=(
+                f"it equals the true gradient wherever it is defined, but {domain.unknown}"))
         return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
     if counterexample is not None:
         how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
         return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=why_wrong())
-    if judge.holds_off_kinks(claimed, true):
-        return result(UNPROVEN, "neither", detail=(
-            "it holds wherever no relu argument is 0 (proven on both sides of every kink) but not at "
-            "a kink, where derive takes relu′(0) = 0 and leaky_relu′(0) = slope, e.g. (Z > 0), not (Z >= 0)"))
+    summary = judge.evaluation_summary()
+    kinks = judge.holds_off_kinks(claimed, true)
+    if kinks is not None and domain.ok:
+        return result(PROVEN, "exact almost everywhere: equal off the kinks", detail=(
+            f"it differs from derive's convention only where {kinks} is 0 (a kink, a set of measure "
+            "zero where the loss is not differentiable); derive takes relu′(0) = 0 and "
+            "leaky_relu′(0) = slope"))
+    why_not = "" if domain.ok else f"; {domain.unknown}"
     return result(
         UNPROVEN, "neither",
-        detail=(f"the difference did not reduce to 0 symbolically, and {judge.points} random exact "
-                "points showed no difference"),
+        detail=f"the difference did not reduce to 0 symbolically, and {summary}{why_not}",
     )
+
+
+def _budgeted(find: Callable[[], str | None]) -> str | None:
+    """Run a diagnosis in its own budget (at most DIAGNOSIS_SECONDS, and never past the
+    check's own): when it runs out, there is simply no diagnosis."""
+    try:
+        with budget.limit(DIAGNOSIS_SECONDS):
+            return find()
+    except budget.Timeout:
+        return None

@@ -28,45 +28,15 @@ import sympy
 from sympy import Expr, Matrix, Symbol
 
 from derive.activations import Undetermined
-from derive.cases import PIECEWISE, by_cases
+from derive.cases import PIECEWISE, by_cases, normalized
+from derive.domain import NONZERO, OK as DOMAIN_OK, Condition, Conditions, DomainVerdict, Violation
 from derive.network import Network, compose
 from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.proof import Counterexample
 from derive.truth import Truth
+from derive.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
 
-MAX_OPS = 20_000  # larger differences are not expanded (unproven, said so)
-
-
-class TooLarge(ArithmeticError):
-    """An expression too large to reduce within the limits."""
-
-
-def is_zero(expr: Expr) -> bool:
-    """True only if ``expr`` is identically 0 as a rational function of its atoms."""
-    if expr == 0:
-        return True
-    if size_exceeds(expr, MAX_OPS):
-        raise TooLarge
-    if any(p.exp.is_negative for p in expr.atoms(sympy.Pow)):
-        # a rational function: combine first, then expand only the numerator (expanding
-        # first multiplies out every sum of fractions: 188 s against 0.02 s, measured)
-        num, _ = sympy.fraction(sympy.together(expr))
-        return sympy.expand(num) == 0
-    return sympy.expand(expr) == 0  # a polynomial in the atoms
-
-
-def size_exceeds(expr: Expr, limit: int) -> bool:
-    """Whether the expression tree has more than ``limit`` nodes (stops counting early)."""
-    stack = [expr]
-    n = 0
-    while stack:
-        e = stack.pop()
-        n += 1
-        if n > limit:
-            return True
-        stack.extend(e.args)
-    return False
-
+__all__ = ["MAX_OPS", "TooLarge", "is_zero", "size_exceeds", "Judge", "Point"]
 
 @dataclass
 class Point:
@@ -183,29 +153,143 @@ class Judge:
         e = self._to_claim(c, t)
         return e.xreplace({a: f for a, f in self._piecewise_atoms.items() if a in e.free_symbols})
 
-    def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> bool:
-        """Whether every entry is proven on both sides of every relu kink (arguments ≠ 0)."""
+    def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> str | None:
+        """The kink arguments, as text, if every entry is proven on both sides of every kink
+        and each kink argument is itself nonzero almost everywhere (so the kinks are a set
+        of measure zero); None otherwise."""
         forms = [self._piecewise(c, t) for c, t in zip(claimed, true)]
         if not any(e.has(*PIECEWISE) for e in forms):
-            return False
+            return None
         try:
-            return all(is_zero(by_cases(e, off_kinks=True)) for e in forms)
+            if not all(is_zero(by_cases(e, off_kinks=True)) for e in forms):
+                return None
         except TooLarge:
-            return False
+            return None
+        arguments = sorted({_unsigned(f.args[0]) for e in forms for f in normalized(e).atoms(*PIECEWISE)}, key=str)
+        kinks = [Condition(NONZERO, u, "as the argument of a step function") for u in arguments]
+        if not self.domain.judge(kinks).ok:
+            return None
+        shown = ", ".join(str(u) for u in arguments[:3]) + (", ..." if len(arguments) > 3 else "")
+        return shown
 
     # ------------------------------------------------------------- refutation
     def sample_points(self) -> list[Point]:
+        """Random points of the input domain (free constants positive), none of them on a
+        kink of the network itself (a relu argument exactly 0 is drawn again)."""
         if self._cache is None:
             rng = random.Random(self.seed)
             out = []
-            for _ in range(self.points):
+            for _ in range(self.points * 4):
                 leaves = {s: _random_fraction(rng) for s in self.net.leaves}
                 for c in self.net.free_constants:
                     leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
-                out.append(Point(leaves, self._evaluator(leaves)))
+                point = Point(leaves, self._evaluator(leaves))
+                if not self._at_kink(point, self._network_kinks):
+                    out.append(point)
+                if len(out) == self.points:
+                    break
             self._cache = out
         return self._cache
 
+    @functools.cached_property
+    def _network_kinks(self) -> list[Expr]:
+        """The arguments of every piecewise function in the network's own definitions."""
+        out: list[Expr] = []
+        for d in self._definitions.values():
+            out.extend(f.args[0] for f in d.atoms(*PIECEWISE))
+        return out
+
+    def _at_kink(self, point: Point, arguments: list[Expr], flat_ok: bool = False) -> bool:
+        """Whether some argument is exactly 0 (or not certifiably nonzero) at the point;
+        with ``flat_ok``, an argument that is 0 on a whole neighbourhood does not count."""
+        for u in arguments:
+            for exact in (True, False):
+                ev = point.evaluator if exact and point.evaluator.ctx.exact else self.interval_evaluator(point)
+                try:
+                    if not ev.ctx.is_nonzero(ev(u)):
+                        if flat_ok and self._flat_at(u, point):
+                            break
+                        return True
+                    break
+                except NotExact:
+                    continue
+                except (Undetermined, ArithmeticError, KeyError):
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ domain
+    @functools.cached_property
+    def domain(self) -> Conditions:
+        """Judges where claims are defined (:mod:`derive.domain`), at these sample points."""
+        return Conditions(self._definitions, self.net.leaves, self.net.free_constants, self._domain_samples,
+                          facts=self.net.domain)
+
+    def _domain_samples(self) -> list[tuple[dict[Symbol, Fraction], Callable[[bool], Evaluator]]]:
+        return [(point.leaves, self._point_fn(point)) for point in self.sample_points()]
+
+    def _point_fn(self, point: Point) -> Callable[[bool], Evaluator]:
+        """Evaluators of one sample point for the domain judge: exact, or intervals."""
+        cache = self.__dict__.setdefault("_point_fns", {})
+        key = id(point)
+        if key not in cache:
+            built: dict[bool, Evaluator] = {}
+
+            def at(exact: bool) -> Evaluator:
+                if exact not in built:
+                    built[exact] = self._evaluator(point.leaves, exact=exact)
+                return built[exact]
+            cache[key] = (point, at)  # the point is kept so that its id stays unique
+        return cache[key][1]  # type: ignore[no-any-return]
+
+    def _flat_at(self, u: Expr, point: Point) -> bool:
+        """Whether ``u`` is identically 0 on a neighbourhood of the point (its germ there is
+        0), so that a step function of ``u`` is constant near it: not a kink."""
+        germ = self.domain._germ(u, point.leaves, self._point_fn(point))
+        try:
+            return germ is not None and is_zero(germ)
+        except TooLarge:
+            return False
+
+    def check_domain(self, conditions: list[Condition], true: Matrix) -> DomainVerdict:
+        """Whether a claim with these recorded conditions is defined almost everywhere
+        (a violation counts only where the true gradient is defined)."""
+        if not conditions:
+            return DOMAIN_OK
+
+        def truth_defined(c: Condition, leaves: dict[Symbol, Fraction]) -> bool:
+            return self._true_value(true, self._entry(c, true), leaves) is not None
+        return self.domain.judge(conditions, truth_defined)
+
+    @staticmethod
+    def _entry(c: Condition, true: Matrix) -> tuple[int, int]:
+        return c.entry if c.entry[0] < true.shape[0] and c.entry[1] < true.shape[1] else (0, 0)
+
+    def _true_value(self, true: Matrix, entry: tuple[int, int],
+                    leaves: dict[Symbol, Fraction]) -> tuple[Evaluator, Any] | None:
+        """The true entry at the leaves (exact, else intervals), or None where it is undefined."""
+        for exact in (True, False):
+            ev = self._evaluator(leaves, exact=exact)
+            try:
+                return ev, ev(true[entry])
+            except NotExact:
+                continue
+            except (Undetermined, ArithmeticError, KeyError):
+                return None
+        return None
+
+    def undefined_counterexample(self, violation: Violation, true: Matrix) -> Counterexample:
+        """The point of a domain violation as a counterexample: claimed undefined, true value."""
+        c = violation.condition
+        entry = self._entry(c, true)
+        found = self._true_value(true, entry, violation.leaves)
+        assert found is not None  # check_domain accepted only points where the truth is defined
+        ev, t = found
+        point = Point(dict(violation.leaves), ev)
+        ce = self._counterexample(point, ev, entry, ev.ctx.zero, t)
+        claimed = f"undefined ({c.describe(violation.value)})"
+        return Counterexample(ce.values, ce.entry, claimed, ce.true, ce.exact)
+
+    # ------------------------------------------------------------- refutation
     def _evaluator(self, leaves: dict[Symbol, Fraction], exact: bool = True) -> Evaluator:
         if exact:
             return Evaluator(ExactContext(), leaves, self._definitions)
@@ -214,12 +298,35 @@ class Judge:
                                for s, v in leaves.items()}, self._definitions)
 
     def refute(self, claimed: Matrix, true: Matrix) -> Counterexample | None:
-        """A counterexample certified by exact or interval arithmetic, or None."""
+        """A counterexample certified by exact or interval arithmetic, or None.
+
+        ``self.evaluated`` then holds how many points were evaluated in full (every
+        entry, no difference), and ``self.skipped`` why the others were not."""
+        self.evaluated = 0
+        self.skipped: dict[str, int] = {}
+        kinks = sorted({f.args[0] for e in list(claimed) + list(true) for f in e.atoms(*PIECEWISE)}, key=str)
         for point in self.sample_points():
+            if kinks and self._at_kink(point, kinks, flat_ok=True):
+                self._skip("a relu or mask argument of the claim is 0 there (a kink)")
+                continue
             found = self._refute_at(point, claimed, true)
             if found is not None:
                 return found
         return None
+
+    def _skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def evaluation_summary(self) -> str:
+        """What the last :meth:`refute` evaluated, in words (never more than it did)."""
+        n = getattr(self, "evaluated", 0)
+        skipped = getattr(self, "skipped", {})
+        said = f"{n} random point{'s' if n != 1 else ''} evaluated exactly or in intervals showed no difference"
+        if n == 0:
+            said = "no random point could be evaluated"
+        if skipped:
+            said += " (" + "; ".join(f"{k} skipped: {why}" for why, k in skipped.items()) + ")"
+        return said
 
     def interval_evaluator(self, point: Point) -> Evaluator:
         """Switch ``point`` to interval arithmetic (its values are not all rational)."""
@@ -235,15 +342,29 @@ class Judge:
                     c, t = ev(claimed[i]), ev(true[i])
                     if ev.ctx.is_nonzero(c - t):
                         return self._counterexample(point, ev, divmod(i, true.shape[1]), c, t)
+                if hasattr(self, "evaluated"):
+                    self.evaluated += 1
                 return None
-            except NotExact:
+            except NotExact as exc:
                 if attempt == 0:  # transcendental: redo this point in interval arithmetic
                     ev = self.interval_evaluator(point)
                     continue
+                self._note_skip(f"cannot be evaluated ({exc})")
                 return None
-            except (Undetermined, ZeroDivisionError, ArithmeticError, KeyError):
+            except Undetermined:
+                self._note_skip("a sign could not be certified in interval arithmetic")
+                return None
+            except (ZeroDivisionError, ArithmeticError) as exc:
+                self._note_skip(f"undefined there ({exc})")
+                return None
+            except KeyError as exc:
+                self._note_skip(f"no value for {exc}")
                 return None
         return None
+
+    def _note_skip(self, why: str) -> None:
+        if hasattr(self, "skipped"):
+            self._skip(why)
 
     def _counterexample(self, point: Point, ev: Evaluator, entry: tuple[int, int], c: Any, t: Any) -> Counterexample:
         values = {str(s): str(v) for s, v in point.leaves.items()}
@@ -331,6 +452,10 @@ def _through_exp(f: Expr) -> Expr:
     if isinstance(f, Tanh):
         return (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
     return sympy.log(1 + sympy.exp(u))
+
+
+def _unsigned(u: Expr) -> Expr:
+    return -u if u.could_extract_minus_sign() else u
 
 
 def _random_fraction(rng: random.Random) -> Fraction:

@@ -77,7 +77,8 @@ def build_equations(spec: Spec) -> Network:
     ev = Evaluator(net, None)
     for name, text, place, tree in steps:
         try:
-            value = ev.evaluate(tree, text)
+            value, conditions = ev.evaluate_with_domain(tree, text)
+            net.domain.extend(conditions)
         except DeriveError as exc:
             raise SpecError(spec.file, place, str(exc)) from None
         if not isinstance(value, Matrix):

@@ -50,5 +50,10 @@ def _excerpt(text: str, column: int | None, width: int = 60) -> str:
     return f"{head}{text[start:start + width]}{tail}"
 
 
+class LimitError(DeriveError):
+    """A resource limit met while evaluating (a result too large): never a refutation,
+    the statement is *unproven (limit)*."""
+
+
 class ShapeError(DeriveError):
     """Operands whose shapes do not fit (in a formula, a spec or an identity)."""

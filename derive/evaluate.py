@@ -24,7 +24,8 @@ from sympy import Expr, Integer, Matrix, Symbol
 
 from derive import formula as F
 from derive.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
-from derive.errors import FormulaError, ShapeError
+from derive.domain import NONNEGATIVE, NONZERO, POSITIVE, Condition
+from derive.errors import FormulaError, LimitError, ShapeError
 from derive.network import COST, Network, compose, downstream
 from derive.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 from derive.truth import Truth
@@ -206,14 +207,59 @@ class Evaluator:
             return matmul(a, b)  # type: ignore[arg-type]
         if op == "**":
             n = b
+            if not getattr(n, "is_Integer", True):
+                bases = list(a) if is_matrix(a) else [a]  # type: ignore[arg-type]
+                if any(getattr(x, "is_number", False) and x.is_negative for x in bases):
+                    raise FormulaError(text, node.col, f"a negative number to the power {n} is not a real number")
+            self._record_power(a, n)
             if is_matrix(a):
                 return a.applyfunc(lambda e: e**n)  # type: ignore[union-attr]
             return a**n
+        if op == "/":
+            self._record(NONZERO, b, "in a denominator")
         fns: dict[str, Callable[[Expr, Expr], Expr]] = {
             "+": lambda x, y: x + y, "-": lambda x, y: x - y,
             "*": lambda x, y: x * y, "/": self._divide(text, node.col),
         }
         return broadcast(fns[op], a, b, f"{text!r}: '{op}' at column {node.col}")
+
+    # ---------------------------------------------------------------- domain
+    #: conditions recorded while evaluating (None: not recording); see derive.domain
+    _conditions: list[Condition] | None = None
+
+    def evaluate_with_domain(self, node: F.Node, text: str) -> tuple[Value, list[Condition]]:
+        """The value, and the conditions under which every operation in it is defined,
+        recorded *before* SymPy builds (and may cancel) each operation: ``x / x`` is 1
+        with the condition ``x ≠ 0``."""
+        outer = self._conditions
+        self._conditions = []
+        try:
+            value = self.evaluate(node, text)
+            return value, self._conditions
+        finally:
+            self._conditions = outer
+
+    def _record(self, kind: str, v: Value, what: str) -> None:
+        if self._conditions is None:
+            return
+        if is_matrix(v):
+            cols = v.shape[1]  # type: ignore[union-attr]
+            for k, e in enumerate(v):  # type: ignore[arg-type]
+                if not e.is_number:
+                    self._conditions.append(Condition(kind, e, what, divmod(k, cols)))
+        elif not getattr(v, "is_number", False):
+            self._conditions.append(Condition(kind, v, what))  # type: ignore[arg-type]
+
+    def _record_power(self, base: Value, n: Value) -> None:
+        if is_matrix(n) or not getattr(n, "is_number", False):
+            return
+        if n.is_Integer:  # type: ignore[union-attr]
+            if n.is_negative:  # type: ignore[union-attr]
+                self._record(NONZERO, base, "in a denominator (a negative power)")
+        elif n.is_negative:  # type: ignore[union-attr]
+            self._record(POSITIVE, base, f"as the base of ** ({n})")
+        else:
+            self._record(NONNEGATIVE, base, f"as the base of ** ({n})")
 
     @staticmethod
     def _divide(text: str, col: int) -> Callable[[Expr, Expr], Expr]:
@@ -226,7 +272,8 @@ class Evaluator:
     @staticmethod
     def _guard(entries: int) -> None:
         if entries > MAX_ENTRIES:
-            raise ShapeError(f"a result with {entries} entries is larger than the limit {MAX_ENTRIES}")
+            raise LimitError(f"a result with {entries} entries is larger than the limit {MAX_ENTRIES} "
+                             "(derive.evaluate.MAX_ENTRIES)")
 
     # ------------------------------------------------------------- functions
     def canonical(self, e: Expr) -> Expr:
@@ -258,6 +305,8 @@ class Evaluator:
         return apply
 
     def _log(self, node: F.Call, args: list[Value], text: str) -> Value:
+        if args:
+            self._record(POSITIVE, args[0], "as the argument of log")
         return self._elementwise(sympy.log)(node, args, text)
 
     def _slope(self, node: F.Call, args: list[Value], text: str) -> Expr:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 from sympy import Expr, Matrix, Symbol
@@ -61,6 +62,8 @@ class Network:
     constants: dict[str, Expr]  # "m" → batch size, "alpha" → the symbol α, ...
     layers: list[Layer] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    #: where the forward pass itself is defined (derive.domain.Condition): the truth's domain
+    domain: list[Any] = field(default_factory=list)
 
     @property
     def leaves(self) -> list[Symbol]:

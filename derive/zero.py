@@ -1,0 +1,44 @@
+"""The one exact zero test every proof step ends in.
+
+``is_zero(e)`` is True only if ``e`` is identically 0 as a rational function of its
+atoms (``expand``; for rational functions, ``together`` and ``expand`` of the numerator).
+Atoms are treated as independent symbols, so True is always sound; False says nothing.
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy import Expr
+
+MAX_OPS = 20_000  # larger differences are not expanded (unproven, said so)
+
+
+class TooLarge(ArithmeticError):
+    """An expression too large to reduce within the limits."""
+
+
+def is_zero(expr: Expr) -> bool:
+    """True only if ``expr`` is identically 0 as a rational function of its atoms."""
+    if expr == 0:
+        return True
+    if size_exceeds(expr, MAX_OPS):
+        raise TooLarge
+    if any(p.exp.is_negative for p in expr.atoms(sympy.Pow)):
+        # a rational function: combine first, then expand only the numerator (expanding
+        # first multiplies out every sum of fractions: 188 s against 0.02 s, measured)
+        num, _ = sympy.fraction(sympy.together(expr))
+        return sympy.expand(num) == 0
+    return sympy.expand(expr) == 0  # a polynomial in the atoms
+
+
+def size_exceeds(expr: Expr, limit: int) -> bool:
+    """Whether the expression tree has more than ``limit`` nodes (stops counting early)."""
+    stack = [expr]
+    n = 0
+    while stack:
+        e = stack.pop()
+        n += 1
+        if n > limit:
+            return True
+        stack.extend(e.args)
+    return False
