@@ -281,6 +281,9 @@ class Derivation:
         taken positive (they are scales, slopes, eps: sampled positive, and a claim that
         divides by one is defined only where it is nonzero)."""
         out = list(self.net.assumptions)
+        if self.spec.equations is None and self.spec.batch == 1:
+            out.append("a batch of m = 1, where a missing or extra factor 1/m cannot be seen "
+                       "(give batch: 2 or more to check factors of m)")
         constants = self.net.free_constants
         if constants:
             names = ", ".join(str(c) for c in constants)

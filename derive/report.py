@@ -85,7 +85,10 @@ def why(c: Check) -> str:
     if c.detail and c.verdict != PROVEN:
         parts.append(c.detail)
     if c.verdict == PROVEN:
-        parts.append(f"exact, {_count(c.entries, 'entry')}")
+        if "almost everywhere" in c.method:
+            parts.append(f"exact almost everywhere, {_count(c.entries, 'entry')}: {c.detail}")
+        else:
+            parts.append(f"exact, {_count(c.entries, 'entry')}")
     return "; ".join(parts)
 
 
@@ -100,7 +103,10 @@ def counterexamples(checks: list[Check]) -> RenderableType | None:
         more = f", … ({len(items)} values; --json lists all)" if len(items) > MAX_VALUES else ""
         how = "exact" if ce.exact else "certified by interval arithmetic"
         lines.append(f"{c.target} = {c.formula}", style="bold")
-        lines.append(f" is false ({how}) at {shown}{more}\n")
+        if ce.claimed.startswith("undefined"):
+            lines.append(f" is undefined on an open set of inputs ({how}) around {shown}{more}\n")
+        else:
+            lines.append(f" is false ({how}) at {shown}{more}\n")
     return lines if lines.plain else None
 
 

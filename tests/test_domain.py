@@ -188,3 +188,12 @@ def test_a_refutation_never_waits_for_its_diagnosis(relu_net: derive.Derivation,
     assert time.monotonic() - start < 10
     assert check.verdict == "refuted" and check.counterexample is not None
     assert check.diagnosis is None
+
+
+def test_a_batch_of_one_says_it_hides_factors_of_m() -> None:
+    one = derive.from_dict({"name": "one", "network": {**NET, "batch": 1}})
+    assert one.check_claim("dW2", "(1/m) * dZ2 @ A1.T").verdict == "proven"  # 1/m = 1: a true identity
+    assert any("m = 1" in a and "1/m" in a for a in one.report(rules=False).assumptions)
+    two = derive.from_dict({"name": "two", "network": NET})
+    assert two.check_claim("dW2", "(1/m) * dZ2 @ A1.T").verdict == "refuted"
+    assert not any("m = 1" in a for a in two.report(rules=False).assumptions)
