@@ -1,8 +1,8 @@
 """derive: a symbolic verifier for neural-network backpropagation derivations."""
 
-from derive.api import Derivation, from_dict, load
+from derive.check.session import Derivation, from_dict, load
 from derive.errors import DeriveError, FormulaError, ShapeError, SpecError
-from derive.proof import Check, Counterexample, Report
+from derive.records import Check, Counterexample, Report
 
 __all__ = [
     "Check", "Counterexample", "DeriveError", "Derivation", "FormulaError", "Report",

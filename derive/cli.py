@@ -15,12 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import derive
-from derive import report as render
-from derive import formula as F
-from derive.api import DEFAULT_TIMEOUT, STRATEGIES, load
+from derive.render import terminal as render
+from derive.lang import formula as F
+from derive.check.session import DEFAULT_TIMEOUT, STRATEGIES, load
 from derive.errors import DeriveError
-from derive.files import write_atomic
-from derive.spec import Limits
+from derive.util.files import write_atomic
+from derive.spec.load import Limits
 
 OK, FAILED, BAD_INPUT, INTERNAL = 0, 1, 2, 3
 
@@ -135,7 +135,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
         else:
             out.print(render.render(report))
             if args.explain:
-                from derive.explain import explain
+                from derive.check.document import explain
 
                 out.print(render.explanation(explain(d, report)))
             out.print()
@@ -155,7 +155,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _write_latex(d: "derive.Derivation", report: "derive.Report", path: str, pdf: bool,
                  notation: str | None, err: Console) -> int:
-    from derive.latex import PdfError, write
+    from derive.render.latex import PdfError, write
 
     try:
         produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
@@ -181,7 +181,7 @@ def _latex(args: argparse.Namespace, err: Console) -> int:
 
 
 def _identities(args: argparse.Namespace, out: Console) -> int:
-    from derive.kronecker import ALL_SIZES, check_sizes, identities
+    from derive.rules.identities import ALL_SIZES, check_sizes, identities
 
     results = identities()
     sizes = check_sizes(args.check_sizes) if args.check_sizes > 0 else {}

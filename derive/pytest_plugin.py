@@ -14,10 +14,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from derive.api import Derivation
+from derive.check.session import Derivation
 from derive.errors import DeriveError
-from derive.proof import Check
-from derive.spec import load_spec
+from derive.records import Check
+from derive.spec.load import load_spec
 from derive.testing import explain
 
 DEFAULT_GLOBS = ["derivations/*.yaml"]

@@ -9,8 +9,8 @@
 
 from __future__ import annotations
 
-from derive.api import Derivation
-from derive.proof import PROVEN, REFUTED, Check
+from derive.check.session import Derivation
+from derive.records import PROVEN, REFUTED, Check
 
 
 def true_form(d: Derivation, target: str) -> str:
@@ -21,8 +21,8 @@ def true_form(d: Derivation, target: str) -> str:
             if check.verdict == PROVEN:
                 return f"{rule.target} = {rule.formula}   (proven rule)"
     try:
-        from derive.claims import as_matrix
-        from derive.formula import parse
+        from derive.check.claims import as_matrix
+        from derive.lang.formula import parse
 
         value = as_matrix(d.evaluator.evaluate(parse(target), target))
         entry = d.truth.unfold(value[0])

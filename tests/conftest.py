@@ -33,7 +33,7 @@ def classifier() -> derive.Derivation:
 @pytest.fixture(autouse=True)
 def _default_formula_limits():  # type: ignore[no-untyped-def]
     """CLI flags change the parser's limits for the process: restore them after each test."""
-    from derive import formula
+    from derive.lang import formula
 
     saved = dict(formula.LIMITS)
     yield

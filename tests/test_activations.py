@@ -9,8 +9,8 @@ import mpmath
 import pytest
 import sympy
 
-from derive.activations import ACTIVATIONS, Relu, ReluPrime, Sigmoid, SoftmaxEntry, Undetermined
-from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
+from derive.ops.activations import ACTIVATIONS, Relu, ReluPrime, Sigmoid, SoftmaxEntry, Undetermined
+from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 
 z = sympy.Symbol("z", real=True)
 mpmath.mp.dps = 50

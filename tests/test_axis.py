@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import derive
-from derive import formula as F
+from derive.lang import formula as F
 from derive.errors import FormulaError
-from derive.proof import PROVEN, REFUTED
+from derive.records import PROVEN, REFUTED
 
 from conftest import net
 from test_cli import run

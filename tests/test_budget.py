@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from derive import budget
+from derive.util import budget
 from derive.cli import main
-from derive.files import write_atomic
+from derive.util.files import write_atomic
 
 from conftest import ROOT, net
 

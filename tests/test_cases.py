@@ -1,4 +1,4 @@
-"""Proof by cases on the relu kinks (derive.cases) and the claims it settles."""
+"""Proof by cases on the relu kinks (derive.prove.cases) and the claims it settles."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import sympy
 
 import derive
-from derive.activations import LeakyRelu, LeakyReluPrime, Relu, ReluPrime
-from derive.cases import by_cases
-from derive.equality import is_zero
-from derive.numeric import Evaluator, ExactContext
+from derive.ops.activations import LeakyRelu, LeakyReluPrime, Relu, ReluPrime
+from derive.prove.cases import by_cases
+from derive.prove.judge import is_zero
+from derive.prove.numeric import Evaluator, ExactContext
 
 z, w = sympy.symbols("z w", real=True)
 tenth = sympy.Rational(1, 10)
@@ -60,7 +60,7 @@ def test_wrong_identities_are_not_proven(wrong: sympy.Expr) -> None:
 
 
 def test_constants_with_a_sign_sympy_cannot_decide_give_up_the_step() -> None:
-    from derive.activations import Sigmoid
+    from derive.ops.activations import Sigmoid
 
     s = Sigmoid(sympy.Rational(1, 2))  # no numeric value inside SymPy: its sign is unknown
     e = Relu(s) - s                    # true (σ > 0), but not provable by cases here

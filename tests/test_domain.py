@@ -1,4 +1,4 @@
-"""Where a claim is defined is part of its verdict (derive.domain, README "Safety").
+"""Where a claim is defined is part of its verdict (derive.prove.domain, README "Safety").
 
 A claim is proven only if it equals the truth wherever the truth is defined and is itself
 defined almost everywhere; undefined on a set of positive measure is refuted, with a
@@ -16,9 +16,9 @@ import pytest
 import sympy
 
 import derive
-from derive import claims as claims_module
-from derive.activations import Relu, ReluPrime, Sigmoid
-from derive.domain import NONNEGATIVE, NONZERO, POSITIVE, Condition, Conditions, Ranges
+from derive.check import claims as claims_module
+from derive.ops.activations import Relu, ReluPrime, Sigmoid
+from derive.prove.domain import NONNEGATIVE, NONZERO, POSITIVE, Condition, Conditions, Ranges
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,7 +107,7 @@ def test_static_ranges() -> None:
 
 
 def _conditions(defs: dict, leaves: list, positive: list = ()) -> Conditions:  # type: ignore[type-arg]
-    from derive.numeric import Evaluator, ExactContext, IntervalContext
+    from derive.prove.numeric import Evaluator, ExactContext, IntervalContext
 
     points = []
     for k, vals in enumerate([(Fraction(1, 2), Fraction(-3, 4)), (Fraction(-2, 3), Fraction(1, 5)),
@@ -164,7 +164,7 @@ def test_unknown_is_never_ok() -> None:
 
 def test_unproven_text_counts_the_points_it_evaluated(relu_net: derive.Derivation,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from derive import equality
+    from derive.prove import judge as equality
 
     def nothing(self, point, claimed, true):  # type: ignore[no-untyped-def]
         self._note_skip("cannot be evaluated (test)")

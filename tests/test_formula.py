@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import sympy
 
-from derive import formula as F
+from derive.lang import formula as F
 from derive.errors import FormulaError
 
 CANARY = Path("/tmp/derive-canary")
@@ -147,7 +147,7 @@ def test_numpy_rejections(text: str, message: str) -> None:
 ])
 def test_unparse_round_trips(text: str) -> None:
     # the tree printed and parsed again is the same tree (derive prints its own rules)
-    from derive.formula import parse, unparse
+    from derive.lang.formula import parse, unparse
 
     tree = parse(text)
 

@@ -14,14 +14,14 @@ import pytest
 import sympy
 
 import derive
-from derive import formula as F
+from derive.lang import formula as F
 from derive.errors import FormulaError
-from derive.proof import PROVEN, REFUTED
+from derive.records import PROVEN, REFUTED
 
 from test_cli import run
 
 
-def check(d: derive.Derivation, target: str, formula: str) -> derive.proof.Check:
+def check(d: derive.Derivation, target: str, formula: str) -> derive.records.Check:
     return d.check_claim(target, formula)
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derive
-from derive import formula as F
+from derive.lang import formula as F
 from derive.errors import DeriveError
 
 from conftest import net
@@ -89,7 +89,7 @@ LATEX_TOKENS = [r"\frac{\partial L}{\partial w_1}", r"\frac{dL}{dz}", "=", "a_2"
 @SETTINGS
 @given(st.lists(st.sampled_from(LATEX_TOKENS), max_size=12).map(" ".join) | st.text(max_size=60))
 def test_latex_parser_total(text: str) -> None:
-    from derive.latex_claims import parse_latex_claim
+    from derive.lang.latex_reader import parse_latex_claim
 
     try:
         target, formula = parse_latex_claim(text, lambda name: None)

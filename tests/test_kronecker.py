@@ -10,8 +10,8 @@ import sys
 import pytest
 import sympy
 
-from derive import kronecker
-from derive.matrices import kron, kron_index, vec, vec_index
+from derive.rules import identities as kronecker
+from derive.ops.matrices import kron, kron_index, vec, vec_index
 from derive.testing import assert_claim, assert_refuted
 
 from conftest import ROOT, net
@@ -98,7 +98,7 @@ def test_layout_diagnosis() -> None:
 def test_jacobian_of_one_example_and_chain_rule() -> None:
     d = net([(3, "tanh"), (2, "identity")], inputs=2, batch=3)
     # example k = 1 of a batch of 3: ∂A1[:,1]/∂Z1[:,1] = diag(1 − A1[:,1]²)
-    from derive.formula import parse
+    from derive.lang.formula import parse
     jac = d.evaluator.evaluate(parse("J(A1, Z1, 1)"), "J(A1, Z1, 1)")
     a = d.net.matrices["A1"]
     assert jac == sympy.diag(*[1 - a[i, 1] ** 2 for i in range(3)])

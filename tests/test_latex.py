@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import derive
-from derive.latex import document, tex_text, write
-from derive.latex_printer import expr_latex, statement_latex
+from derive.render.latex import document, tex_text, write
+from derive.render.latex_printer import expr_latex, statement_latex
 
 from conftest import ROOT
 

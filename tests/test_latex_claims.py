@@ -7,7 +7,7 @@ import pytest
 
 import derive
 from derive.errors import FormulaError
-from derive.latex_claims import parse_latex_claim
+from derive.lang.latex_reader import parse_latex_claim
 
 from conftest import ROOT
 

@@ -12,8 +12,8 @@ import pytest
 from sympy import Symbol
 
 import derive
-from derive import formula as F
-from derive.claims import as_matrix
+from derive.lang import formula as F
+from derive.check.claims import as_matrix
 from derive.cli import main
 from derive.errors import FormulaError, SpecError
 from derive.testing import assert_claim, assert_refuted
@@ -44,7 +44,7 @@ def test_an_input_named_like_a_gradient_is_not_the_gradient(base: str, value: st
 
 
 def test_gradient_atoms_are_their_own_class() -> None:
-    from derive.truth import AdjointSymbol
+    from derive.model.truth import AdjointSymbol
 
     d = _eq("y = w*x + dx\nL = y*y", ["w"], "local")
     atoms = list(d.truth.adjoint_definitions)
@@ -112,7 +112,7 @@ def test_the_cost_may_be_called_j_from_the_cli(tmp_path, capsys: pytest.CaptureF
 
 
 def test_an_equation_named_j_is_not_the_cost_atom() -> None:
-    from derive.network import COST
+    from derive.model.network import COST
 
     d = derive.from_dict(LOGISTIC_J)
     j = d.net.matrices["J"][0]

@@ -13,8 +13,8 @@ import mpmath
 import pytest
 import sympy
 
-from derive.activations import Undetermined
-from derive.numeric import (
+from derive.ops.activations import Undetermined
+from derive.prove.numeric import (
     Evaluator, ExactContext, IntervalContext, NotExact, Undefined, UndefinedDivision,
 )
 

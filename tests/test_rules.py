@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from derive.rules import Rule
+from derive.rules.layer_rules import Rule
 
 from conftest import net
 
@@ -80,7 +80,7 @@ def test_engines_agree_on_gradients() -> None:
     spec_layers = [(2, "sigmoid"), (2, "softmax")]
     g = net(spec_layers, loss="cross_entropy", batch=2, strategy="global")
     loc = net(spec_layers, loss="cross_entropy", batch=2, strategy="local")
-    from derive.equality import is_zero
+    from derive.prove.judge import is_zero
     for name in ("W1", "b1", "W2", "Z1", "A1"):
         a, b = g.truth.grad(name), loc.truth.grad(name)
         for x, y in zip(a, b):
@@ -91,7 +91,7 @@ def test_engines_agree_on_gradients() -> None:
 def test_vec_rules_over_the_size_limit_are_instances_never_refuted(layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # 16-32-32-16 at m ≥ 32 has Kronecker factors over 10⁶ entries: the vec rules were
     # "refuted" (shapes). The same, small: lower the limit instead of growing the network.
-    from derive import evaluate
+    from derive.model import evaluate
 
     d = net([(3, "tanh"), (2, "sigmoid")], inputs=2, batch=2, batch_layout=layout)
     monkeypatch.setattr(evaluate, "MAX_ENTRIES", 20)  # the factors have 36 and 24 entries
@@ -104,7 +104,7 @@ def test_vec_rules_over_the_size_limit_are_instances_never_refuted(layout: str, 
 
 
 def test_a_rule_that_hits_the_size_limit_is_unproven_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from derive import evaluate
+    from derive.model import evaluate
 
     d = net([(3, "tanh"), (2, "sigmoid")], inputs=2, batch=2)
     monkeypatch.setattr(evaluate, "MAX_ENTRIES", 5)  # dW1, dA1 and every vec factor are larger

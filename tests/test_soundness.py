@@ -16,10 +16,10 @@ import pytest
 import sympy
 
 import derive
-from derive.activations import Undetermined
-from derive.formula import parse
-from derive.numeric import Evaluator, ExactContext, IntervalContext, NotExact
-from derive.rules import rules_for
+from derive.ops.activations import Undetermined
+from derive.lang.formula import parse
+from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
+from derive.rules.layer_rules import rules_for
 
 from oracle import gradient
 

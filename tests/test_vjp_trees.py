@@ -1,6 +1,6 @@
 """derive's own rules are syntax trees, checked as built (issue 12, item 5).
 
-Rules of equation networks (derive.vjp) and of layer stacks (derive.rules) used to be
+Rules of equation networks (derive.rules.vjp) and of layer stacks (derive.rules.layer_rules) used to be
 written as text and parsed again: a fractional power became a rule derive's own parser
 rejected, or one that parsed as a different (wrong) formula, and a sum over an axis of a
 1×3 vector became a rule with a shape error.  Each case below is proven now, and a
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derive
-from derive import formula as F
+from derive.lang import formula as F
 from derive.cli import main
 
 from conftest import net
@@ -28,7 +28,7 @@ def _eq(equations: str, parameters: list[str], shapes: dict | None = None) -> de
     return derive.from_dict({"name": "t", "network": network})
 
 
-def _rules(d: derive.Derivation) -> dict[str, derive.rules.Rule]:  # type: ignore[name-defined]
+def _rules(d: derive.Derivation) -> dict[str, derive.rules.layer_rules.Rule]:  # type: ignore[name-defined]
     return {r.target: r for r in d.rules()}
 
 
@@ -98,7 +98,7 @@ def test_a_symbolic_scale_becomes_a_tree_not_text() -> None:
 
 def test_a_rule_that_does_not_evaluate_is_an_internal_error(monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    import derive.rules as R
+    import derive.rules.layer_rules as R
 
     real = R.layer_rules
 
@@ -117,7 +117,7 @@ def test_a_rule_that_does_not_evaluate_is_an_internal_error(monkeypatch: pytest.
 
 
 def test_a_rule_with_a_shape_error_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import derive.rules as R
+    import derive.rules.layer_rules as R
 
     d = net([(3, "tanh"), (2, "identity")], batch=2)
     bad = R.Rule.of(1, "dW", "dW1", R.matmul(R.name("dZ1"), R.name("W1")))  # 3×2 @ 3×2 does not multiply

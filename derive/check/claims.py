@@ -1,0 +1,151 @@
+"""Check one statement ``target = formula`` (a user's claim or a built-in rule).
+
+The target must be a gradient ``dV`` (∂J/∂V, V's shape) or ``vec(dV)``; its true value
+comes from the truth engine.  Names on the right resolve to the network and to the *true*
+gradients, so each statement is judged on its own.  The outcome is a
+:class:`~derive.records.Check`: never an exception, except for input that is not a
+statement at all (:class:`~derive.errors.FormulaError`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sympy import Matrix
+
+from derive.util import budget
+from derive.lang import formula as F
+from derive.diagnose.semantic import BY_SYMBOLS, diagnose
+from derive.prove.judge import Judge, TooLarge
+from derive.errors import FormulaError, LimitError, ShapeError
+from derive.model.evaluate import Evaluator, is_matrix, show_shape
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check
+from derive.diagnose.syntactic import search_fix
+
+
+DIAGNOSIS_SECONDS = 20.0  # a diagnosis's own budget; the refutation stands without it
+
+
+def check_target(node: F.Node, text: str) -> None:
+    if isinstance(node, F.Name) and node.id.startswith("d"):
+        return
+    if isinstance(node, F.Call) and node.func == "vec" and len(node.args) == 1:
+        return check_target(node.args[0], text)
+    if isinstance(node, F.Call) and node.func == "J":
+        return
+    raise FormulaError(text, getattr(node, "col", None),
+                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1), "
+                       "or a Jacobian such as J(Z1, b1)")
+
+
+def _prove(judge: Judge, claimed: Matrix, true: Matrix, cheap: bool) -> str | None:
+    try:
+        return judge.prove(claimed, true, cheap=cheap)
+    except TooLarge:
+        return None
+
+
+def as_matrix(v: object) -> Matrix:
+    return v if is_matrix(v) else Matrix([[v]])  # type: ignore[return-value]
+
+
+def check(
+    evaluator: Evaluator, judge: Judge, target: str, formula: str, *, kind: str = "claim",
+    layer: int | None = None, rule: str | None = None, place: str | None = None,
+    expect: str = PROVEN, latex: str | None = None, formula_node: F.Node | None = None,
+) -> Check:
+    """Prove, refute or leave unproven ``target = formula``.
+
+    A claim's target must be a derivative (``dV``, ``vec(dV)``, ``J(y, x)``); a built-in
+    rule (``kind="rule"``) may also state a forward identity such as ``vec(Z1) = ...``.
+    ``formula_node``, when given, is the formula's syntax tree (derive's own rules are
+    built as trees); ``formula`` is then only its text for display.
+    """
+    start = time.perf_counter()
+    target_node = F.parse(target)
+    if kind == "claim":
+        evaluator.check_gradient_target(target_node, target)  # dV, d(V), vec(...), J(...)
+    jacobian = isinstance(target_node, F.Call) and target_node.func == "J"
+    layout = evaluator.net.spec.layout if evaluator.net.spec is not None else "numerator"
+    other = "denominator" if layout == "numerator" else "numerator"
+    transposed = (f"it is the transpose: this is the {other}-layout Jacobian (the spec uses {layout} layout)"
+                  if jacobian else None)
+    try:
+        true = as_matrix(evaluator.evaluate(target_node, target))
+    except LimitError as exc:
+        return Check(kind, target, formula, UNPROVEN, "limit", 0, time.perf_counter() - start, layer=layer,
+                     rule=rule, place=place, expect=expect, latex=latex, detail=f"not checked (limit): {exc}")
+    formula_node = F.parse(formula) if formula_node is None else formula_node
+
+    def result(verdict: str, method: str, **kw: object) -> Check:
+        return Check(kind, target, formula, verdict, method, len(true), time.perf_counter() - start,
+                     layer=layer, rule=rule, place=place, expect=expect, latex=latex, **kw)  # type: ignore[arg-type]
+
+    try:
+        value, conditions = evaluator.evaluate_with_domain(formula_node, formula)
+        claimed = as_matrix(value)
+    except LimitError as exc:  # a resource limit says nothing about the claim
+        return result(UNPROVEN, "limit", detail=f"not checked (limit): {exc}")
+    except ShapeError as exc:
+        fix = _budgeted(lambda: search_fix(evaluator, judge, formula_node, true)) if kind == "claim" else None
+        return result(REFUTED, "shapes", detail=f"shape error: {exc}", diagnosis=fix)
+
+    def why_wrong() -> str | None:
+        """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix,
+        within its own budget: a refutation never waits for (nor is lost to) a diagnosis."""
+        def find() -> str | None:
+            found = diagnose(evaluator.net, judge, claimed, true, transposed)
+            if kind == "claim" and (found is None or found.startswith(BY_SYMBOLS)):
+                # "claimed = x1/x2 × true" is proven but "true if x1 → x2" says more
+                found = search_fix(evaluator, judge, formula_node, true) or found
+            return found
+        return _budgeted(find)
+
+    if claimed.shape != true.shape:
+        detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
+        return result(REFUTED, "shapes", detail=detail, diagnosis=why_wrong())
+    # where is the claim defined?  (recorded before SymPy could cancel x/x: derive.prove.domain)
+    domain = judge.check_domain(conditions, true)
+    if domain.violation is not None:
+        counterexample = judge.undefined_counterexample(domain.violation, true)
+        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
+        return result(REFUTED, f"counterexample: undefined on a set of positive measure ({how})",
+                      counterexample=counterexample, diagnosis=why_wrong(),
+                      detail="the claim is undefined on an open set of inputs (every point near the "
+                             "counterexample), where the true gradient is defined")
+    # cheap exact steps first, then a fast numeric refutation, then the expensive unfolding
+    method = _prove(judge, claimed, true, cheap=True)
+    counterexample = judge.refute(claimed, true) if method is None else None
+    if method is None and counterexample is None:
+        method = _prove(judge, claimed, true, cheap=False)
+    if method is not None:
+        if not domain.ok:
+            return result(UNPROVEN, "domain", detail=(
+                f"it equals the true gradient wherever it is defined, but {domain.unknown}"))
+        return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
+    if counterexample is not None:
+        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
+        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=why_wrong())
+    summary = judge.evaluation_summary()
+    kinks = judge.holds_off_kinks(claimed, true)
+    if kinks is not None and domain.ok:
+        return result(PROVEN, "exact almost everywhere: equal off the kinks", detail=(
+            f"it differs from derive's convention only where {kinks} is 0 (a kink, a set of measure "
+            "zero where the loss is not differentiable); derive takes relu′(0) = 0 and "
+            "leaky_relu′(0) = slope"))
+    why_not = "" if domain.ok else f"; {domain.unknown}"
+    return result(
+        UNPROVEN, "neither",
+        detail=f"the difference did not reduce to 0 symbolically, and {summary}{why_not}",
+    )
+
+
+def _budgeted(find: Callable[[], str | None]) -> str | None:
+    """Run a diagnosis in its own budget (at most DIAGNOSIS_SECONDS, and never past the
+    check's own): when it runs out, there is simply no diagnosis."""
+    try:
+        with budget.limit(DIAGNOSIS_SECONDS):
+            return find()
+    except budget.Timeout:
+        return None

@@ -1,0 +1,138 @@
+"""The derivation as plain data: what the LaTeX document and ``--explain`` both show.
+
+One source of truth, two renderers (:mod:`derive.render.latex`, :mod:`derive.render.terminal`).  Items
+carry formula-language text (matrix statements) or SymPy expressions of atoms (entries);
+renderers decide how they look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from derive.check.session import Derivation
+from derive.rules.identities import IdentityResult, identities
+from derive.records import Check, Report
+from derive.model.truth import LocalTruth
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An entry-level equation ``lhs = rhs`` (SymPy), with why it holds."""
+
+    lhs: sympy.Expr
+    rhs: sympy.Expr
+    why: str
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A matrix-level statement in the formula language, with its check."""
+
+    target: str
+    formula: str
+    check: Check | None = None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    text: list[str] = field(default_factory=list)
+    items: list[Entry | Statement] = field(default_factory=list)
+    identities: list[IdentityResult] = field(default_factory=list)
+    claims: list[Check] = field(default_factory=list)
+
+
+def conventions(d: Derivation, report: Report) -> Section:
+    spec = d.spec
+    text = []
+    if spec.equations is not None:
+        text.append(f"A network given by {len(spec.equations.equations)} equations; the loss is "
+                    f"{spec.equations.loss}; the parameters are {', '.join(spec.equations.parameters)}.")
+    else:
+        sizes = "-".join(str(n) for n in spec.sizes)
+        acts = ", ".join(layer.activation for layer in spec.layers)
+        text.append(f"Layer sizes {sizes}; activations {acts}; batch of m = {spec.batch} examples as "
+                    f"{spec.batch_layout}.")
+        cost = "J = (1/m) Σ ℓ (averaged)" if spec.average else "J = Σ ℓ (summed over the batch)"
+        loss = spec.loss.kind + (f" with scale {spec.loss.scale}" if spec.loss.kind == "mse" else "")
+        text.append(f"Loss {loss}; cost {cost}. dV denotes ∂J/∂V, of V's shape.")
+    text.append(f"Jacobians in {spec.layout} layout. Ground truth: {report.strategy}.")
+    text += [f"Assumption: {a}." for a in report.assumptions]
+    text.append(f"{report.parameters} parameters; every weight, bias, input and target entry is its own symbol.")
+    return Section("Network and conventions", text)
+
+
+def forward(d: Derivation) -> Section:
+    net, spec = d.net, d.spec
+    items: list[Entry | Statement] = []
+    if spec.equations is not None:
+        for e in spec.equations.equations:
+            items.append(Statement(e.name, e.formula))
+    else:
+        rows = spec.batch_layout == "rows"
+        for layer in net.layers:
+            l = layer.index
+            a = "X" if l == 1 else f"A{l - 1}"
+            items.append(Statement(f"Z{l}", f"{a} @ W{l}.T + ones(m, 1) @ b{l}.T" if rows else f"W{l} @ {a} + b{l}"))
+            items.append(Statement(f"A{l}", f"{layer.activation.name}(Z{l})"))
+    first = next(iter(net.definitions))
+    items.append(Entry(first, net.definitions[first], "one representative entry, written out"))
+    return Section("Forward pass", [], items)
+
+
+def backward(d: Derivation, report: Report) -> list[Section]:
+    """Per layer: the scalar chain rule for a representative weight, ending in the rule."""
+    net = d.net
+    local = d.truth if isinstance(d.truth, LocalTruth) else LocalTruth(net)
+    by_target = {c.target: c for c in report.rules}
+    sections = []
+    if d.spec.equations is not None:
+        items: list[Entry | Statement] = [Statement(c.target, c.formula, c) for c in report.rules]
+        return [Section("Backward pass: the chain rule through each equation",
+                        ["Each rule pushes dV back through one equation; each was proven entry by entry "
+                         "against the ground truth."], items)]
+    for layer in reversed(net.layers):
+        l = layer.index
+        items = []
+        w = net.matrices[f"W{l}"][0, 0]
+        dw = local.adjoint.get(w)
+        if dw is not None and dw in local.adjoint_definitions:
+            items.append(Entry(dw, local.adjoint_definitions[dw],
+                               f"chain rule: W{l}[0,0] enters Z{l} only through the entries of its row"))
+        z = net.matrices[f"Z{l}"][0, 0]
+        dz = local.adjoint.get(z)
+        if dz is not None and dz in local.adjoint_definitions:
+            items.append(Entry(dz, local.adjoint_definitions[dz],
+                               f"chain rule through A{l} = {layer.activation.name}(Z{l})"
+                               if layer.activation.name != "identity" else "A = Z for the identity"))
+        for rule in (f"dZ{l}", f"dW{l}", f"db{l}", f"dA{l - 1}"):
+            c = by_target.get(rule)
+            if c is not None:
+                items.append(Statement(c.target, c.formula, c))
+        sections.append(Section(f"Backward pass, layer {l}", [
+            "The entry-level chain rule for a representative weight, then the matrix rules it "
+            "generalises, each proven for all of its entries."], items))
+    top = [c for c in report.rules if c.rule == "dA" and c.layer == len(net.layers) and c.target == f"dA{len(net.layers)}"]
+    if top:
+        sections[0].items.insert(0, Statement(top[0].target, top[0].formula, top[0], "from the loss"))
+    return sections
+
+
+def kronecker(report: Report) -> Section:
+    items: list[Entry | Statement] = [Statement(c.target, c.formula, c) for c in report.rules
+                                      if c.rule and c.rule.startswith("vec")]
+    return Section("vec and Kronecker forms", [
+        "vec stacks columns. Per layer, at this network's sizes; and in general, proven for all sizes "
+        "by index calculus."], items, identities())
+
+
+def explain(d: Derivation, report: Report) -> list[Section]:
+    sections = [conventions(d, report), forward(d), *backward(d, report)]
+    if d.spec.equations is None:
+        sections.append(kronecker(report))
+    if report.claims:
+        sections.append(Section("Your claims", [], [], [], list(report.claims)))
+    return sections

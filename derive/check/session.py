@@ -1,0 +1,338 @@
+"""The Python face: load a spec, check its rules and claims, get a report.
+
+>>> import derive
+>>> d = derive.load("derivations/two_layer_classifier.yaml")   # doctest: +SKIP
+>>> d.check_claim("dW2", "dZ2 @ A1.T").verdict                   # doctest: +SKIP
+'proven'
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+import os
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from derive.util import budget
+
+from derive.check import claims
+from derive.model import evaluate
+from derive.lang import formula as F
+from derive.prove.judge import Judge
+from derive.errors import DeriveError, FormulaError, SpecError
+from derive.model.evaluate import Evaluator
+from derive.rules.identities import ALL_SIZES
+from derive.rules.identities import kron_x_delta as _kron_x_delta
+from derive.rules.identities import vec_abc as _vec_abc
+from derive.lang.latex_reader import parse_latex_claim
+from derive.model.network import Network, build
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
+from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
+from derive.rules.layer_rules import T as _transpose
+from derive.spec.load import ClaimSpec, Limits, Spec, load_spec, parse_spec
+from derive.model.truth import Truth, make_truth
+
+STRATEGIES = ("auto", "global", "local")
+DEFAULT_TIMEOUT = 120.0  # seconds per check
+PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
+ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
+Progress = Callable[[Check], None]
+_FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None  # what forked workers inherit
+
+
+@functools.lru_cache(maxsize=1)
+def general_vec_abc():  # type: ignore[no-untyped-def]
+    return _vec_abc()
+
+
+@functools.lru_cache(maxsize=1)
+def general_kron_x_delta():  # type: ignore[no-untyped-def]
+    return _kron_x_delta()
+
+
+def _forked_check(index: int) -> Check:
+    assert _FORKED is not None
+    d, tasks = _FORKED
+    return d._check_task(tasks[index])
+
+
+class Derivation:
+    """A loaded network with its truth engine; checks rules and claims."""
+
+    def __init__(self, spec: Spec, strategy: str = "auto") -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        self.spec = spec
+        self.strategy = strategy
+        self.deadline = budget.Deadline(None, None)
+        self.net: Network = build(spec)
+        self._validate_claims()
+
+    def _validate_claims(self) -> None:
+        """Unknown names, functions or targets in the spec's claims are bad input (exit 2).
+
+        LaTeX claims are read into the formula language here (they need the network's
+        shapes to tell a matrix product from a plain one).
+        """
+        names = Evaluator(self.net, None)
+        self.claims: list[ClaimSpec] = list(self.spec.claims)
+        loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        for c in self.spec.claims_latex:
+            try:
+                target, formula = parse_latex_claim(c.latex or "", self._shape_of, loss)
+            except FormulaError as exc:
+                raise SpecError(self.spec.file, c.place, str(exc)) from None
+            self.claims.append(ClaimSpec(target, formula, c.place, c.expect, c.latex))
+        for c in self.claims:
+            try:
+                target = F.parse(c.target)
+                names.check_gradient_target(target, c.target)
+                names.validate(target, c.target)
+                names.validate(F.parse(c.formula), c.formula)
+            except FormulaError as exc:
+                raise SpecError(self.spec.file, c.place, str(exc)) from None
+
+    @cached_property
+    def truth(self) -> Truth:
+        return make_truth(self.net, self.strategy)
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        return Evaluator(self.net, self.truth)
+
+    @cached_property
+    def judge(self) -> Judge:
+        return Judge(self.net, self.truth)
+
+    def rules(self) -> list[Rule]:
+        """The closed-form rules of this network (not yet checked)."""
+        return list(self._rules)
+
+    @cached_property
+    def _rules(self) -> tuple[Rule, ...]:
+        return tuple(rules_for(self.net))  # equation networks derive them: do it once
+
+    def _shape_of(self, name: str) -> tuple[int, int] | None:
+        m = self.net.matrices.get(name)  # a value wins over a gradient spelling (an input named dx)
+        if m is None and name.startswith("d"):
+            m = self.net.matrices.get(name[1:])
+        return None if m is None else m.shape  # type: ignore[return-value]
+
+    def check_latex_claim(self, latex: str) -> Check:
+        """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``."""
+        loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        target, formula = parse_latex_claim(latex, self._shape_of, loss)
+        return self.check_claim(target, formula)
+
+    def check_rule(self, rule: Rule) -> Check:
+        """Check one rule.  derive's own rules (built as trees) are checked as built; a
+        failure to evaluate one, or a shape error in one, is a bug in derive
+        (:class:`~derive.rules.layer_rules.RuleConstructionError`, exit 3), and a resource limit met
+        on the way is *unproven (limit)*, never a refutation."""
+        if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES):
+            return self._abc_instance(rule)  # (the products are also the entries of its kron)
+        if rule.rule in ("vec(Z)", "vec(dW)") and self._kron_entries(rule.layer) > evaluate.MAX_ENTRIES:
+            return self._vec_instance(rule)
+        if rule.node is None:  # a rule written as text by a caller: checked like a claim
+            return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
+                                layer=rule.layer, rule=rule.rule)
+        return self._check_own(rule.target, rule.node, rule.layer, rule.rule)
+
+    def _check_own(self, target: str, node: F.Node, layer: int, kind: str) -> Check:
+        """One of derive's own statements, checked as the tree it was built as."""
+        formula = F.unparse(node)
+        try:
+            check = claims.check(self.evaluator, self.judge, target, formula, kind="rule",
+                                 layer=layer, rule=kind, formula_node=node)
+        except DeriveError as exc:
+            raise RuleConstructionError(f"derive's own rule {target} = {formula} could not be evaluated: {exc}") from exc
+        if check.verdict == REFUTED and check.method == "shapes":
+            raise RuleConstructionError(f"derive's own rule {target} = {formula} has a shape error: {check.detail}")
+        return check
+
+    def _kron_entries(self, layer: int) -> int:
+        """Entries of the Kronecker factor A_{l-1}ᵀ ⊗ I_{n_l} of the vec(Z) and vec(dW) rules."""
+        s = self.spec.sizes
+        return s[layer - 1] * self.spec.batch * s[layer] ** 2
+
+    def _vec_instance(self, rule: Rule) -> Check:
+        """vec(Z_l), vec(dW_l) whose Kronecker factor is over the evaluator's size limit:
+        instances of identities proven for all sizes, with A = I in vec(ABC) = (Cᵀ ⊗ A) vec(B):
+
+            vec(Z_l) = vec(I W_l A_{l-1}) + vec(b_l 1ᵀ) = (A_{l-1}ᵀ ⊗ I) vec(W_l) + (1 ⊗ I) b_l
+            vec(dW_l) = vec(I dZ_l A_{l-1}ᵀ) = (A_{l-1} ⊗ I) vec(dZ_l)
+
+        ((1 ⊗ I) b = 1 ⊗ b for a column b; row batches: the same for Zᵀ and dZᵀ).  The
+        matrix statement they rest on (Z_l = W_l A_{l-1} + b_l, dW_l = dZ_l A_{l-1}ᵀ) is
+        checked entry by entry at this network; without it the verdict is unproven (limit).
+        """
+        start = time.perf_counter()
+        l, rows = rule.layer, self.spec.batch_layout == "rows"
+        a, w, b = name("X" if l == 1 else f"A{l - 1}"), name(f"W{l}"), name(f"b{l}")
+        dz = name(f"dZ{l}")
+        identities = [general_vec_abc()]
+        if rule.rule == "vec(Z)":
+            identities.append(general_kron_x_delta())
+            target = f"Z{l}"
+            plain = add(matmul(a, _transpose(w)), _transpose(b)) if rows else add(matmul(w, a), b)
+        else:
+            target = f"dW{l}"
+            plain = matmul(_transpose(dz), a) if rows else matmul(dz, _transpose(a))
+        entries = self._kron_entries(l)
+        limit = (f"the Kronecker factor has {entries} entries, more than the limit of {evaluate.MAX_ENTRIES} "
+                 "(derive.model.evaluate.MAX_ENTRIES): not expanded")
+        base = self._check_own(target, plain, l, rule.rule)
+        size = len(self.net.matrices[target[1:] if target.startswith("d") else target])
+        general = all(g.verdict == ALL_SIZES for g in identities)
+        seconds = time.perf_counter() - start
+        if general and base.verdict == PROVEN:
+            used = " and ".join(g.statement for g in identities)
+            return Check("rule", rule.target, rule.formula, PROVEN,
+                         f"instance of {used} with A = I, {ALL_SIZES} (derive identities); "
+                         f"{base.statement} proven entry by entry", size, seconds,
+                         layer=l, rule=rule.rule, detail=limit)
+        why = (f"{base.statement} is {base.verdict} ({base.method})" if base.verdict != PROVEN
+               else "an identity is not proven")
+        return Check("rule", rule.target, rule.formula, UNPROVEN, "limit", size, seconds,
+                     layer=l, rule=rule.rule, detail=f"{limit}; {why}")
+
+    def _abc_products(self, layer: int) -> int:
+        s = self.spec.sizes
+        return s[layer - 1] * s[layer] * self.spec.batch * s[layer - 1]
+
+    def _abc_instance(self, rule: Rule) -> Check:
+        """Large layers: vec(ABC) at these shapes is an instance of the all-sizes theorem."""
+        start = time.perf_counter()
+        general = general_vec_abc()
+        s = self.spec.sizes
+        entries = s[rule.layer - 1] ** 2  # W_lᵀ dZ_l A_{l-1}ᵀ is n_{l-1}×n_{l-1}
+        verdict = PROVEN if general.verdict == ALL_SIZES else UNPROVEN
+        return Check("rule", rule.target, rule.formula, verdict,
+                     f"instance of {general.statement}, {general.verdict} (derive identities)",
+                     entries, time.perf_counter() - start, layer=rule.layer, rule=rule.rule)
+
+    def check_spec_claim(self, claim: ClaimSpec) -> Check:
+        try:
+            return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
+                                place=claim.place, expect=claim.expect, latex=claim.latex)
+        except FormulaError as exc:
+            raise SpecError(self.spec.file, claim.place, str(exc)) from None
+
+    def check_claim(self, target: str, formula: str) -> Check:
+        """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""
+        return claims.check(self.evaluator, self.judge, target, formula)
+
+    def check_rules(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
+        tasks: list[Rule | ClaimSpec] = list(self._rules)
+        return self._run(tasks, progress, jobs)
+
+    def check_claims(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
+        return self._run(list(self.claims), progress, jobs)
+
+    def count_checks(self, rules: bool = True) -> int:
+        return (len(self._rules) if rules else 0) + len(self.claims)
+
+    def auto_jobs(self) -> int:
+        """Worker processes that pay: two for large networks on a machine with two cores."""
+        cores = os.cpu_count() or 1
+        return min(2, cores) if self.net.parameter_count >= PARALLEL_FROM else 1
+
+    def _check_task(self, task: Rule | ClaimSpec) -> Check:
+        start = time.perf_counter()
+        try:
+            with budget.limit(self.deadline.remaining()):
+                return self.check_rule(task) if isinstance(task, Rule) else self.check_spec_claim(task)
+        except budget.Timeout:
+            return self._timed_out(task, time.perf_counter() - start)
+
+    def _timed_out(self, task: Rule | ClaimSpec, seconds: float) -> Check:
+        detail = "no verdict within the time budget (raise it with --timeout / --timeout-run)"
+        if isinstance(task, Rule):
+            return Check("rule", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
+                         layer=task.layer, rule=task.rule, detail=detail)
+        return Check("claim", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
+                     place=task.place, expect=task.expect, detail=detail)
+
+    def _run(self, tasks: list[Rule | ClaimSpec], progress: Progress | None, jobs: int) -> list[Check]:
+        out: list[Check] = []
+        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
+            self.judge.sample_points()  # built once, inherited by the workers
+            global _FORKED
+            _FORKED = (self, tasks)
+            try:
+                with mp.get_context("fork").Pool(jobs) as pool:
+                    for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
+                        out.append(check)
+                        if progress:
+                            progress(check)
+            finally:
+                _FORKED = None
+            return out
+        for task in tasks:
+            out.append(self._check_task(task))
+            if progress:
+                progress(out[-1])
+        return out
+
+    @property
+    def assumptions(self) -> list[str]:
+        """What every verdict assumes: the network's own assumptions, and free constants
+        taken positive (they are scales, slopes, eps: sampled positive, and a claim that
+        divides by one is defined only where it is nonzero)."""
+        out = list(self.net.assumptions)
+        if self.spec.equations is None and self.spec.batch == 1:
+            out.append("a batch of m = 1, where a missing or extra factor 1/m cannot be seen "
+                       "(give batch: 2 or more to check factors of m)")
+        constants = self.net.free_constants
+        if constants:
+            names = ", ".join(str(c) for c in constants)
+            out.append(f"the free constants {names} are taken to be positive (every verdict holds for {names} > 0)")
+        return out
+
+    def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None,
+               timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = None) -> Report:
+        """Check every rule (unless ``rules=False``) and every claim of the spec.
+
+        ``jobs`` worker processes (default: :meth:`auto_jobs`) share the work; the order of
+        the results does not depend on it.  ``timeout`` caps each check and
+        ``timeout_run`` the whole run (seconds; None: no cap): an item that runs out is
+        *unproven (timeout)* and the run goes on with the rest.
+        """
+        start = time.perf_counter()
+        jobs = self.auto_jobs() if jobs is None else jobs
+        self.deadline = budget.Deadline(timeout_run, timeout)
+        try:
+            with budget.limit(timeout_run):
+                self.truth  # build it before any worker forks: they inherit it
+        except budget.Timeout:
+            pass  # every check below then times out at once, and says so
+        checked_rules = self.check_rules(progress, jobs) if rules else []
+        checked_claims = self.check_claims(progress, jobs)
+        spec = self.spec
+        if spec.equations is not None:
+            conventions = {"equations": len(spec.equations.equations), "loss": spec.equations.loss,
+                           "parameter_names": list(spec.equations.parameters)}
+        else:
+            conventions = {
+                "activations": [layer.activation for layer in spec.layers],
+                "loss": spec.loss.kind, "scale": str(spec.loss.scale),
+                "average": spec.average, "batch_layout": spec.batch_layout,
+            }
+        return Report(
+            spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
+            self.assumptions, checked_rules, checked_claims,
+            time.perf_counter() - start, conventions,  # type: ignore[arg-type]
+        )
+
+
+def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation:
+    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input."""
+    return Derivation(load_spec(path, limits), strategy)
+
+
+def from_dict(data: dict, name: str = "<dict>", strategy: str = "auto") -> Derivation:  # type: ignore[type-arg]
+    """Build a derivation from an already-parsed mapping (same schema as the YAML)."""
+    return Derivation(parse_spec(data, name), strategy)

@@ -1,0 +1,268 @@
+"""Name the mistake in a refuted claim, but only with a corrected statement that is proven.
+
+Each candidate is a rewrite of the claim (its transpose, a constant factor, a missing
+g′(Z_l), a condition on a free constant).  A candidate is first screened at the sample
+points (cheap), then proven exactly with the same :class:`~derive.prove.judge.Judge`; only a
+proven candidate becomes a diagnosis.  A diagnosis is an addition to the counterexample,
+never a replacement for it.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import sympy
+from mpmath import libmp
+from sympy import Expr, Matrix
+
+from derive.ops.activations import Undetermined
+from derive.prove.judge import Judge, Point, TooLarge, is_zero, size_exceeds
+from derive.prove.numeric import NotExact
+from derive.model.network import Network
+
+MAX_RATIO_OPS = 3_000
+
+
+#: a factor made of constants or inputs (x1/x2, alpha/2): a wrong name may explain it better
+BY_SYMBOLS = "off by a factor"
+
+TRANSPOSED = "it is the transpose of the true gradient (a stray or missing transpose)"
+
+
+def diagnose(net: Network, judge: Judge, claimed: Matrix, true: Matrix,
+             transpose_message: str | None = None) -> str | None:
+    """A sentence naming the mistake, or None when no candidate could be proven."""
+    try:
+        if transposed_shape(claimed, true) and _proven(judge, claimed.T, true):
+            return transpose_message or TRANSPOSED
+        for candidate in (_constant_factor, _activation_factor, _condition):
+            found = candidate(net, judge, claimed, true)
+            if found:
+                return found
+    except TooLarge:
+        return None
+    return None
+
+
+def _proven(judge: Judge, claimed: Matrix, true: Matrix) -> bool:
+    return judge.agrees_numerically(claimed, true) and judge.prove(claimed, true) is not None
+
+
+def transposed_shape(claimed: Matrix, true: Matrix) -> bool:
+    return claimed.shape == (true.shape[1], true.shape[0])
+
+
+def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
+    """A candidate k with claimed = k·true, free of atoms (to be proven by the caller).
+
+    First from the sample points: claimed/true at the first entry where the truth is not
+    0, at two points; the same rational at both is the candidate (no symbolic work, which
+    matters: ``cancel`` of a softmax chain unfolded three layers deep took minutes).  Only
+    when the ratio varies and the network has free constants (alpha, inputs of an
+    equation network) is it computed symbolically, and only for small expressions.
+    """
+    sampled = [_sampled_ratio(judge, point, claimed, true) for point in judge.sample_points()[:2]]
+    if sampled[0] is not None and all(r == sampled[0] for r in sampled):
+        return sampled[0] if sampled[0] != 1 else None
+    constants = set(judge.net.free_constants)
+    if not constants:
+        return None
+    # the leaves fixed at a sample point, the constants kept: c/t is then a small
+    # rational function of the constants alone if the ratio is a factor at all
+    point = _leaves_at_a_sample(judge)
+    unfold = judge.step("pre-activations unfolded")
+    zero = sympy.Integer(0)
+    for i in range(len(true)):
+        t = -unfold(zero, true[i])
+        if t == 0:
+            continue
+        c = unfold(claimed[i], zero)
+        if size_exceeds(t, MAX_RATIO_OPS) or size_exceeds(c, MAX_RATIO_OPS):
+            return None
+        k = sympy.cancel(c.xreplace(point) / t.xreplace(point))
+        if k.free_symbols <= constants and not k.atoms(sympy.Function) and k != 1:
+            return k
+        return None
+    return None
+
+
+def _sampled_ratio(judge: Judge, point: Point, claimed: Matrix, true: Matrix) -> sympy.Rational | None:
+    """claimed/true at one sample point as a rational, never through a float: the exact
+    quotient when the point evaluates exactly; otherwise the simplest rational inside the
+    200-bit interval (found on the interval's exact endpoints), or None if there is none
+    with a small denominator.  Either way only a candidate: the caller proves it."""
+    ev = point.evaluator
+    for attempt in range(2):
+        try:
+            for i in range(len(true)):
+                t = ev(true[i])
+                if not ev.ctx.is_nonzero(t):
+                    continue
+                r = ev(claimed[i]) / t
+                if ev.ctx.exact:
+                    return sympy.Rational(r.numerator, r.denominator)
+                return _rational_in(r)
+            return None
+        except NotExact:
+            if attempt == 0:
+                ev = judge.interval_evaluator(point)
+                continue
+            return None
+        except (Undetermined, ZeroDivisionError, ArithmeticError, KeyError):
+            return None
+    return None
+
+
+#: a candidate ratio with a larger denominator is not a "constant factor" worth naming (an
+#: irrational ratio's simplest rational in a 200-bit interval has a denominator near 2¹⁰⁰)
+MAX_RATIO_DENOMINATOR = 2**64
+
+
+def _rational_in(interval: object) -> sympy.Rational | None:
+    """The simplest rational inside an mpmath interval (endpoints read exactly), if its
+    denominator is at most :data:`MAX_RATIO_DENOMINATOR`; None otherwise."""
+    bounds = _endpoints(interval)
+    if bounds is None:
+        return None
+    lo, hi = bounds
+    q = simplest_rational(lo, hi)
+    if q is None or not lo <= q <= hi:  # accepted only inside the interval
+        return None
+    return sympy.Rational(q.numerator, q.denominator)
+
+
+def _endpoints(interval: object) -> tuple[Fraction, Fraction] | None:
+    """An mpmath interval's endpoints as exact fractions (binary floats are rationals)."""
+    try:
+        a, b = interval._mpi_  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    special = (libmp.finf, libmp.fninf, libmp.fnan)
+    if a in special or b in special:
+        return None
+    lo, hi = (Fraction(*libmp.to_rational(x)) for x in (a, b))
+    return (lo, hi) if lo <= hi else None
+
+
+def simplest_rational(lo: Fraction, hi: Fraction, max_denominator: int = MAX_RATIO_DENOMINATOR) -> Fraction | None:
+    """The rational with the smallest denominator in the closed interval [lo, hi] (the
+    continued-fraction / Stern–Brocot search), or None when that denominator exceeds
+    ``max_denominator``.  Exact: no floating point anywhere."""
+    if lo > hi:
+        return None
+    if lo <= 0 <= hi:
+        return Fraction(0)
+    if hi < 0:
+        found = simplest_rational(-hi, -lo, max_denominator)
+        return None if found is None else -found
+    # 0 < lo <= hi: continued-fraction terms shared by both ends, then the first integer between
+    terms: list[int] = []
+    while True:
+        whole = lo.numerator // lo.denominator  # floor(lo)
+        if whole == lo or whole + 1 <= hi:  # an integer lies in [lo, hi]: the smallest one
+            terms.append(whole if whole == lo else whole + 1)
+            break
+        terms.append(whole)  # lo, hi both in (whole, whole + 1): x = whole + 1/y
+        lo, hi = 1 / (hi - whole), 1 / (lo - whole)
+        if len(terms) > 200:
+            return None
+    value = Fraction(terms[-1])
+    for a in reversed(terms[:-1]):
+        value = a + 1 / value
+    return value if value.denominator <= max_denominator else None
+
+
+def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    if claimed.shape != true.shape:
+        return None
+    k = _ratio(judge, claimed, true)
+    if k is None or not _proven(judge, claimed, true * k):
+        return None
+    m = net.constants.get("m", sympy.Integer(1))
+    averaged = net.spec is None or net.spec.average
+    if k == -1:
+        return "opposite sign: claimed = −true (a − y and y − a swapped?)"
+    if averaged and m != 1 and k == m:
+        return ("off by a factor 1/m: it is the gradient of the per-example loss, "
+                "not of the averaged cost J = (1/m) Σ ℓ")
+    if averaged and m != 1 and k == 1 / m:
+        return "an extra factor 1/m: the 1/m of the averaged cost is applied twice"
+    if not averaged and m != 1 and k == 1 / m:
+        return "an extra factor 1/m: the cost here is a plain sum (average: false)"
+    if k.free_symbols:
+        words = f"{BY_SYMBOLS}: claimed = {sympy.sstr(k)} × true"
+        try:
+            sol = sympy.solve(sympy.Eq(k, 1), sorted(k.free_symbols, key=str), dict=True)
+        except NotImplementedError:  # SymPy has no method for this equation: no condition named
+            sol = []
+        conds = [", ".join(f"{s} = {v}" for s, v in d.items()) for d in sol]
+        if conds:
+            words += f"; holds only when {' or '.join(conds)}"
+        return words
+    return f"off by a constant factor: claimed = {sympy.sstr(k)} × true"
+
+
+def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    if claimed.shape != true.shape:
+        return None
+    for layer in net.layers:
+        z = net.matrices.get(f"Z{layer.index}")
+        if z is None or z.shape != true.shape or not layer.activation.elementwise:
+            continue
+        name = layer.activation.name
+        if name == "identity":
+            continue
+        gp = z.applyfunc(lambda e: layer.activation.derivative(e, layer.slope).xreplace(net.canon))
+        if _proven(judge, claimed.multiply_elementwise(gp), true):
+            return f"a factor {name}′(Z{layer.index}) is missing (g{layer.index}′ dropped)"
+        if _proven(judge, claimed, true.multiply_elementwise(gp)):
+            return f"an extra factor {name}′(Z{layer.index})"
+    return None
+
+
+def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+    constants = net.free_constants
+    if not constants or claimed.shape != true.shape:
+        return None
+    unfold = judge.step("pre-activations unfolded")
+    point = _leaves_at_a_sample(judge)  # candidates from a small equation in the constants
+    for i in range(len(true)):
+        d = unfold(claimed[i], true[i])
+        if size_exceeds(d, MAX_RATIO_OPS):
+            return None
+        d = sympy.expand(d.xreplace(point))
+        if d == 0:
+            continue
+        for c in constants:
+            if c not in d.free_symbols:
+                continue
+            for value in _roots(d, c):
+                if value.free_symbols or value.atoms(sympy.Function):
+                    continue  # each candidate is then proven for every entry, symbolically
+                fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
+                zero = sympy.Integer(0)
+                vanishes = all(is_zero(unfold(zero, t).xreplace({c: value})) for t in true)
+                if not vanishes and all(is_zero(e) for e in fixed):  # "x = 0" making both sides 0 says nothing
+                    return f"holds only when {c} = {value}"
+        return None
+    return None
+
+
+def _leaves_at_a_sample(judge: Judge) -> dict[sympy.Symbol, sympy.Rational]:
+    """Every leaf but the free constants at the first sample point: an expression of the
+    network then shrinks to one in the constants (candidates only, proven afterwards)."""
+    constants = set(judge.net.free_constants)
+    return {s: sympy.Rational(v.numerator, v.denominator)
+            for s, v in judge.sample_points()[0].leaves.items() if s not in constants}
+
+
+def _roots(d: sympy.Expr, c: sympy.Symbol) -> list[sympy.Expr]:
+    """The values of the constant c that make d vanish, where d is a polynomial in c once
+    its fractions are combined (degree ≤ 4); [] otherwise, or when SymPy cannot solve it."""
+    num = sympy.expand(sympy.fraction(sympy.together(d))[0])
+    if not num.is_polynomial(c) or not 0 < sympy.degree(num, c) <= 4:
+        return []
+    try:
+        return list(sympy.solve(num, c))
+    except NotImplementedError:
+        return []

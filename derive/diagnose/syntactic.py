@@ -1,0 +1,154 @@
+"""Point at the mistake: the smallest change to a refuted claim that makes it *proven*.
+
+Candidates, smallest first: one name replaced by another of the same family (w5 → w4,
+a0 → x1, A1 → X: a wrong index along the path), a missing or an extra activation
+derivative factor g′(z), then two names replaced at once.  Each candidate is screened at
+the sample points and then proven exactly; only a proven fix is reported, and the number
+of candidates is bounded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from sympy import Matrix
+
+from derive.lang import formula as F
+from derive.prove.judge import Judge, TooLarge
+from derive.errors import DeriveError
+from derive.model.evaluate import Evaluator
+from derive.ops.matrices import is_matrix
+
+MAX_CANDIDATES = 400
+_FAMILY = re.compile(r"^([A-Za-z_]*?[A-Za-z_])(\d+)$")
+
+
+def family(name: str) -> str | None:
+    if name == "X":
+        return "A"  # X is A0
+    m = _FAMILY.match(name)
+    return m.group(1) if m else None
+
+
+def substitute(node: F.Node, mapping: dict[str, str], functions: dict[str, str] | None = None,
+               transpose: str | None = None) -> F.Node:
+    """The tree with names (and function names) replaced, or one name transposed (toggled)."""
+    fn = functions or {}
+    if transpose is not None:
+        if isinstance(node, F.Transpose) and isinstance(node.operand, F.Name) and node.operand.id == transpose:
+            return node.operand
+        if isinstance(node, F.Name) and node.id == transpose:
+            return F.Transpose(node, node.col)
+        if isinstance(node, F.BinOp):
+            return F.BinOp(node.op, substitute(node.left, {}, None, transpose),
+                           substitute(node.right, {}, None, transpose), node.col)
+        if isinstance(node, F.Neg):
+            return F.Neg(substitute(node.operand, {}, None, transpose), node.col)
+        if isinstance(node, F.Call):
+            return F.Call(node.func, tuple(substitute(a, {}, None, transpose) for a in node.args), node.axis, node.col)
+        return node
+    if isinstance(node, F.Name):
+        return F.Name(mapping.get(node.id, node.id), node.col)
+    if isinstance(node, F.BinOp):
+        return F.BinOp(node.op, substitute(node.left, mapping, fn), substitute(node.right, mapping, fn), node.col)
+    if isinstance(node, F.Neg):
+        return F.Neg(substitute(node.operand, mapping, fn), node.col)
+    if isinstance(node, F.Transpose):
+        return F.Transpose(substitute(node.operand, mapping, fn), node.col)
+    if isinstance(node, F.Call):
+        args = tuple(substitute(a, mapping, fn) for a in node.args)
+        return F.Call(fn.get(node.func, node.func), args, node.axis, node.col)
+    return node
+
+
+def _calls(node: F.Node) -> set[str]:
+    if isinstance(node, F.Call):
+        out = {node.func}
+        for a in node.args:
+            out |= _calls(a)
+        return out
+    if isinstance(node, F.BinOp):
+        return _calls(node.left) | _calls(node.right)
+    if isinstance(node, (F.Neg, F.Transpose)):
+        return _calls(node.operand)
+    return set()
+
+
+def _known(ev: Evaluator) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for name in ev.known_names():
+        f = family(name)
+        if f is not None and name != "A0":
+            groups.setdefault(f, []).append(name)
+    return groups
+
+
+def _factors(ev: Evaluator) -> list[str]:
+    """g′(z) for every atom that stands for an activation of a whole named value."""
+    out = []
+    net = ev.net
+    for name, values in net.matrices.items():
+        if net.kinds.get(name) != "node" or not len(values):
+            continue
+        first = values[0]
+        applied = next((k for k, v in net.canon.items() if v == first), None)
+        if applied is None or not hasattr(applied, "printed") or applied.printed == "softmax":
+            continue
+        arg = applied.args[0]
+        source = next((n for n, vs in net.matrices.items() if len(vs) and vs[0] == arg), None)
+        if source is not None:
+            out.append(f"{applied.printed}_prime({source})")
+    return out
+
+
+def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> str | None:
+    groups = _known(ev)
+    names = sorted(F.names(tree))
+    singles = [(n, o) for n in names if family(n) in groups for o in groups[family(n)] if o != n]  # type: ignore[index]
+    text = F.unparse(tree)
+    tried = 0
+
+    def works(candidate: F.Node) -> bool:
+        nonlocal tried
+        tried += 1
+        try:
+            value = ev.evaluate(candidate, F.unparse(candidate))
+        except DeriveError:
+            return False
+        value = value if is_matrix(value) else Matrix([[value]])
+        if value.shape != true.shape:  # type: ignore[union-attr]
+            return False
+        try:
+            return judge.agrees_numerically(value, true) and judge.prove(value, true) is not None  # type: ignore[arg-type]
+        except TooLarge:
+            return False
+
+    for n, o in singles:
+        if tried >= MAX_CANDIDATES:
+            return None
+        if works(substitute(tree, {n: o})):
+            return f"true if {n} → {o} (a wrong index along the path?)"
+    for n in names:  # a stray or missing transpose on one name
+        if tried < MAX_CANDIDATES and works(substitute(tree, {}, None, n)):
+            return f"true with {n} transposed (a stray or missing transpose)"
+    for f in sorted(_calls(tree)):  # σ written where σ′ belongs, or the other way round
+        other = f[:-6] if f.endswith("_prime") else f"{f}_prime"
+        if other in ev.functions and works(substitute(tree, {}, {f: other})):
+            return f"true if {f} → {other} (the function where its derivative belongs, or back)"
+    for factor in _factors(ev):
+        if tried >= MAX_CANDIDATES:
+            return None
+        if factor.split("(")[1].rstrip(")") in names and f"{factor}" in text:
+            continue
+        for form, words in ((f"({text}) * {factor}", "missing"), (f"({text}) / {factor}", "extra")):
+            if works(F.parse(form)):
+                return f"true with the factor {factor} {'added' if words == 'missing' else 'removed'} (a {words} g′ factor)"
+    for (n1, o1), (n2, o2) in itertools.combinations(singles, 2):
+        if n1 == n2:
+            continue
+        if tried >= MAX_CANDIDATES:
+            return None
+        if works(substitute(tree, {n1: o1, n2: o2})):
+            return f"true if {n1} → {o1} and {n2} → {o2} (wrong indices along the path?)"
+    return None

@@ -1,0 +1,311 @@
+"""Claims written in LaTeX, as in one's notes, read into the formula language.
+
+    \\frac{\\partial L}{\\partial w_4} = \\frac{\\partial L}{\\partial z_2} a_0
+
+A lark grammar (Earley) reads what people write: ``\\frac{\\partial L}{\\partial v}`` and
+``\\frac{dL}{dv}`` (on the right they mean the true derivative), subscripts (``a_2``,
+``w_{4}``, ``W^{[2]}``, ``A^{[1]T}``), ``\\sigma``, ``\\sigma'(·)``, ``\\sigma^\\prime``,
+``\\tanh``, ``\\exp``, ``\\log``, juxtaposition, ``\\times``, ``\\cdot``, ``\\odot``,
+``\\otimes``, ``^T``, ``^\\top``, ``\\operatorname{vec}``, ``\\mathrm{diag}``,
+``\\frac{a}{b}``, ``\\left( \\right)``, ``\\tfrac12``.  The result is a claim
+``target = formula`` in derive's own formula language (never evaluated as code).
+
+Products, read as textbooks write them:
+
+* Juxtaposition, ``\\cdot``, ``\\times`` (and ``*``) between two matrices are the matrix
+  product ``@``, whatever their sizes: sizes that do not chain (``\\frac{\\partial
+  L}{\\partial Z_2} W_2^T``, the product in the wrong order) are a shape error, so the
+  claim is refuted ("shapes"), never read as a broadcasting elementwise product.  A
+  scalar (a number, a constant such as ``m`` or ``\\alpha``, a 1×1 value) times anything is
+  the plain product.
+* Precedence, tightest first: ``^`` and ``^T``; then juxtaposition, ``\\cdot``, ``\\times``,
+  ``*``, ``/`` and ``\\otimes`` (one level, left to right); then ``\\odot``; then ``+`` and
+  ``-``.  So ``\\sigma'(Z_1) \\odot W_2^T \\frac{\\partial L}{\\partial Z_2}`` is
+  ``σ'(Z1) ⊙ (W2ᵀ dZ2)``.
+* ``\\odot`` is elementwise and may broadcast one operand onto the other's shape (a
+  per-row ``\\gamma`` onto a matrix), but an ``\\odot`` that would stretch both operands (a
+  row ⊙ a column: an outer product) is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import lark
+import sympy
+
+from derive.lang import formula as F
+from derive.errors import FormulaError
+
+GRAMMAR = r"""
+?start: equation
+equation: expr "=" expr
+?expr: hterm | expr "+" hterm -> add | expr "-" hterm -> sub
+?hterm: term | hterm "\\odot" term -> hadamard
+?term: factor | term mulop factor -> mul | term power -> juxt
+!mulop: "\\times" | "\\cdot" | "\\otimes" | "*" | "/"
+?factor: "-" factor -> neg | "+" factor | power
+?power: postfix | postfix "^" exponent -> pow
+exponent: "{" SIGNED_NUMBER "}" | DIGIT
+?postfix: atom | atom transpose -> transposed
+transpose: "^" ("T" | "\\top" | "{" ("T" | "\\top" | "\\intercal") "}" | "\\intercal")
+?atom: number | symbol | deriv | fraction | call | "(" expr ")" | "\\left(" expr "\\right)" | "{" expr "}"
+     | "[" expr "]" | "\\left[" expr "\\right]"
+number: SIGNED_NUMBER | DIGIT
+fraction: "\\frac" "{" expr "}" "{" expr "}" | ("\\tfrac" | "\\dfrac" | "\\frac") DIGIT DIGIT
+deriv: "\\frac" "{" dnum "}" "{" dden "}"
+dnum: "\\partial" symbol | "d" symbol | DNAME
+dden: "\\partial" symbol | "d" symbol | DNAME
+call: func "(" expr ")" | func "\\left(" expr "\\right)" | func "{" expr "}" | func symbol
+func: SIGMA PRIME? | SIGMA "^" "{" "\\prime" "}" -> fprime | SIGMA "^" "\\prime" -> fprime
+    | NAMEDFUNC PRIME? | "\\operatorname" "{" LETTERS "}" PRIME? | "\\mathrm" "{" LETTERS "}" PRIME?
+    | "g" "_" index PRIME?
+SIGMA: "\\sigma"
+NAMEDFUNC: "\\tanh" | "\\exp" | "\\log" | "\\ln"
+PRIME: "'"
+symbol: LETTER sub? sup?
+      | GREEK sub? sup?
+sub: "_" index
+sup: "^" "{" "[" NUMBER "]" TMARK? "}"
+TMARK: "T"
+index: DIGIT | LETTER | "{" INDEXTEXT "}"
+INDEXTEXT: /[A-Za-z0-9,]+/
+GREEK: "\\delta" | "\\alpha" | "\\beta" | "\\lambda" | "\\eta"
+LETTER: /[A-Za-z]/
+DNAME: /d[A-Za-z]/
+LETTERS: /[A-Za-z_]+/
+DIGIT: /[0-9]/
+%import common.SIGNED_NUMBER
+%import common.NUMBER
+%import common.WS
+%ignore WS
+%ignore "\\,"
+%ignore "\\;"
+%ignore "\\!"
+"""
+
+_PARSER = lark.Lark(GRAMMAR, parser="earley", ambiguity="resolve", propagate_positions=True)
+
+FUNCS = {r"\sigma": "sigmoid", r"\tanh": "tanh", r"\exp": "exp", r"\log": "log", r"\ln": "log",
+         "vec": "vec", "diag": "diag", "relu": "relu", "softplus": "softplus", "softmax": "softmax",
+         "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log"}
+GREEK = {r"\delta": "delta", r"\alpha": "alpha", r"\beta": "beta", r"\lambda": "lambda_", r"\eta": "eta"}
+
+
+class _Shape:
+    """Asks the network for the shape of a name (dV has V's shape)."""
+
+    def __init__(self, shape_of: Callable[[str], tuple[int, int] | None]) -> None:
+        self.shape_of = shape_of
+
+
+def parse_latex_claim(text: str, shape_of: Callable[[str], tuple[int, int] | None], loss: str = "L") -> tuple[str, str]:
+    """``(target, formula)`` in the formula language; :class:`FormulaError` on bad input."""
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError(str(text), None, "empty LaTeX claim")
+    if len(text) > F.LIMITS["max_length"]:
+        raise FormulaError(text, None, f"LaTeX claim is {len(text)} characters long (limit {F.LIMITS['max_length']})")
+    try:
+        tree = _PARSER.parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise FormulaError(text, exc.column if exc.column and exc.column > 0 else None,
+                           "unsupported or malformed LaTeX") from None
+    except (lark.exceptions.LarkError, RecursionError):
+        raise FormulaError(text, None, "unsupported or malformed LaTeX") from None
+    conv = _Convert(text, shape_of, loss)
+    lhs, rhs = tree.children
+    target = conv.node(lhs)
+    if not (isinstance(target, F.Name) and target.id.startswith("d")) and not (
+            isinstance(target, F.Call) and target.func == "vec"):
+        raise FormulaError(text, None, r"the left side must be a derivative such as \frac{\partial L}{\partial w_1}")
+    return unparse(target), unparse(conv.node(rhs))
+
+
+def _broadcast(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The shape of an elementwise operation (NumPy broadcasting); None for scalars or for
+    sizes that do not broadcast (the evaluator reports those)."""
+    if a is None or b is None:
+        return a or b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(max(x, y) if 1 in (x, y) else x)
+    return (out[0], out[1])
+
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
+
+
+def unparse(node: F.Node, parent: int = 0) -> str:
+    """Formula text for a syntax tree.  Like :func:`derive.lang.formula.unparse`, but a right
+    operand of the same precedence is always parenthesised: ``a * (B @ C)`` is not
+    ``(a * B) @ C`` (⊙ of a matrix product), and the formula language reads left to right."""
+    if isinstance(node, F.BinOp):
+        p = _PRECEDENCE[node.op]
+        left_p = p + 1 if node.op == "**" else p
+        right_p = p if node.op == "+" else p + 1
+        text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
+        return f"({text})" if parent > p else text
+    if isinstance(node, F.Neg):
+        inner = unparse(node.operand, 3)
+        return f"(-{inner})" if parent else f"-{inner}"
+    if isinstance(node, F.Transpose):
+        return f"{unparse(node.operand, 5)}.T"
+    if isinstance(node, F.Call):
+        args = [unparse(a) for a in node.args]
+        if node.axis is not None:
+            args.append(f"axis={unparse(node.axis)}")
+        return f"{node.func}({', '.join(args)})"
+    return F.unparse(node, parent)
+
+
+class _Convert:
+    def __init__(self, text: str, shape_of: Callable[[str], tuple[int, int] | None], loss: str) -> None:
+        self.text = text
+        self.shape_of = shape_of
+        self.loss = loss
+
+    def fail(self, tree: object, message: str) -> FormulaError:
+        col = getattr(getattr(tree, "meta", None), "column", None)
+        return FormulaError(self.text, col, message)
+
+    def shape(self, node: F.Node) -> tuple[int, int] | None:
+        """The shape of a converted subtree as the evaluator will compute it; None for a
+        scalar (numbers, constants), for a name the network does not know (validation
+        reports it) and for sizes that do not fit (evaluating the subtree is then a shape
+        error whatever surrounds it)."""
+        if isinstance(node, F.Name):
+            return self.shape_of(node.id)
+        if isinstance(node, (F.Neg, F.Transpose)):
+            s = self.shape(node.operand)
+            return (s[1], s[0]) if s and isinstance(node, F.Transpose) else s
+        if isinstance(node, F.BinOp):
+            a, b = self.shape(node.left), self.shape(node.right)
+            if node.op == "@":  # sizes that do not chain: None, the evaluator reports them
+                return (a[0], b[1]) if a and b and a[1] == b[0] else None
+            if node.op == "**":
+                return a
+            return _broadcast(a, b)
+        if isinstance(node, F.Call) and node.args:
+            shapes = [self.shape(x) for x in node.args]
+            s = shapes[0]
+            if node.func == "vec":
+                return (s[0] * s[1], 1) if s else None
+            if node.func == "diag":  # a vector's diagonal matrix; a square matrix's diagonal
+                if s is None:
+                    return (1, 1)
+                return (s[0] * s[1],) * 2 if 1 in s else (s[0], 1)
+            if node.func == "kron" and len(shapes) == 2:
+                t = shapes[1] or (1, 1)
+                s = s or (1, 1)
+                return (s[0] * t[0], s[1] * t[1])
+            return s
+        return None
+
+    @staticmethod
+    def is_matrix(s: tuple[int, int] | None) -> bool:
+        return s is not None and s != (1, 1)
+
+    def product(self, a: F.Node, b: F.Node, col: int) -> F.Node:
+        """Juxtaposition, \\cdot, \\times: ``@`` between two matrices (a shape error when
+        their sizes do not chain, never a broadcast), ``*`` when one side is a scalar."""
+        if self.is_matrix(self.shape(a)) and self.is_matrix(self.shape(b)):
+            return F.BinOp("@", a, b, col)
+        return F.BinOp("*", a, b, col)
+
+    def hadamard(self, a: F.Node, b: F.Node, t: lark.Tree, col: int) -> F.Node:
+        """⊙: elementwise; one side may broadcast onto the other, not both (an outer product)."""
+        sa, sb = self.shape(a), self.shape(b)
+        if self.is_matrix(sa) and self.is_matrix(sb) and sa != sb:
+            out = _broadcast(sa, sb)
+            if out is None or (out != sa and out != sb):
+                raise self.fail(t, f"\\odot needs matrices of the same size, got {sa[0]}×{sa[1]} "  # type: ignore[index]
+                                   f"and {sb[0]}×{sb[1]}")  # type: ignore[index]
+        return F.BinOp("*", a, b, col)
+
+    def node(self, t: lark.Tree | lark.Token) -> F.Node:  # noqa: C901 - one case per construct
+        col = getattr(getattr(t, "meta", None), "column", 1) or 1
+        if isinstance(t, lark.Token):
+            raise self.fail(t, f"unexpected {t!s}")
+        kind = t.data
+        ch = t.children
+        if kind == "add":
+            return F.BinOp("+", self.node(ch[0]), self.node(ch[1]), col)
+        if kind == "sub":
+            return F.BinOp("-", self.node(ch[0]), self.node(ch[1]), col)
+        if kind == "neg":
+            return F.Neg(self.node(ch[0]), col)
+        if kind == "hadamard":
+            return self.hadamard(self.node(ch[0]), self.node(ch[1]), t, col)
+        if kind == "juxt":
+            return self.product(self.node(ch[0]), self.node(ch[1]), col)
+        if kind == "mul":
+            a, op, b = self.node(ch[0]), str(ch[1].children[0]), self.node(ch[2])
+            if op in (r"\times", r"\cdot", "*"):
+                return self.product(a, b, col)
+            if op == r"\otimes":
+                return F.Call("kron", (a, b), None, col)
+            return F.BinOp("/", a, b, col)
+        if kind == "pow":
+            base, exp = self.node(ch[0]), ch[1]
+            value = sympy.Rational(str(exp.children[0]))
+            if not value.is_Integer:
+                raise self.fail(t, "only whole-number powers are supported")
+            return F.BinOp("**", base, F.Num(value, col), col)
+        if kind == "transposed":
+            return F.Transpose(self.node(ch[0]), col)
+        if kind == "number":
+            return F.Num(sympy.Rational(str(ch[0])), col)
+        if kind == "fraction":
+            if len(ch) == 2 and all(isinstance(c, lark.Token) for c in ch):
+                return F.BinOp("/", F.Num(sympy.Integer(int(ch[0])), col), F.Num(sympy.Integer(int(ch[1])), col), col)
+            return F.BinOp("/", self.node(ch[0]), self.node(ch[1]), col)
+        if kind == "deriv":
+            top, bottom = self.dname(ch[0]), self.dname(ch[1])
+            if top not in (self.loss, "L", "J"):
+                raise self.fail(t, f"only derivatives of the loss are supported (∂{self.loss}/∂·), not ∂{top}")
+            return F.Name(f"d{bottom}", col)
+        if kind == "symbol":
+            return self.symbol(t)
+        if kind == "call":
+            fname, prime = self.func(ch[0])
+            arg = self.node(ch[1])
+            return F.Call(f"{fname}_prime" if prime else fname, (arg,), None, col)
+        raise self.fail(t, f"unsupported construct {kind}")
+
+    def dname(self, t: lark.Tree) -> str:
+        ch = t.children
+        if isinstance(ch[0], lark.Token) and ch[0].type == "DNAME":
+            return str(ch[0])[1:]
+        sym = self.symbol(ch[-1])
+        name = sym.operand.id if isinstance(sym, F.Transpose) else sym.id  # type: ignore[union-attr]
+        return name
+
+    def symbol(self, t: lark.Tree) -> F.Node:
+        col = getattr(t.meta, "column", 1) or 1
+        head = str(t.children[0])
+        name = GREEK.get(head, head)
+        transpose = False
+        for part in t.children[1:]:
+            if part.data == "sub":
+                idx = part.children[0]
+                name += "".join(str(c) for c in idx.children).replace(",", "")
+            elif part.data == "sup":
+                number = str(part.children[0])
+                name += number
+                transpose = len(part.children) > 1
+        node: F.Node = F.Name(name, col)
+        return F.Transpose(node, col) if transpose else node
+
+    def func(self, t: lark.Tree) -> tuple[str, bool]:
+        tokens = [str(c) for c in t.children if isinstance(c, lark.Token)]
+        prime = t.data == "fprime" or "'" in tokens
+        head = tokens[0]
+        if head == "g":  # g_1(z), g_1'(z): layer 1's own activation
+            idx = t.children[1]
+            return f"g{''.join(str(c) for c in idx.children)}", prime
+        name = FUNCS.get(head)
+        if name is None:
+            raise self.fail(t, f"unknown function {head}")
+        return name, prime

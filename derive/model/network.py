@@ -1,0 +1,232 @@
+"""The symbolic forward pass: a network as a graph of scalar atoms.
+
+Every weight, bias, input and target entry is its own real symbol (a *leaf*).  Every
+pre-activation and activation entry is an *atom*: a symbol (``Z1[0,1]``, ``A1[0,1]``) with
+a definition in terms of earlier atoms and leaves (``Z1[0,1] = W1[0,0]*X[0,1] + …``,
+``A1[0,1] = sigmoid(Z1[0,1])``), and so is the cost ``J``.  Keeping atoms instead of
+composing expressions is what keeps every later step small: an identity that holds with
+the atoms treated as independent symbols holds a fortiori once they are substituted.
+
+``canon`` maps an activation applied to an atom (``sigmoid(Z1[0,1])``) back to the atom
+that stands for it (``A1[0,1]``), so a formula that writes ``sigmoid(Z1)`` and one that
+writes ``A1`` meet in the same expression.
+
+Names (0-based entries, NumPy order): ``X`` (= ``A0``), ``Y``, ``W1…WL``, ``b1…bL``,
+``Z1…ZL``, ``A1…AL``, the cost ``J``; column batch: X is n0×m, Z_l = W_l A_{l-1} + b_l;
+row batch: X is m×n0, Z_l = A_{l-1} W_lᵀ + b_lᵀ.  Biases are columns n_l×1 in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+from sympy import Expr, Matrix, Symbol
+
+from derive.ops.activations import ACTIVATIONS, Activation, softmax_column
+from derive.ops.matrices import matmul
+from derive.spec.load import Spec
+
+class CostSymbol(Symbol):
+    """The cost atom: a class of its own, so an equation or input named ``J`` is never it."""
+
+    @classmethod
+    def class_key(cls):  # type: ignore[no-untyped-def]
+        return Symbol.class_key()  # print and sort among the other symbols, by name
+
+
+COST = CostSymbol("J", real=True)
+
+
+@dataclass
+class Layer:
+    """Layer l's activation g_l (and its slope, for leaky_relu)."""
+
+    index: int
+    activation: Activation
+    slope: Expr | None = None
+
+
+@dataclass
+class Network:
+    """Forward graph of one spec.  Build it with :func:`build`; treat it as read-only."""
+
+    name: str
+    spec: Spec | None
+    matrices: dict[str, Matrix]
+    kinds: dict[str, str]  # name → "parameter" | "input" | "target" | "node"
+    definitions: dict[Symbol, Expr]  # atoms in topological order, ending with COST
+    canon: dict[Expr, Symbol]
+    constants: dict[str, Expr]  # "m" → batch size, "alpha" → the symbol α, ...
+    layers: list[Layer] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    #: where the forward pass itself is defined (derive.prove.domain.Condition): the truth's domain
+    domain: list[Any] = field(default_factory=list)
+
+    @property
+    def leaves(self) -> list[Symbol]:
+        out: list[Symbol] = []
+        for name, kind in self.kinds.items():
+            if kind != "node":
+                out.extend(e for e in self.matrices[name] if isinstance(e, Symbol))
+        return out
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [n for n, k in self.kinds.items() if k == "parameter"]
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(len(self.matrices[n]) for n in self.parameter_names)
+
+    @property
+    def free_constants(self) -> list[Symbol]:
+        out: set[Symbol] = set()
+        for v in self.constants.values():
+            out |= v.free_symbols  # type: ignore[arg-type]
+        return sorted(out, key=str)
+
+    def shape(self, name: str) -> tuple[int, int]:
+        return self.matrices[name].shape  # type: ignore[return-value]
+
+    @property
+    def activation_atoms(self) -> set[Symbol]:
+        """Atoms that stand for an activation applied to another atom (never unfolded)."""
+        return set(self.canon.values())
+
+    @property
+    def expression_atoms(self) -> dict[Symbol, Expr]:
+        """Atoms that only name an expression (pre-activations): safe to substitute."""
+        keep = self.activation_atoms
+        return {s: d for s, d in self.definitions.items() if s not in keep and s != COST}
+
+
+def downstream(definitions: Mapping[Symbol, Expr], roots: set[Symbol]) -> set[Symbol]:
+    """Atoms that depend, directly or not, on any of ``roots`` (definitions in graph order)."""
+    down: set[Symbol] = set()
+    for s, d in definitions.items():
+        if d.free_symbols & (roots | down):
+            down.add(s)
+    return down
+
+
+def compose(definitions: Mapping[Symbol, Expr], atoms: Container[Symbol]) -> dict[Symbol, Expr]:
+    """Each of ``atoms`` as its definition with the earlier ones already substituted, in
+    graph order: one substitution then unfolds a whole chain (z = w·h, h = w·x)."""
+    composed: dict[Symbol, Expr] = {}
+    for s, d in definitions.items():
+        if s in atoms:
+            sub = {a: composed[a] for a in d.free_symbols if a in composed}
+            composed[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+    return composed
+
+
+def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
+    if cols == 1 and name.startswith("b"):
+        return Matrix(rows, 1, lambda i, j: Symbol(f"{name}[{i}]", real=True))
+    return Matrix(rows, cols, lambda i, j: Symbol(f"{name}[{i},{j}]", real=True))
+
+
+def build(spec: Spec) -> Network:
+    """Build the forward graph of a spec (a layer stack, or equations)."""
+    if spec.equations is not None:
+        from derive.model.build_equations import build_equations
+
+        return build_equations(spec)
+    sizes = spec.sizes
+    m = spec.batch
+    rows = spec.batch_layout == "rows"
+    matrices: dict[str, Matrix] = {}
+    kinds: dict[str, str] = {}
+    definitions: dict[Symbol, Expr] = {}
+    canon: dict[Expr, Symbol] = {}
+
+    def shape(n: int) -> tuple[int, int]:
+        return (m, n) if rows else (n, m)
+
+    x = _leaf_matrix("X", *shape(sizes[0]))
+    matrices["X"], kinds["X"] = x, "input"
+    for l in range(1, len(sizes)):
+        matrices[f"W{l}"] = _leaf_matrix(f"W{l}", sizes[l], sizes[l - 1])
+        matrices[f"b{l}"] = _leaf_matrix(f"b{l}", sizes[l], 1)
+        kinds[f"W{l}"] = kinds[f"b{l}"] = "parameter"
+
+    layers: list[Layer] = []
+    prev = x
+    for l, layer_spec in enumerate(spec.layers, start=1):
+        act = ACTIVATIONS[layer_spec.activation]
+        w, b = matrices[f"W{l}"], matrices[f"b{l}"]
+        if rows:
+            pre = matmul(prev, w.T) + matmul(Matrix(m, 1, [1] * m), b.T)
+        else:
+            pre = matmul(w, prev) + matmul(b, Matrix(1, m, [1] * m))
+        z = _atoms(f"Z{l}", pre, definitions)
+        if layer_spec.activation == "identity":
+            a = z
+        else:
+            out = sympy.zeros(*z.shape)
+            if act.elementwise:
+                for idx in range(len(z)):
+                    out[idx] = act.apply(z[idx], layer_spec.slope)
+            else:  # softmax: one example at a time
+                for k in range(m):
+                    col = list(z.row(k)) if rows else list(z.col(k))
+                    for i, v in enumerate(softmax_column(col)):
+                        out[(k, i) if rows else (i, k)] = v
+            a = _atoms(f"A{l}", out, definitions)
+            for idx in range(len(a)):
+                canon[out[idx]] = a[idx]
+        matrices[f"Z{l}"], matrices[f"A{l}"] = z, a
+        kinds[f"Z{l}"] = kinds[f"A{l}"] = "node"
+        layers.append(Layer(l, act, layer_spec.slope))
+        prev = a
+
+    y, assumptions = _targets(spec, shape(sizes[-1]), rows)
+    matrices["Y"], kinds["Y"] = y, "target"
+    definitions[COST] = _cost(spec, prev, y, rows)
+    matrices["A0"] = x
+    constants: dict[str, Expr] = {"m": sympy.Integer(m)}
+    for s in spec.symbols:
+        constants[str(s)] = s
+    return Network(spec.name, spec, matrices, kinds, definitions, canon, constants, layers, assumptions)
+
+
+def _atoms(name: str, values: Matrix, definitions: dict[Symbol, Expr]) -> Matrix:
+    """One atom per entry, defined by the given value."""
+    out = _leaf_matrix(name, *values.shape)
+    for idx in range(len(values)):
+        definitions[out[idx]] = values[idx]
+    return out
+
+
+def _targets(spec: Spec, shape: tuple[int, int], rows: bool) -> tuple[Matrix, list[str]]:
+    y = _leaf_matrix("Y", *shape)
+    if spec.loss.kind != "cross_entropy":
+        return y, []
+    # Targets are probability vectors: eliminate the last class of each example.
+    n = spec.layers[-1].units
+    for k in range(spec.batch):
+        idx = [(k, i) if rows else (i, k) for i in range(n)]
+        y[idx[-1]] = 1 - sum((y[i] for i in idx[:-1]), sympy.Integer(0))
+    last = f"Y[:, {n - 1}]" if rows else f"Y[{n - 1}, :]"
+    per = "row" if rows else "column"
+    return y, [
+        f"each {per} of Y is a probability vector (sums to 1): {last} = 1 − the other entries"
+    ]
+
+
+def _cost(spec: Spec, a: Matrix, y: Matrix, rows: bool) -> Expr:
+    kind, s = spec.loss.kind, spec.loss.scale
+    terms = []
+    for idx in range(len(a)):
+        ai, yi = a[idx], y[idx]
+        if kind == "mse":
+            terms.append(s * (ai - yi) ** 2)
+        elif kind == "binary_cross_entropy":
+            terms.append(-(yi * sympy.log(ai) + (1 - yi) * sympy.log(1 - ai)))
+        else:
+            terms.append(-yi * sympy.log(ai))
+    total = sympy.Add(*terms)
+    return total / spec.batch if spec.average else total

@@ -1,0 +1,468 @@
+"""Exact proof, exact refutation and diagnosis of ``claimed = true``, entry by entry.
+
+- **Proof** is purely symbolic: the difference of each entry must reduce to exactly 0 by
+  ``expand`` (or, for rational functions, ``together`` and ``expand`` of the numerator),
+  with atoms treated as independent symbols.  When that fails as written, the same is
+  tried after unfolding the adjoint atoms, then after unfolding pre-activations into
+  their linear definitions, then with σ/tanh/softplus written through exp, then on each
+  side of every relu kink (:mod:`derive.prove.cases`).  Each step only substitutes an atom by
+  what it stands for (or splits into cases that cover every point), so an identity
+  found at any step is an identity of the network.  ``simplify`` is never
+  used, and "did not reduce to 0" is never a refutation.
+- **Refutation** evaluates both sides at random small rationals for every leaf symbol:
+  in exact rational arithmetic when every value is rational, otherwise in interval
+  arithmetic, where a difference counts only if its interval excludes 0.  Points where
+  a step function sits at its kink or a logarithm's argument is not positive are skipped.
+- **Diagnosis** names the mistake only when the corrected statement is itself proven.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Iterator
+
+import sympy
+from sympy import Expr, Matrix, Symbol
+
+from derive.ops.activations import Undetermined
+from derive.prove.cases import PIECEWISE, by_cases, normalized
+from derive.prove.domain import NONZERO, OK as DOMAIN_OK, Condition, Conditions, DomainVerdict, Violation
+from derive.model.network import Network, compose
+from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
+from derive.records import Counterexample
+from derive.model.truth import Truth
+from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
+
+__all__ = ["MAX_OPS", "TooLarge", "is_zero", "size_exceeds", "Judge", "Point"]
+
+@dataclass
+class Point:
+    """One sample: exact rationals for the leaves, and the arithmetic that evaluated it."""
+
+    leaves: dict[Symbol, Fraction]
+    evaluator: Evaluator
+
+    def value(self, e: Expr) -> Any:
+        return self.evaluator(e)
+
+
+class Judge:
+    """Proves or refutes ``claimed = true`` for one network and one truth engine."""
+
+    def __init__(self, net: Network, truth: Truth, points: int = 6, seed: int = 2024) -> None:
+        self.net = net
+        self.truth = truth
+        self.points = points
+        self.seed = seed
+        self._definitions = truth.definitions()
+        atoms = net.expression_atoms
+        self._expression_atoms = compose(atoms, atoms)
+        self._functions_of = {atom: applied for applied, atom in net.canon.items()}
+        self._piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
+        self._cache: list[Point] | None = None
+
+    # ------------------------------------------------------------------ proof
+    @functools.cached_property
+    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+        return self._build_steps()
+
+    def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+        """The proof steps (built once per judge; see :meth:`_build_steps`)."""
+        return self._steps
+
+    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+        """Ways to write claimed − true, from cheapest to most unfolded.
+
+        1. as written; 2. the true side one chain-rule step deep (the layer-local proof:
+        the claim's own ``dV`` stay atoms, i.e. arbitrary upstream gradients); 3. every
+        adjoint unfolded on both sides; 4. pre-activations unfolded as well; 5. σ, tanh and
+        softplus written through exp; 6. one case per sign pattern of the relu arguments.
+        """
+        truth = self.truth
+
+        def pre_activations(e: Expr) -> Expr:
+            e = truth.unfold(e)
+            sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
+            return e.xreplace(sub) if sub else e  # type: ignore[arg-type]
+
+        to_claim = self._to_claim
+
+        def through_exp(c: Expr, t: Expr) -> Expr:
+            # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
+            if not c.has(sympy.exp, *EXP_REWRITTEN):
+                return to_claim(c, t)  # the same as an earlier step: skipped as already tried
+            return exp_form(to_claim(c, t), self._functions_of, c)
+
+        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of the relu arguments
+            return by_cases(self._piecewise(c, t))
+
+        return [
+            ("as written", lambda c, t: c - t),
+            ("one chain-rule step", lambda c, t: c - truth.unfold_once(t)),
+            ("truth unfolded to the claim's gradients", to_claim),
+            ("adjoints unfolded", lambda c, t: truth.unfold(c) - truth.unfold(t)),
+            ("pre-activations unfolded", lambda c, t: pre_activations(c) - pre_activations(t)),
+            ("activations written through exp", through_exp),
+            ("cases on the sign of each relu argument", sign_cases),
+        ]
+
+    def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
+        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth)."""
+        return dict(self.unfold_steps())[label]
+
+    def prove(self, claimed: Matrix, true: Matrix, cheap: bool = False) -> str | None:
+        """Exact proof of every entry; returns the deepest step any entry needed, or None.
+
+        ``cheap`` stops after the layer-local step (no unfolding of whole chains): the
+        caller then tries a fast numeric refutation before the expensive steps.
+        """
+        steps = self.unfold_steps()[:2] if cheap else self.unfold_steps()
+        depth = 0
+        last = 0  # entries of one statement usually need the same step: try it first
+        for i in range(len(true)):
+            c, t = claimed[i], true[i]
+            tried: set[Expr] = set()
+            if t.is_Symbol and t not in c.free_symbols:
+                tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
+            order = [last] + [k for k in range(len(steps)) if k != last]
+            for k in order:
+                step = steps[k][1]
+                e = step(c, t)
+                if e in tried:  # this step changed nothing: no new chance
+                    continue
+                tried.add(e)
+                if is_zero(e):
+                    depth = max(depth, k)
+                    last = k
+                    break
+            else:
+                return None
+        return steps[depth][0]
+
+    def _to_claim(self, c: Expr, t: Expr) -> Expr:
+        """claimed − true, the truth unfolded down to the gradients the claim names."""
+        from derive.model.truth import AdjointSymbol  # gradients by class, never by spelling (an input may be named dx)
+
+        return c - self.truth.unfold_to(t, {s for s in c.free_symbols if isinstance(s, AdjointSymbol)})
+
+    def _piecewise(self, c: Expr, t: Expr) -> Expr:
+        """:meth:`_to_claim` with relu and leaky_relu atoms written as their functions."""
+        e = self._to_claim(c, t)
+        return e.xreplace({a: f for a, f in self._piecewise_atoms.items() if a in e.free_symbols})
+
+    def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> str | None:
+        """The kink arguments, as text, if every entry is proven on both sides of every kink
+        and each kink argument is itself nonzero almost everywhere (so the kinks are a set
+        of measure zero); None otherwise."""
+        forms = [self._piecewise(c, t) for c, t in zip(claimed, true)]
+        if not any(e.has(*PIECEWISE) for e in forms):
+            return None
+        try:
+            if not all(is_zero(by_cases(e, off_kinks=True)) for e in forms):
+                return None
+        except TooLarge:
+            return None
+        arguments = sorted({_unsigned(f.args[0]) for e in forms for f in normalized(e).atoms(*PIECEWISE)}, key=str)
+        kinks = [Condition(NONZERO, u, "as the argument of a step function") for u in arguments]
+        if not self.domain.judge(kinks).ok:
+            return None
+        shown = ", ".join(str(u) for u in arguments[:3]) + (", ..." if len(arguments) > 3 else "")
+        return shown
+
+    # ------------------------------------------------------------- refutation
+    def sample_points(self) -> list[Point]:
+        """Random points of the input domain (free constants positive), none of them on a
+        kink of the network itself (a relu argument exactly 0 is drawn again)."""
+        if self._cache is None:
+            rng = random.Random(self.seed)
+            out = []
+            for _ in range(self.points * 4):
+                leaves = {s: _random_fraction(rng) for s in self.net.leaves}
+                for c in self.net.free_constants:
+                    leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
+                point = Point(leaves, self._evaluator(leaves))
+                if not self._at_kink(point, self._network_kinks):
+                    out.append(point)
+                if len(out) == self.points:
+                    break
+            self._cache = out
+        return self._cache
+
+    @functools.cached_property
+    def _network_kinks(self) -> list[Expr]:
+        """The arguments of every piecewise function in the network's own definitions."""
+        out: list[Expr] = []
+        for d in self._definitions.values():
+            out.extend(f.args[0] for f in d.atoms(*PIECEWISE))
+        return out
+
+    def _at_kink(self, point: Point, arguments: list[Expr], flat_ok: bool = False) -> bool:
+        """Whether some argument is exactly 0 (or not certifiably nonzero) at the point;
+        with ``flat_ok``, an argument that is 0 on a whole neighbourhood does not count."""
+        for u in arguments:
+            for exact in (True, False):
+                ev = point.evaluator if exact and point.evaluator.ctx.exact else self.interval_evaluator(point)
+                try:
+                    if not ev.ctx.is_nonzero(ev(u)):
+                        if flat_ok and self._flat_at(u, point):
+                            break
+                        return True
+                    break
+                except NotExact:
+                    continue
+                except (Undetermined, ArithmeticError, KeyError):
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ domain
+    @functools.cached_property
+    def domain(self) -> Conditions:
+        """Judges where claims are defined (:mod:`derive.prove.domain`), at these sample points."""
+        return Conditions(self._definitions, self.net.leaves, self.net.free_constants, self._domain_samples,
+                          facts=self.net.domain)
+
+    def _domain_samples(self) -> list[tuple[dict[Symbol, Fraction], Callable[[bool], Evaluator]]]:
+        return [(point.leaves, self._point_fn(point)) for point in self.sample_points()]
+
+    def _point_fn(self, point: Point) -> Callable[[bool], Evaluator]:
+        """Evaluators of one sample point for the domain judge: exact, or intervals."""
+        cache = self.__dict__.setdefault("_point_fns", {})
+        key = id(point)
+        if key not in cache:
+            built: dict[bool, Evaluator] = {}
+
+            def at(exact: bool) -> Evaluator:
+                if exact not in built:
+                    built[exact] = self._evaluator(point.leaves, exact=exact)
+                return built[exact]
+            cache[key] = (point, at)  # the point is kept so that its id stays unique
+        return cache[key][1]  # type: ignore[no-any-return]
+
+    def _flat_at(self, u: Expr, point: Point) -> bool:
+        """Whether ``u`` is identically 0 on a neighbourhood of the point (its germ there is
+        0), so that a step function of ``u`` is constant near it: not a kink."""
+        germ = self.domain._germ(u, point.leaves, self._point_fn(point))
+        try:
+            return germ is not None and is_zero(germ)
+        except TooLarge:
+            return False
+
+    def check_domain(self, conditions: list[Condition], true: Matrix) -> DomainVerdict:
+        """Whether a claim with these recorded conditions is defined almost everywhere
+        (a violation counts only where the true gradient is defined)."""
+        if not conditions:
+            return DOMAIN_OK
+
+        def truth_defined(c: Condition, leaves: dict[Symbol, Fraction]) -> bool:
+            return self._true_value(true, self._entry(c, true), leaves) is not None
+        return self.domain.judge(conditions, truth_defined)
+
+    @staticmethod
+    def _entry(c: Condition, true: Matrix) -> tuple[int, int]:
+        return c.entry if c.entry[0] < true.shape[0] and c.entry[1] < true.shape[1] else (0, 0)
+
+    def _true_value(self, true: Matrix, entry: tuple[int, int],
+                    leaves: dict[Symbol, Fraction]) -> tuple[Evaluator, Any] | None:
+        """The true entry at the leaves (exact, else intervals), or None where it is undefined."""
+        for exact in (True, False):
+            ev = self._evaluator(leaves, exact=exact)
+            try:
+                return ev, ev(true[entry])
+            except NotExact:
+                continue
+            except (Undetermined, ArithmeticError, KeyError):
+                return None
+        return None
+
+    def undefined_counterexample(self, violation: Violation, true: Matrix) -> Counterexample:
+        """The point of a domain violation as a counterexample: claimed undefined, true value."""
+        c = violation.condition
+        entry = self._entry(c, true)
+        found = self._true_value(true, entry, violation.leaves)
+        assert found is not None  # check_domain accepted only points where the truth is defined
+        ev, t = found
+        point = Point(dict(violation.leaves), ev)
+        ce = self._counterexample(point, ev, entry, ev.ctx.zero, t)
+        claimed = f"undefined ({c.describe(violation.value)})"
+        return Counterexample(ce.values, ce.entry, claimed, ce.true, ce.exact)
+
+    # ------------------------------------------------------------- refutation
+    def _evaluator(self, leaves: dict[Symbol, Fraction], exact: bool = True) -> Evaluator:
+        if exact:
+            return Evaluator(ExactContext(), leaves, self._definitions)
+        ctx = IntervalContext()
+        return Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator))
+                               for s, v in leaves.items()}, self._definitions)
+
+    def refute(self, claimed: Matrix, true: Matrix) -> Counterexample | None:
+        """A counterexample certified by exact or interval arithmetic, or None.
+
+        ``self.evaluated`` then holds how many points were evaluated in full (every
+        entry, no difference), and ``self.skipped`` why the others were not."""
+        self.evaluated = 0
+        self.skipped: dict[str, int] = {}
+        kinks = sorted({f.args[0] for e in list(claimed) + list(true) for f in e.atoms(*PIECEWISE)}, key=str)
+        for point in self.sample_points():
+            if kinks and self._at_kink(point, kinks, flat_ok=True):
+                self._skip("a relu or mask argument of the claim is 0 there (a kink)")
+                continue
+            found = self._refute_at(point, claimed, true)
+            if found is not None:
+                return found
+        return None
+
+    def _skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def evaluation_summary(self) -> str:
+        """What the last :meth:`refute` evaluated, in words (never more than it did)."""
+        n = getattr(self, "evaluated", 0)
+        skipped = getattr(self, "skipped", {})
+        said = f"{n} random point{'s' if n != 1 else ''} evaluated exactly or in intervals showed no difference"
+        if n == 0:
+            said = "no random point could be evaluated"
+        if skipped:
+            said += " (" + "; ".join(f"{k} skipped: {why}" for why, k in skipped.items()) + ")"
+        return said
+
+    def interval_evaluator(self, point: Point) -> Evaluator:
+        """Switch ``point`` to interval arithmetic (its values are not all rational)."""
+        if point.evaluator.ctx.exact:
+            point.evaluator = self._evaluator(point.leaves, exact=False)
+        return point.evaluator
+
+    def _refute_at(self, point: Point, claimed: Matrix, true: Matrix) -> Counterexample | None:
+        ev = point.evaluator
+        for attempt in range(2):
+            try:
+                for i in range(len(true)):
+                    c, t = ev(claimed[i]), ev(true[i])
+                    if ev.ctx.is_nonzero(c - t):
+                        return self._counterexample(point, ev, divmod(i, true.shape[1]), c, t)
+                if hasattr(self, "evaluated"):
+                    self.evaluated += 1
+                return None
+            except NotExact as exc:
+                if attempt == 0:  # transcendental: redo this point in interval arithmetic
+                    ev = self.interval_evaluator(point)
+                    continue
+                self._note_skip(f"cannot be evaluated ({exc})")
+                return None
+            except Undetermined:
+                self._note_skip("a sign could not be certified in interval arithmetic")
+                return None
+            except (ZeroDivisionError, ArithmeticError) as exc:
+                self._note_skip(f"undefined there ({exc})")
+                return None
+            except KeyError as exc:
+                self._note_skip(f"no value for {exc}")
+                return None
+        return None
+
+    def _note_skip(self, why: str) -> None:
+        if hasattr(self, "skipped"):
+            self._skip(why)
+
+    def _counterexample(self, point: Point, ev: Evaluator, entry: tuple[int, int], c: Any, t: Any) -> Counterexample:
+        values = {str(s): str(v) for s, v in point.leaves.items()}
+        for name, kind in self.net.kinds.items():  # entries fixed by a constraint (softmax targets)
+            if kind == "target":
+                for e in self.net.matrices[name]:
+                    if not isinstance(e, Symbol):
+                        ent = self.net.matrices[name]
+                        pos = list(ent).index(e)
+                        r, col = divmod(pos, ent.shape[1])
+                        values[f"{name}[{r},{col}]"] = ev.ctx.show(ev(e))
+        return Counterexample(values, entry, ev.ctx.show(c), ev.ctx.show(t), ev.ctx.exact)
+
+    def agrees_numerically(self, claimed: Matrix, true: Matrix) -> bool:
+        """Cheap filter for diagnosis candidates: no certified difference at the samples."""
+        for point in self.sample_points()[:2]:
+            if self._refute_at(point, claimed, true) is not None:
+                return False
+        return True
+
+
+def _exp_rewritten() -> tuple[type, ...]:
+    from derive.ops.activations import Sigmoid, Softplus, Tanh
+
+    return (Sigmoid, Tanh, Softplus)
+
+
+EXP_REWRITTEN = _exp_rewritten()
+
+
+def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = None) -> Expr:
+    """σ, tanh, softplus and exp written through t = exp(u) for each argument u.
+
+    Only what the claim's exp terms reach is rewritten: starting from the symbols inside
+    the claim's exp(·) and σ/tanh/softplus of non-atoms, an activation atom is replaced by
+    its function, and a function is rewritten with exp, when its atom or argument is
+    reached; each rewrite reaches the symbols it introduces (σ(z) = 1/(1 + e^(−z)) reaches
+    z, so the truth's σ′(z) is rewritten too, while an unrelated output layer stays an
+    atom and keeps the expression small).  Every exp(k·u) (k rational) then becomes
+    t_u**k, t_u a fresh positive symbol standing for exp(u).  An identity in the t's is
+    an identity for t = exp(u): every substitution here is sound, it only lets
+    ``together``/``expand`` see σ(z) = t/(1 + t).
+    """
+    from derive.ops.activations import Sigmoid, Softplus, Tanh
+
+    claim = e if claim is None else claim
+    reached: set[Expr] = set()
+    for x in claim.atoms(sympy.exp, Sigmoid, Tanh, Softplus):
+        reached |= x.free_symbols
+    while True:
+        atoms = {a: f for a, f in functions_of.items()
+                 if a in e.free_symbols and (a in reached or f.free_symbols & reached)}
+        rewrite: dict[Expr, Expr] = {}
+        for f in e.atoms(Sigmoid, Tanh, Softplus):
+            if f.free_symbols & reached:
+                rewrite[f] = _through_exp(f)
+        for a, f in atoms.items():
+            rewrite[a] = _through_exp(f) if isinstance(f, (Sigmoid, Tanh, Softplus)) else f
+        if not rewrite:
+            break
+        e = e.xreplace(rewrite)
+        for r in rewrite.values():
+            reached |= r.free_symbols
+    exps = e.atoms(sympy.exp)
+    if not exps:
+        return e
+    base: dict[Expr, sympy.Symbol] = {}
+    sub = {}
+    for x in exps:
+        k, u = x.args[0].as_coeff_Mul()
+        if not k.is_Rational:
+            continue
+        if u not in base:
+            base[u] = sympy.Dummy("t", positive=True)
+        sub[x] = base[u] ** k
+    return e.xreplace(sub)
+
+
+def _through_exp(f: Expr) -> Expr:
+    from derive.ops.activations import Sigmoid, Tanh
+
+    u = f.args[0]
+    if isinstance(f, Sigmoid):
+        return 1 / (1 + sympy.exp(-u))
+    if isinstance(f, Tanh):
+        return (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
+    return sympy.log(1 + sympy.exp(u))
+
+
+def _unsigned(u: Expr) -> Expr:
+    return -u if u.could_extract_minus_sign() else u
+
+
+def _random_fraction(rng: random.Random) -> Fraction:
+    """Small nonzero rationals of both signs (both branches of every ReLU get exercised)."""
+    return Fraction(rng.choice([-1, 1]) * rng.randint(1, 4), rng.randint(2, 5))
+
+
+def numbered(m: Matrix) -> Iterator[tuple[tuple[int, int], Expr]]:
+    for i in range(len(m)):
+        yield divmod(i, m.shape[1]), m[i]
