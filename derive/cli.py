@@ -20,7 +20,7 @@ from derive.lang import formula as F
 from derive.check.session import DEFAULT_TIMEOUT, STRATEGIES, load
 from derive.errors import DeriveError
 from derive.util.files import write_atomic
-from derive.spec.load import Limits
+from derive.spec import Limits
 
 OK, FAILED, BAD_INPUT, INTERNAL = 0, 1, 2, 3
 

@@ -17,7 +17,7 @@ import pytest
 from derive.check.session import Derivation
 from derive.errors import DeriveError
 from derive.records import Check
-from derive.spec.load import load_spec
+from derive.spec import load_spec
 from derive.testing import explain
 
 DEFAULT_GLOBS = ["derivations/*.yaml"]

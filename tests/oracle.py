@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import mpmath
 
-from derive.spec.load import Spec
+from derive.spec import Spec
 
 mpmath.mp.dps = 60
 

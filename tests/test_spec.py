@@ -9,7 +9,7 @@ import pytest
 import sympy
 
 import derive
-from derive.spec.load import load_spec
+from derive.spec import load_spec
 
 BAD = sorted((Path(__file__).parent / "bad_inputs").glob("*.yaml"))
 

@@ -27,18 +27,6 @@ from derive.diagnose.syntactic import search_fix
 DIAGNOSIS_SECONDS = 20.0  # a diagnosis's own budget; the refutation stands without it
 
 
-def check_target(node: F.Node, text: str) -> None:
-    if isinstance(node, F.Name) and node.id.startswith("d"):
-        return
-    if isinstance(node, F.Call) and node.func == "vec" and len(node.args) == 1:
-        return check_target(node.args[0], text)
-    if isinstance(node, F.Call) and node.func == "J":
-        return
-    raise FormulaError(text, getattr(node, "col", None),
-                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1), "
-                       "or a Jacobian such as J(Z1, b1)")
-
-
 def _prove(judge: Judge, claimed: Matrix, true: Matrix, cheap: bool) -> str | None:
     try:
         return judge.prove(claimed, true, cheap=cheap)

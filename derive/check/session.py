@@ -28,11 +28,12 @@ from derive.rules.identities import ALL_SIZES
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
 from derive.lang.latex_reader import parse_latex_claim
-from derive.model.network import Network, build
+from derive.model.build import build
+from derive.model.network import Network
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
 from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
 from derive.rules.layer_rules import T as _transpose
-from derive.spec.load import ClaimSpec, Limits, Spec, load_spec, parse_spec
+from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.model.truth import Truth, make_truth
 
 STRATEGIES = ("auto", "global", "local")

@@ -424,3 +424,16 @@ def unparse(node: Node, parent: int = 0) -> str:
     left_p = p + 1 if node.op == "**" else p
     text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
     return f"({text})" if parent > p else text
+
+
+def check_target(node: Node, text: str) -> None:
+    """A claim's target is a gradient dV, vec(dV) or a Jacobian J(y, x) (syntax only)."""
+    if isinstance(node, Name) and node.id.startswith("d"):
+        return
+    if isinstance(node, Call) and node.func == "vec" and len(node.args) == 1:
+        return check_target(node.args[0], text)
+    if isinstance(node, Call) and node.func == "J":
+        return
+    raise FormulaError(text, getattr(node, "col", None),
+                       "a claim's target must be a gradient such as dW2, db1, dZ1, dA1 or vec(dW1), "
+                       "or a Jacobian such as J(Z1, b1)")

@@ -15,7 +15,7 @@ from derive.lang import formula as F
 from derive.ops.activations import _Activation
 from derive.errors import DeriveError, SpecError
 from derive.model.network import COST, Network
-from derive.spec.load import Spec
+from derive.spec import Spec
 
 
 def _leaf(name: str, shape: tuple[int, int]) -> Matrix:

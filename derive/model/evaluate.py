@@ -24,7 +24,7 @@ from sympy import Expr, Integer, Matrix, Symbol
 
 from derive.lang import formula as F
 from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
-from derive.prove.domain import NONNEGATIVE, NONZERO, POSITIVE, Condition
+from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.errors import FormulaError, LimitError, ShapeError
 from derive.model.network import COST, Network, compose, downstream
 from derive.ops.matrices import Value, broadcast, is_matrix, kron, matmul, vec
@@ -122,9 +122,7 @@ class Evaluator:
             kind = {"input": "an input", "parameter": "a parameter", "node": "a value", "target": "a target"}.get(kind, kind)
             hint = f"; the gradient ∂J/∂{base} is written d({base})" if base in self.net.matrices else ""
             raise FormulaError(text, inner.col, f"'{inner.id}' is {kind} of this network, not a gradient{hint}")
-        from derive.check.claims import check_target  # claims imports this module
-
-        check_target(node, text)
+        F.check_target(node, text)
 
     def lookup(self, name: str, text: str, col: int) -> Value:
         if name in self.net.matrices:

@@ -47,26 +47,13 @@ from sympy import Expr, Symbol
 from derive.ops.activations import (
     LeakyRelu, LeakyReluPrime, Relu, ReluPrime, Sigmoid, SoftmaxEntry, Softplus, Tanh, Undetermined,
 )
+from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.prove.cases import PIECEWISE, branches
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.prove.zero import TooLarge, is_zero, size_exceeds
 
-NONZERO, POSITIVE, NONNEGATIVE = "nonzero", "positive", "nonnegative"
 MAX_UNFOLDED = 4_000  # nodes of a condition unfolded to the leaves (else: unknown)
 MAX_CASES = 64
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``expr`` must be nonzero / positive / nonnegative for the formula to be defined."""
-
-    kind: str
-    expr: Expr
-    what: str  # "in a denominator", "the argument of log", "the base of ** (1/2)"
-    entry: tuple[int, int] = (0, 0)  # the entry of the operation's result it belongs to
-
-    def describe(self, value: str) -> str:
-        return f"{self.expr} = {value} {self.what}"
 
 
 @dataclass(frozen=True)

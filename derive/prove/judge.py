@@ -27,13 +27,13 @@ from typing import Any, Callable, Iterator
 import sympy
 from sympy import Expr, Matrix, Symbol
 
-from derive.ops.activations import Undetermined
+from derive.ops.activations import Sigmoid, Softplus, Tanh, Undetermined
 from derive.prove.cases import PIECEWISE, by_cases, normalized
 from derive.prove.domain import NONZERO, OK as DOMAIN_OK, Condition, Conditions, DomainVerdict, Violation
 from derive.model.network import Network, compose
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.records import Counterexample
-from derive.model.truth import Truth
+from derive.model.truth import AdjointSymbol, Truth
 from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
 
 __all__ = ["MAX_OPS", "TooLarge", "is_zero", "size_exceeds", "Judge", "Point"]
@@ -144,8 +144,6 @@ class Judge:
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""
-        from derive.model.truth import AdjointSymbol  # gradients by class, never by spelling (an input may be named dx)
-
         return c - self.truth.unfold_to(t, {s for s in c.free_symbols if isinstance(s, AdjointSymbol)})
 
     def _piecewise(self, c: Expr, t: Expr) -> Expr:
@@ -386,13 +384,7 @@ class Judge:
         return True
 
 
-def _exp_rewritten() -> tuple[type, ...]:
-    from derive.ops.activations import Sigmoid, Softplus, Tanh
-
-    return (Sigmoid, Tanh, Softplus)
-
-
-EXP_REWRITTEN = _exp_rewritten()
+EXP_REWRITTEN: tuple[type, ...] = (Sigmoid, Tanh, Softplus)
 
 
 def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = None) -> Expr:
@@ -408,8 +400,6 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
     an identity for t = exp(u): every substitution here is sound, it only lets
     ``together``/``expand`` see σ(z) = t/(1 + t).
     """
-    from derive.ops.activations import Sigmoid, Softplus, Tanh
-
     claim = e if claim is None else claim
     reached: set[Expr] = set()
     for x in claim.atoms(sympy.exp, Sigmoid, Tanh, Softplus):
@@ -444,8 +434,6 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
 
 
 def _through_exp(f: Expr) -> Expr:
-    from derive.ops.activations import Sigmoid, Tanh
-
     u = f.args[0]
     if isinstance(f, Sigmoid):
         return 1 / (1 + sympy.exp(-u))

@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from derive.check.document import Entry, Statement
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
 
 STYLE = {PROVEN: "bold green", REFUTED: "bold red", UNPROVEN: "bold yellow"}
@@ -180,7 +181,6 @@ def identities(results: list, sizes: dict[str, int], limit: int) -> Group:  # ty
 
 def explanation(sections: list) -> Group:  # type: ignore[type-arg]
     """``--explain``: the same sections as the LaTeX document, as terminal text."""
-    from derive.check.document import Entry, Statement
 
     parts: list[RenderableType] = []
     for k, s in enumerate(sections, start=1):

@@ -15,141 +15,16 @@ Row batch (examples are rows, Z_l = A_{l-1} W_lᵀ + b_lᵀ): transposed accordi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import sympy
 
 from derive.lang import formula as F
 from derive.model.network import Network
-from derive.spec.load import Spec
-
-if TYPE_CHECKING:
-    from derive.model.evaluate import Evaluator
-
-
-class RuleConstructionError(RuntimeError):
-    """A bug in derive: one of its own rules could not be built or evaluated.
-
-    Not a :class:`~derive.errors.DeriveError` (bad input, exit 2): the CLI reports it as an
-    internal error (exit 3), because no spec can make a correct rule fail to build."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    layer: int
-    rule: str  # dZ | dA | dW | db | vec(Z) | vec(dW) | vec(ABC) | chain
-    target: str
-    formula: str  # for display; when ``node`` is set it is ``unparse(node)``
-    node: F.Node | None = field(default=None, compare=False, repr=False)  # what is checked
-
-    @classmethod
-    def of(cls, layer: int, rule: str, target: str, node: F.Node) -> "Rule":
-        """A rule from its syntax tree (the text is printed from the tree)."""
-        return cls(layer, rule, target, F.unparse(node), node)
-
-
-# ------------------------------------------------------------------ tree builders
-# Each builder returns a node of derive.lang.formula; the few simplifications they make
-# (1·x = x, x/1 = x, −(−x) = x, x**1 = x, and exact rational arithmetic on two numbers)
-# are exact in every shape.
-
-def num(value: int | sympy.Rational) -> F.Num:
-    return F.Num(sympy.Rational(value), 0)
-
-
-def name(text: str) -> F.Name:
-    return F.Name(text, 0)
-
-
-def _is_one(node: F.Node) -> bool:
-    return isinstance(node, F.Num) and node.value == 1
-
-
-def add(a: F.Node, b: F.Node) -> F.Node:
-    return F.BinOp("+", a, b, 0)
-
-
-def sub(a: F.Node, b: F.Node) -> F.Node:
-    return F.BinOp("-", a, b, 0)
-
-
-def mul(a: F.Node, b: F.Node) -> F.Node:
-    if isinstance(a, F.Num) and isinstance(b, F.Num):
-        return num(a.value * b.value)
-    if _is_one(a):
-        return b
-    if _is_one(b):
-        return a
-    return F.BinOp("*", a, b, 0)
-
-
-def div(a: F.Node, b: F.Node) -> F.Node:
-    if isinstance(a, F.Num) and isinstance(b, F.Num) and b.value != 0:
-        return num(a.value / b.value)
-    return a if _is_one(b) else F.BinOp("/", a, b, 0)
-
-
-def matmul(a: F.Node, b: F.Node) -> F.Node:
-    return F.BinOp("@", a, b, 0)
-
-
-def power(a: F.Node, k: int | sympy.Rational) -> F.Node:
-    if k == 1:
-        return a
-    if k == 0:
-        return num(1)
-    return F.BinOp("**", a, num(k), 0)
-
-
-def neg(a: F.Node) -> F.Node:
-    if isinstance(a, F.Num):
-        return num(-a.value)
-    return a.operand if isinstance(a, F.Neg) else F.Neg(a, 0)
-
-
-def T(a: F.Node) -> F.Node:  # noqa: N802 (the transpose)
-    return F.Transpose(a, 0)
-
-
-def call(func: str, *args: F.Node, axis: int | None = None) -> F.Call:
-    return F.Call(func, tuple(args), None if axis is None else num(axis), 0)
-
-
-def grad_ref(ev: "Evaluator", base: str) -> F.Node:
-    """∂J/∂base as the formula language spells it: ``dV``, or ``d(V)`` where a value of
-    the network is itself named ``dV``."""
-    if ev.is_value(f"d{base}"):
-        return call("d", name(base))
-    return name(f"d{base}")
-
-
-def scalar(expr: sympy.Expr) -> F.Node:
-    """A constant of the spec (a loss scale, a slope: numbers, symbols, + * / **) as a tree."""
-    if expr.is_Rational:
-        return num(expr)  # type: ignore[arg-type]
-    if expr.is_Symbol:
-        return name(expr.name)  # type: ignore[attr-defined]
-    if expr.is_Add:
-        terms = [scalar(a) for a in expr.args]
-        out = terms[0]
-        for t in terms[1:]:
-            out = add(out, t)
-        return out
-    if expr.is_Mul or expr.is_Pow:
-        top, bottom = sympy.fraction(expr)
-        if bottom != 1:
-            return div(scalar(top), scalar(bottom))
-        if expr.is_Pow:
-            base, exponent = expr.args
-            if exponent.is_Rational:
-                return power(scalar(base), exponent)  # type: ignore[arg-type]
-        elif expr.is_Mul:
-            factors = [scalar(a) for a in expr.args]
-            out = factors[0]
-            for f in factors[1:]:
-                out = mul(out, f)
-            return out
-    raise RuleConstructionError(f"no formula for the constant {expr}")
+from derive.spec import Spec
+from derive.rules.trees import (  # noqa: F401 (re-exported: the rule record and builders)
+    Rule, RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, name, neg, num, power, scalar, sub,
+)
+from derive.rules.vjp import equation_rules
 
 
 def _a(l: int) -> F.Name:
@@ -258,7 +133,6 @@ def rules_for(net: Network, kronecker: bool = True) -> list[Rule]:
     if spec is None:
         return []
     if spec.equations is not None:
-        from derive.rules.vjp import equation_rules
 
         return [Rule.of(0, "chain", target, node) for target, node in equation_rules(net)[0]]
     L = len(spec.layers)

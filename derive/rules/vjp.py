@@ -28,8 +28,10 @@ from derive.lang import formula as F
 from derive.ops.activations import ACTIVATIONS
 from derive.errors import DeriveError
 from derive.ops.matrices import is_matrix
+from derive.model.build_equations import order
+from derive.model.evaluate import Evaluator
 from derive.model.network import Network
-from derive.rules.layer_rules import RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, neg, num, power
+from derive.rules.trees import RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, neg, num, power
 
 ELEMENTWISE = set(ACTIVATIONS) - {"softmax"}
 
@@ -42,8 +44,6 @@ class Unsupported(Exception):
 
 class _Pusher:
     def __init__(self, net: Network, differentiable: set[str], loss: str) -> None:
-        from derive.model.evaluate import Evaluator
-
         self.ev = Evaluator(net, None)
         self.net = net
         self.differentiable = differentiable
@@ -176,8 +176,6 @@ def equation_rules(net: Network) -> tuple[list[tuple[str, F.Node]], list[str]]:
 def _equation_rules(net: Network) -> tuple[list[tuple[str, F.Node]], list[str]]:
     spec = net.spec
     assert spec is not None and spec.equations is not None
-    from derive.model.build_equations import order
-
     steps = order(spec)
     loss = spec.equations.loss
     defined = {n for n, *_ in steps}

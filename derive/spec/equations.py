@@ -12,10 +12,8 @@ import sympy
 
 from derive.lang import formula
 from derive.errors import FormulaError
-from derive.spec.load import (
-    JACOBIAN_LAYOUTS, Equation, EquationsSpec, Limits, LossSpec, Spec, _check_keys, _choice, _claims,
-    _claims_latex, _fail, _int,
-)
+from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _fail, _int
+from derive.spec.model import JACOBIAN_LAYOUTS, Equation, EquationsSpec, Limits, LossSpec, Spec
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*$")
 

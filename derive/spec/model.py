@@ -1,0 +1,129 @@
+"""The spec as frozen, typed records (what YAML becomes), with the names it reserves."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy
+import yaml
+
+from derive.lang import formula
+from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
+from derive.errors import FormulaError, SpecError
+
+LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
+LOSS_ALIASES = {"bce": "binary_cross_entropy", "ce": "cross_entropy", "squared_error": "mse"}
+BATCH_LAYOUTS = ("columns", "rows")
+JACOBIAN_LAYOUTS = ("numerator", "denominator")
+RESERVED = {"X", "Y", "m", "J", "L"}
+#: names a layer-stack network gives meaning to: a free constant may not take one
+_VALUE = re.compile(r"(X|Y|J|L|[WbZA][0-9]+)$")
+_SIZE = re.compile(r"n[0-9]+$")
+
+
+def reserved_name(name: str) -> str | None:
+    """What a name already means in a layer-stack network, or None if it is free."""
+    if name in RESERVED or _VALUE.match(name):
+        return "a name of the network"
+    if _SIZE.match(name):
+        return "a layer size (n0 … nL)"
+    if name.startswith("d") and _VALUE.match(name[1:]):
+        return f"the gradient ∂J/∂{name[1:]}"
+    return None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one spec may ask for; raise them with CLI flags."""
+
+    max_parameters: int = 10_000
+    max_batch: int = 1_000
+    max_units: int = 1_000
+    max_layers: int = 100
+    max_aliases: int = 100
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    units: int
+    activation: str
+    slope: sympy.Expr | None = None  # leaky_relu only
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    kind: str  # one of LOSSES
+    scale: sympy.Expr = sympy.Rational(1, 2)  # mse: ℓ = scale·‖a − y‖²; 1 for the others
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    target: str
+    formula: str
+    place: str  # where in the file, for messages: "claims.dW2" or "claims[3]"
+    expect: str = "proven"  # a worked example may ship a mistake that must be refuted
+    latex: str | None = None  # the claim as written in LaTeX, when it came from claims_latex
+
+
+@dataclass(frozen=True)
+class Equation:
+    name: str
+    formula: str
+    place: str
+
+
+@dataclass(frozen=True)
+class EquationsSpec:
+    """A network written as equations (scalar, or matrix with declared shapes)."""
+
+    equations: tuple[Equation, ...]
+    parameters: tuple[str, ...]
+    loss: str
+    shapes: dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Spec:
+    file: str
+    name: str
+    inputs: int
+    layers: tuple[LayerSpec, ...]
+    loss: LossSpec
+    batch: int = 1
+    average: bool = True
+    batch_layout: str = "columns"
+    layout: str = "numerator"
+    claims: tuple[ClaimSpec, ...] = field(default=())
+    equations: EquationsSpec | None = None  # set instead of inputs/layers for equation networks
+    claims_latex: tuple[ClaimSpec, ...] = field(default=())  # target/formula filled in by the network stage
+    notation: str = "default"  # LaTeX: W_l (default) or W^{[l]} (course)
+
+    @property
+    def sizes(self) -> list[int]:
+        if self.equations is not None:
+            return []
+        return [self.inputs] + [layer.units for layer in self.layers]
+
+    @property
+    def parameters(self) -> int:
+        if self.equations is not None:
+            eq = self.equations
+            return sum(eq.shapes.get(p, (1, 1))[0] * eq.shapes.get(p, (1, 1))[1] for p in eq.parameters)
+        s = self.sizes
+        return sum(s[i + 1] * s[i] + s[i + 1] for i in range(len(s) - 1))
+
+    @property
+    def symbols(self) -> set[sympy.Symbol]:
+        """The free constants of the spec (α in a loss scale or a slope)."""
+        out: set[sympy.Symbol] = set(self.loss.scale.free_symbols)  # type: ignore[arg-type]
+        for layer in self.layers:
+            if layer.slope is not None:
+                out |= layer.slope.free_symbols  # type: ignore[arg-type]
+        return out
+
+
+VERDICTS = ("proven", "refuted", "unproven")
