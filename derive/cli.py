@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import derive
-from derive.render import terminal as render
-from derive.lang import formula as F
 from derive.check.session import DEFAULT_TIMEOUT, STRATEGIES, load
 from derive.errors import DeriveError
-from derive.util.files import write_atomic
+from derive.lang import formula as F
+from derive.render import terminal as render
 from derive.spec import Limits
+from derive.util.files import write_atomic
 
 OK, FAILED, BAD_INPUT, INTERNAL = 0, 1, 2, 3
 
@@ -153,7 +153,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     return status
 
 
-def _write_latex(d: "derive.Derivation", report: "derive.Report", path: str, pdf: bool,
+def _write_latex(d: derive.Derivation, report: derive.Report, path: str, pdf: bool,
                  notation: str | None, err: Console) -> int:
     from derive.render.latex import PdfError, write
 
@@ -197,7 +197,7 @@ def _identities(args: argparse.Namespace, out: Console) -> int:
     return OK if ok else FAILED
 
 
-def _run(d: "derive.Derivation", rules: bool, err: Console, args: argparse.Namespace) -> "derive.Report":
+def _run(d: derive.Derivation, rules: bool, err: Console, args: argparse.Namespace) -> derive.Report:
     total = d.count_checks(rules)
     options = dict(jobs=args.jobs, timeout=args.timeout, timeout_run=args.timeout_run)
     if not err.is_terminal:  # no progress bar in a pipe

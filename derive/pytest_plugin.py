@@ -9,8 +9,9 @@ counterexample, diagnosis.  Disable with ``-p no:derive``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-import derive
-from derive.lang import formula as F
-from derive.errors import FormulaError
-from derive.records import PROVEN, REFUTED
-
 from conftest import net
 from test_cli import run
+
+import derive
+from derive.errors import FormulaError
+from derive.lang import formula as F
+from derive.records import PROVEN, REFUTED
 
 
 def verdict(d: derive.Derivation, target: str, formula: str) -> str:

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from derive.util import budget
-from derive.cli import main
-from derive.util.files import write_atomic
-
 from conftest import ROOT, net
+
+from derive.cli import main
+from derive.util import budget
+from derive.util.files import write_atomic
 
 
 def test_limit_interrupts() -> None:

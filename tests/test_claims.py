@@ -7,12 +7,11 @@ from fractions import Fraction
 
 import mpmath
 import pytest
+from conftest import net
+from oracle import gradient
 
 import derive
 from derive.testing import assert_claim, assert_refuted
-
-from conftest import net
-from oracle import gradient
 
 
 def test_issue_claims_are_proven(classifier: derive.Derivation) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from mpmath import iv, libmp
-
 from conftest import net
+from mpmath import iv, libmp
 
 EXTRA_1_OVER_M = "an extra factor 1/m"
 

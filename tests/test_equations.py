@@ -4,11 +4,10 @@ search for the smallest fix of a refuted claim."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 import derive
 from derive.testing import assert_claim, assert_refuted
-
-from conftest import ROOT
 
 SCALAR = ROOT / "derivations" / "two_two_one_equations.yaml"
 RESIDUAL = ROOT / "derivations" / "residual_equations.yaml"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sympy
 
-from derive.lang import formula as F
 from derive.errors import FormulaError
+from derive.lang import formula as F
 
 CANARY = Path("/tmp/derive-canary")
 

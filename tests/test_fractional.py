@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import sympy
+from test_cli import run
 
 import derive
-from derive.lang import formula as F
 from derive.errors import FormulaError
+from derive.lang import formula as F
 from derive.records import PROVEN, REFUTED
-
-from test_cli import run
 
 
 def check(d: derive.Derivation, target: str, formula: str) -> derive.records.Check:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import string
 
+from conftest import net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derive
-from derive.lang import formula as F
 from derive.errors import DeriveError
-
-from conftest import net
+from derive.lang import formula as F
 
 FORMULA_ALPHABET = string.ascii_letters + string.digits + " _.,()[]{}+-*/@%^&|<>=!~:;'\"\\#$`?\n\t"
 TOKENS = ["X", "Y", "W1", "W2", "b1", "b2", "Z1", "Z2", "A1", "A2", "dZ1", "dZ2", "dA1", "dW1", "m",

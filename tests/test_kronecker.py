@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import sympy
-
-from derive.rules import identities as kronecker
-from derive.ops.matrices import kron, kron_index, vec, vec_index
-from derive.testing import assert_claim, assert_refuted
-
 from conftest import ROOT, net
+
+from derive.ops.matrices import kron, kron_index, vec, vec_index
+from derive.rules import identities as kronecker
+from derive.testing import assert_claim, assert_refuted
 
 
 def test_general_identities_proven_for_all_sizes() -> None:

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import derive
 from derive.render.latex import document, tex_text, write
 from derive.render.latex_printer import expr_latex, statement_latex
-
-from conftest import ROOT
 
 EXAMPLES = sorted((ROOT / "derivations").glob("*.yaml"))
 HAVE_TEX = shutil.which("pdflatex") is not None and shutil.which("pdftotext") is not None

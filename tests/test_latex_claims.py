@@ -4,12 +4,11 @@ input gets a clear error; the result is checked like any claim."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 import derive
 from derive.errors import FormulaError
 from derive.lang.latex_reader import parse_latex_claim
-
-from conftest import ROOT
 
 SHAPES = {"W2": (1, 4), "Z2": (1, 3), "A1": (4, 3), "X": (2, 3), "Z1": (4, 3), "W1": (4, 2)}
 

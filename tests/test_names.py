@@ -9,16 +9,15 @@ layer size or a gradient name.
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, net
 from sympy import Symbol
 
 import derive
-from derive.lang import formula as F
 from derive.check.claims import as_matrix
 from derive.cli import main
 from derive.errors import FormulaError, SpecError
+from derive.lang import formula as F
 from derive.testing import assert_claim, assert_refuted
-
-from conftest import ROOT, net
 
 
 def _eq(equations: str, parameters: list[str], strategy: str = "auto", claims: list | None = None,  # type: ignore[type-arg]

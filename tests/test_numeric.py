@@ -15,7 +15,12 @@ import sympy
 
 from derive.ops.activations import Undetermined
 from derive.prove.numeric import (
-    Evaluator, ExactContext, IntervalContext, NotExact, Undefined, UndefinedDivision,
+    Evaluator,
+    ExactContext,
+    IntervalContext,
+    NotExact,
+    Undefined,
+    UndefinedDivision,
 )
 
 x = sympy.Symbol("x", real=True)

@@ -4,10 +4,9 @@ layouts and both truth engines; planted wrong rules are not."""
 from __future__ import annotations
 
 import pytest
+from conftest import net
 
 from derive.rules.layer_rules import Rule
-
-from conftest import net
 
 CASES = [
     # (layers, inputs, loss, batch, extra)

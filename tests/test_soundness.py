@@ -14,14 +14,13 @@ from fractions import Fraction
 import mpmath
 import pytest
 import sympy
+from oracle import gradient
 
 import derive
-from derive.ops.activations import Undetermined
 from derive.lang.formula import parse
+from derive.ops.activations import Undetermined
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.rules.layer_rules import rules_for
-
-from oracle import gradient
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"]
 

@@ -9,16 +9,15 @@ failure inside derive's own rules is an internal error (exit 3), never bad input
 
 from __future__ import annotations
 
-import sympy
 import pytest
+import sympy
+from conftest import net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import derive
-from derive.lang import formula as F
 from derive.cli import main
-
-from conftest import net
+from derive.lang import formula as F
 
 
 def _eq(equations: str, parameters: list[str], shapes: dict | None = None) -> derive.Derivation:  # type: ignore[type-arg]

@@ -10,19 +10,18 @@ statement at all (:class:`~derive.errors.FormulaError`).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sympy import Matrix
 
-from derive.util import budget
-from derive.lang import formula as F
 from derive.diagnose.semantic import BY_SYMBOLS, diagnose
-from derive.prove.judge import Judge, TooLarge
-from derive.errors import FormulaError, LimitError, ShapeError
-from derive.model.evaluate import Evaluator, is_matrix, show_shape
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check
 from derive.diagnose.syntactic import search_fix
-
+from derive.errors import LimitError, ShapeError
+from derive.lang import formula as F
+from derive.model.evaluate import Evaluator, is_matrix, show_shape
+from derive.prove.judge import Judge, TooLarge
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check
+from derive.util import budget
 
 DIAGNOSIS_SECONDS = 20.0  # a diagnosis's own budget; the refutation stands without it
 

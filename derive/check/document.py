@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import sympy
 
 from derive.check.session import Derivation
-from derive.rules.identities import IdentityResult, identities
-from derive.records import Check, Report
 from derive.model.truth import LocalTruth
+from derive.records import Check, Report
+from derive.rules.identities import IdentityResult, identities
 
 
 @dataclass(frozen=True)

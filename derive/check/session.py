@@ -12,36 +12,35 @@ import functools
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
-
-from derive.util import budget
 
 from derive.check import claims
-from derive.model import evaluate
-from derive.lang import formula as F
-from derive.prove.judge import Judge
 from derive.errors import DeriveError, FormulaError, SpecError
+from derive.lang import formula as F
+from derive.lang.latex_reader import parse_latex_claim
+from derive.model import evaluate
+from derive.model.build import build
 from derive.model.evaluate import Evaluator
+from derive.model.network import Network
+from derive.model.truth import Truth, make_truth
+from derive.prove.judge import Judge
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
 from derive.rules.identities import ALL_SIZES
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
-from derive.lang.latex_reader import parse_latex_claim
-from derive.model.build import build
-from derive.model.network import Network
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
 from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
 from derive.rules.layer_rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
-from derive.model.truth import Truth, make_truth
+from derive.util import budget
 
 STRATEGIES = ("auto", "global", "local")
 DEFAULT_TIMEOUT = 120.0  # seconds per check
 PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
 ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
 Progress = Callable[[Check], None]
-_FORKED: "tuple[Derivation, list[Rule | ClaimSpec]] | None" = None  # what forked workers inherit
+_FORKED: tuple[Derivation, list[Rule | ClaimSpec]] | None = None  # what forked workers inherit
 
 
 @functools.lru_cache(maxsize=1)

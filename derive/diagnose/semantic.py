@@ -15,10 +15,10 @@ import sympy
 from mpmath import libmp
 from sympy import Expr, Matrix
 
+from derive.model.network import Network
 from derive.ops.activations import Undetermined
 from derive.prove.judge import Judge, Point, TooLarge, is_zero, size_exceeds
 from derive.prove.numeric import NotExact
-from derive.model.network import Network
 
 MAX_RATIO_OPS = 3_000
 

@@ -14,11 +14,11 @@ import re
 
 from sympy import Matrix
 
-from derive.lang import formula as F
-from derive.prove.judge import Judge, TooLarge
 from derive.errors import DeriveError
+from derive.lang import formula as F
 from derive.model.evaluate import Evaluator
 from derive.ops.matrices import is_matrix
+from derive.prove.judge import Judge, TooLarge
 
 MAX_CANDIDATES = 400
 _FAMILY = re.compile(r"^([A-Za-z_]*?[A-Za-z_])(\d+)$")

@@ -47,28 +47,28 @@ class Name:
 @dataclass(frozen=True)
 class BinOp:
     op: str  # one of + - * / @ **
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     col: int
 
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Node"
+    operand: Node
     col: int
 
 
 @dataclass(frozen=True)
 class Transpose:
-    operand: "Node"
+    operand: Node
     col: int
 
 
 @dataclass(frozen=True)
 class Call:
     func: str
-    args: tuple["Node", ...]
-    axis: "Node | None"
+    args: tuple[Node, ...]
+    axis: Node | None
     col: int
 
 

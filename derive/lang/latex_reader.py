@@ -29,13 +29,13 @@ Products, read as textbooks write them:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import lark
 import sympy
 
-from derive.lang import formula as F
 from derive.errors import FormulaError
+from derive.lang import formula as F
 
 GRAMMAR = r"""
 ?start: equation

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from sympy import Expr, Integer, Matrix, Symbol
 
-from derive.lang import formula as F
-from derive.ops.activations import _Activation
 from derive.errors import DeriveError, SpecError
+from derive.lang import formula as F
 from derive.model.network import COST, Network
+from derive.ops.activations import _Activation
 from derive.spec import Spec
 
 

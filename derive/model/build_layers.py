@@ -3,18 +3,13 @@ definition, the targets, and the cost (see :mod:`derive.model.network`)."""
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
 import sympy
 from sympy import Expr, Matrix, Symbol
 
-from derive.ops.activations import ACTIVATIONS, Activation, softmax_column
+from derive.model.network import COST, Layer, Network
+from derive.ops.activations import ACTIVATIONS, softmax_column
 from derive.ops.matrices import matmul
 from derive.spec import Spec
-
-from derive.model.network import COST, Layer, Network
 
 
 def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:

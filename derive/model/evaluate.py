@@ -17,18 +17,18 @@ so ``sigmoid(Z1)`` and ``A1`` are the same expression.
 from __future__ import annotations
 
 import difflib
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
-from derive.lang import formula as F
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
-from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.errors import FormulaError, LimitError, ShapeError
+from derive.lang import formula as F
+from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.model.network import COST, Network, compose, downstream
-from derive.ops.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 from derive.model.truth import Truth
+from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
+from derive.ops.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 
 MAX_ENTRIES = 1_000_000
 

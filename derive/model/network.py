@@ -22,12 +22,11 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sympy
 from sympy import Expr, Matrix, Symbol
 
-from derive.ops.activations import ACTIVATIONS, Activation, softmax_column
-from derive.ops.matrices import matmul
+from derive.ops.activations import Activation
 from derive.spec import Spec
+
 
 class CostSymbol(Symbol):
     """The cost atom: a class of its own, so an equation or input named ``J`` is never it."""

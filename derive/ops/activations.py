@@ -12,8 +12,9 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import sympy
 from sympy import Expr, Function, Integer, KroneckerDelta

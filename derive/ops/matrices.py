@@ -6,7 +6,8 @@ growing sum term by term, which dominated the run time of large networks.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
+from typing import Union
 
 import sympy
 from sympy import Expr, Matrix

@@ -19,7 +19,7 @@ cases at once and the proof steps keep one interface.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import sympy
 from sympy import Expr, Integer

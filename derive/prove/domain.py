@@ -37,19 +37,28 @@ Anything else leaves the condition *unknown*, and the claim can at best be unpro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import sympy
 from sympy import Expr, Symbol
 
-from derive.ops.activations import (
-    LeakyRelu, LeakyReluPrime, Relu, ReluPrime, Sigmoid, SoftmaxEntry, Softplus, Tanh, Undetermined,
-)
 from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
+from derive.ops.activations import (
+    LeakyRelu,
+    LeakyReluPrime,
+    Relu,
+    ReluPrime,
+    Sigmoid,
+    SoftmaxEntry,
+    Softplus,
+    Tanh,
+    Undetermined,
+)
 from derive.prove.cases import PIECEWISE, branches
-from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
+from derive.prove.numeric import Evaluator, NotExact
 from derive.prove.zero import TooLarge, is_zero, size_exceeds
 
 MAX_UNFOLDED = 4_000  # nodes of a condition unfolded to the leaves (else: unknown)

@@ -20,21 +20,23 @@ from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sympy
 from sympy import Expr, Matrix, Symbol
 
+from derive.model.network import Network, compose
+from derive.model.truth import AdjointSymbol, Truth
 from derive.ops.activations import Sigmoid, Softplus, Tanh, Undetermined
 from derive.prove.cases import PIECEWISE, by_cases, normalized
-from derive.prove.domain import NONZERO, OK as DOMAIN_OK, Condition, Conditions, DomainVerdict, Violation
-from derive.model.network import Network, compose
+from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
+from derive.prove.domain import OK as DOMAIN_OK
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
-from derive.records import Counterexample
-from derive.model.truth import AdjointSymbol, Truth
 from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
+from derive.records import Counterexample
 
 __all__ = ["MAX_OPS", "TooLarge", "is_zero", "size_exceeds", "Judge", "Point"]
 

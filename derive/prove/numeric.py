@@ -28,11 +28,12 @@ Three kinds of failure, told apart by their class:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any
 
-import sympy
 import mpmath
+import sympy
 from mpmath import iv
 
 from derive.ops.activations import NUMERIC_FUNCTIONS, SoftmaxEntry, Undetermined

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import sympy
 
-from derive.lang import formula as F
-from derive.check.session import Derivation
 from derive.check.document import Entry, Section, Statement, explain
-from derive.util.files import write_atomic
-from derive.rules.identities import IdentityResult
-from derive.render.latex_printer import FormulaPrinter, expr_latex, symbol_latex
+from derive.check.session import Derivation
+from derive.lang import formula as F
 from derive.records import PROVEN, REFUTED, Check, Report
+from derive.render.latex_printer import FormulaPrinter, expr_latex, symbol_latex
+from derive.rules.identities import IdentityResult
+from derive.util.files import write_atomic
 
 MAX_VALUES = 16
 _UNICODE = {

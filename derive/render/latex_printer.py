@@ -13,7 +13,7 @@ artefacts.  Renderers only: no mathematics is decided here.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import sympy
 

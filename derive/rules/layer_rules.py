@@ -14,17 +14,29 @@ Row batch (examples are rows, Z_l = A_{l-1} W_lᵀ + b_lᵀ): transposed accordi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy
 
 from derive.lang import formula as F
 from derive.model.network import Network
-from derive.spec import Spec
 from derive.rules.trees import (  # noqa: F401 (re-exported: the rule record and builders)
-    Rule, RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, name, neg, num, power, scalar, sub,
+    Rule,
+    RuleConstructionError,
+    T,
+    add,
+    call,
+    div,
+    grad_ref,
+    matmul,
+    mul,
+    name,
+    neg,
+    num,
+    power,
+    scalar,
+    sub,
 )
 from derive.rules.vjp import equation_rules
+from derive.spec import Spec
 
 
 def _a(l: int) -> F.Name:

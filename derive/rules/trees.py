@@ -32,7 +32,7 @@ class Rule:
     node: F.Node | None = field(default=None, compare=False, repr=False)  # what is checked
 
     @classmethod
-    def of(cls, layer: int, rule: str, target: str, node: F.Node) -> "Rule":
+    def of(cls, layer: int, rule: str, target: str, node: F.Node) -> Rule:
         """A rule from its syntax tree (the text is printed from the tree)."""
         return cls(layer, rule, target, F.unparse(node), node)
 
@@ -104,7 +104,7 @@ def call(func: str, *args: F.Node, axis: int | None = None) -> F.Call:
     return F.Call(func, tuple(args), None if axis is None else num(axis), 0)
 
 
-def grad_ref(ev: "Evaluator", base: str) -> F.Node:
+def grad_ref(ev: Evaluator, base: str) -> F.Node:
     """∂J/∂base as the formula language spells it: ``dV``, or ``d(V)`` where a value of
     the network is itself named ``dV``."""
     if ev.is_value(f"d{base}"):

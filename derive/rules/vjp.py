@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from derive.lang import formula as F
-from derive.ops.activations import ACTIVATIONS
 from derive.errors import DeriveError
-from derive.ops.matrices import is_matrix
+from derive.lang import formula as F
 from derive.model.build_equations import order
 from derive.model.evaluate import Evaluator
 from derive.model.network import Network
+from derive.ops.activations import ACTIVATIONS
+from derive.ops.matrices import is_matrix
 from derive.rules.trees import RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, neg, num, power
 
 ELEMENTWISE = set(ACTIVATIONS) - {"softmax"}

@@ -4,18 +4,12 @@ place and what was expected; constants, choices, claims."""
 from __future__ import annotations
 
 import difflib
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sympy
-import yaml
 
-from derive.lang import formula
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
 from derive.errors import FormulaError, SpecError
-
+from derive.lang import formula
 from derive.spec.model import VERDICTS, ClaimSpec, reserved_name
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import sympy
 
-from derive.lang import formula
 from derive.errors import FormulaError
+from derive.lang import formula
 from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _fail, _int
 from derive.spec.model import JACOBIAN_LAYOUTS, Equation, EquationsSpec, Limits, LossSpec, Spec
 

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sympy
-import yaml
 
-from derive.lang import formula
 from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from derive.errors import FormulaError, SpecError
-
 from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _constant, _fail, _int
 from derive.spec.model import BATCH_LAYOUTS, JACOBIAN_LAYOUTS, LOSS_ALIASES, LOSSES, LayerSpec, Limits, LossSpec, Spec
 

@@ -11,23 +11,12 @@ Invariants:
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import sympy
-import yaml
-
-from derive.lang import formula
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from derive.errors import FormulaError, SpecError
 
 from derive.spec.common import _check_keys, _choice, _fail
 from derive.spec.equations import equation_spec
 from derive.spec.layers import layer_stack_spec
-
 from derive.spec.model import Limits, Spec
 from derive.spec.yaml_io import read_yaml
 

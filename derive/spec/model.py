@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import sympy
-import yaml
-
-from derive.lang import formula
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from derive.errors import FormulaError, SpecError
 
 LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
 LOSS_ALIASES = {"bce": "binary_cross_entropy", "ce": "cross_entropy", "squared_error": "mse"}

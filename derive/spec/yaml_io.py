@@ -3,19 +3,12 @@ alias bombs; nothing in a file is ever executed."""
 
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sympy
 import yaml
 
-from derive.lang import formula
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
-from derive.errors import FormulaError, SpecError
-
+from derive.errors import SpecError
 from derive.spec.model import Limits
 
 
