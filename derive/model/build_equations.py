@@ -93,7 +93,8 @@ def build_equations(spec: Spec) -> Network:
         kinds[name] = "node"
     loss = matrices[eq.loss]
     if loss.shape != (1, 1):
-        raise SpecError(spec.file, "network.loss", f"the loss must be a scalar, '{eq.loss}' is {loss.shape[0]}×{loss.shape[1]}")
+        raise SpecError(spec.file, "network.loss",
+                        f"the loss must be a scalar, '{eq.loss}' is {loss.shape[0]}×{loss.shape[1]}")
     net.definitions[COST] = loss[0]
     for name in matrices:  # a value named dV where V is also a value: say how to reach ∂L/∂V
         if name.startswith("d") and name[1:] in matrices and kinds.get(name[1:]) != "target":

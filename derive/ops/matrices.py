@@ -7,14 +7,13 @@ growing sum term by term, which dominated the run time of large networks.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Union
 
 import sympy
 from sympy import Expr, Matrix
 
 from derive.errors import ShapeError
 
-Value = Union[Matrix, Expr]
+Value = Matrix | Expr
 
 
 def is_matrix(v: Value) -> bool:

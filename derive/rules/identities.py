@@ -77,7 +77,8 @@ def vec_abc() -> IdentityResult:
     vec_b_index = vec_index(a, b, q)            # vec(B) at entry (a, b), B has q rows
     if not _same(kron_row, lhs_index):
         return IdentityResult("vec(ABC)", "vec(A B C) = (Cᵀ ⊗ A) vec(B)", "unproven", steps)
-    steps.append("RHS row j·p + i is the Kronecker row pair (j, i) of Cᵀ ⊗ A: the same index as the LHS  [checked: index maps equal]")
+    steps.append("RHS row j·p + i is the Kronecker row pair (j, i) of Cᵀ ⊗ A: the same index as the LHS  "
+                 "[checked: index maps equal]")
     if not _same(kron_col, vec_b_index):
         return IdentityResult("vec(ABC)", "vec(A B C) = (Cᵀ ⊗ A) vec(B)", "unproven", steps)
     steps.append("split Σ_{u<qr} by u = b·q + a (0 ≤ a < q, 0 ≤ b < r, a bijection); the Kronecker column "
@@ -86,7 +87,8 @@ def vec_abc() -> IdentityResult:
     steps.append("RHS = Σ_{b<r} Σ_{a<q} Cᵀ[j,b] A[i,a] B[a,b] = Σ_{b<r} Σ_{a<q} C[b,j] A[i,a] B[a,b]")
     if not _same(lhs, rhs):
         return IdentityResult("vec(ABC)", "vec(A B C) = (Cᵀ ⊗ A) vec(B)", "unproven", steps)
-    steps.append("finite sums over the same ranges, summands equal: A[i,a]B[a,b]C[b,j] − C[b,j]A[i,a]B[a,b] expands to 0")
+    steps.append("finite sums over the same ranges, summands equal: "
+                 "A[i,a]B[a,b]C[b,j] − C[b,j]A[i,a]B[a,b] expands to 0")
     return IdentityResult("vec(ABC)", "vec(A B C) = (Cᵀ ⊗ A) vec(B)", ALL_SIZES, steps)
 
 
@@ -115,7 +117,8 @@ def kron_xt_vecw() -> IdentityResult:
     steps = ["xᵀ ⊗ I_n is n×kn: entry at row pair (0, i), column pair (j, c), i.e. column j·n + c, is x[j]·δ_{ic}",
              "vec(W)[j·n + c] = W[c, j]: the same column index j·n + c  [vec of an n-row matrix]"]
     inner = _delta_sum(x[j] * KroneckerDelta(i, c) * W[c, j], c, i, n)
-    steps.append("LHS row i: Σ_{j<k} Σ_{c<n} x[j] δ_{ic} W[c,j] = Σ_{j<k} x[j] W[i,j]  [Kronecker-delta sum, 0 ≤ i < n]")
+    steps.append("LHS row i: Σ_{j<k} Σ_{c<n} x[j] δ_{ic} W[c,j] = Σ_{j<k} x[j] W[i,j]  "
+                 "[Kronecker-delta sum, 0 ≤ i < n]")
     rhs = W[i, j] * x[j]
     steps.append("RHS row i: (W x)[i] = Σ_{j<k} W[i,j] x[j]; summands agree (difference expands to 0)")
     verdict = ALL_SIZES if _same(inner, rhs) else "unproven"
@@ -140,7 +143,8 @@ def refute_variant(name: str, statement: str, lhs, rhs, sizes: list[tuple[int, .
                 k = next(t for t in range(len(left)) if left[t] != right[t])
                 return IdentityResult(
                     name, statement, "refuted",
-                    counterexample=f"sizes {shape}, integer entries: entry {k} is {left[k]} on the left, {right[k]} on the right")
+                    counterexample=(f"sizes {shape}, integer entries: entry {k} is {left[k]} on the left, "
+                                    f"{right[k]} on the right"))
     return IdentityResult(name, statement, "unproven")
 
 
