@@ -638,7 +638,7 @@ def fractional(name: str) -> tuple[derive.Derivation, Oracle]:
 
 SIGN_DROPPED = ("IntervalContext.show drops the sign of an exact negative value (mpf.man_exp gives an unsigned "
                 "mantissa): the counterexample of dZ = -T prints claimed 1/2 where -T is -1/2")
-KNOWN_FRACTIONAL = {("batch_norm", "dZ", "-T"): SIGN_DROPPED}
+KNOWN_FRACTIONAL: dict[tuple[str, str, str], str] = {}  # (fixed: the sign of exact negative values)
 
 
 def _marked(cases: list[FracCase]) -> list[object]:
@@ -647,8 +647,7 @@ def _marked(cases: list[FracCase]) -> list[object]:
         if (c.net, c.target, c.formula) in KNOWN_FRACTIONAL else []) for k, c in enumerate(cases)]
 
 
-@pytest.mark.xfail(strict=True, reason=SIGN_DROPPED)
-def test_a_negative_exact_value_keeps_its_sign() -> None:
+def test_a_negative_exact_value_keeps_its_sign() -> None:  # was: SIGN_DROPPED
     d = derive.from_dict({"name": "batch_norm", "network": FRACTIONAL[0].spec})
     c = check(d, "dZ", "-T")
     assert c is not None and c.counterexample is not None

@@ -202,8 +202,8 @@ class IntervalContext:
 
     def show(self, x: Any) -> str:
         if x.a == x.b:  # a point interval is an exact binary fraction: say it exactly when short
-            man, exp = mpmath.mpf(x.a).man_exp
-            exact = Fraction(int(man)) * Fraction(2) ** int(exp)
+            sign, man, exp, _ = mpmath.mpf(x.a)._mpf_  # man_exp drops the sign
+            exact = (-1) ** sign * Fraction(int(man)) * Fraction(2) ** int(exp)
             if exact.denominator <= 1024 and abs(exact.numerator) < 10**6:
                 return str(exact)
         return mpmath.nstr(mpmath.mpf(x.mid.a), 15)
