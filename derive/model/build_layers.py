@@ -7,9 +7,10 @@ import sympy
 from sympy import Expr, Matrix, Symbol
 
 from derive.model.network import COST, Layer, Network
-from derive.ops.activations import ACTIVATIONS, softmax_column
-from derive.ops.matrices import matmul
+from derive.ops.layer_types import LAYER_ACTIVATIONS, LAYER_TYPES, activate
+from derive.ops.losses import FREE, loss
 from derive.spec import Spec
+from derive.spec.model import BATCH
 
 
 def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
@@ -19,7 +20,8 @@ def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
 
 
 def build_layer_stack(spec: Spec) -> Network:
-    """The forward graph of a layer-stack spec (dense layers and their activations)."""
+    """The forward graph of a layer-stack spec: each layer through its registered type
+    (derive.ops.layer_types), the cost through the registered loss (derive.ops.losses)."""
     sizes = spec.sizes
     m = spec.batch
     rows = spec.batch_layout == "rows"
@@ -33,33 +35,22 @@ def build_layer_stack(spec: Spec) -> Network:
 
     x = _leaf_matrix("X", *shape(sizes[0]))
     matrices["X"], kinds["X"] = x, "input"
-    for l in range(1, len(sizes)):
-        matrices[f"W{l}"] = _leaf_matrix(f"W{l}", sizes[l], sizes[l - 1])
-        matrices[f"b{l}"] = _leaf_matrix(f"b{l}", sizes[l], 1)
-        kinds[f"W{l}"] = kinds[f"b{l}"] = "parameter"
+    for l, layer_spec in enumerate(spec.layers, start=1):
+        for p in LAYER_TYPES[layer_spec.type].parameters:
+            matrices[f"{p.prefix}{l}"] = _leaf_matrix(f"{p.prefix}{l}", *p.shape(sizes[l], sizes[l - 1]))
+            kinds[f"{p.prefix}{l}"] = "parameter"
 
     layers: list[Layer] = []
     prev = x
     for l, layer_spec in enumerate(spec.layers, start=1):
-        act = ACTIVATIONS[layer_spec.activation]
-        w, b = matrices[f"W{l}"], matrices[f"b{l}"]
-        if rows:
-            pre = matmul(prev, w.T) + matmul(Matrix(m, 1, [1] * m), b.T)
-        else:
-            pre = matmul(w, prev) + matmul(b, Matrix(1, m, [1] * m))
-        z = _atoms(f"Z{l}", pre, definitions)
+        kind = LAYER_TYPES[layer_spec.type]
+        act = LAYER_ACTIVATIONS[layer_spec.activation]
+        params = {p.prefix: matrices[f"{p.prefix}{l}"] for p in kind.parameters}
+        z = _atoms(f"Z{l}", kind.forward(params, prev, m, rows), definitions)
         if layer_spec.activation == "identity":
             a = z
         else:
-            out = sympy.zeros(*z.shape)
-            if act.elementwise:
-                for idx in range(len(z)):
-                    out[idx] = act.apply(z[idx], layer_spec.slope)
-            else:  # softmax: one example at a time
-                for k in range(m):
-                    col = list(z.row(k)) if rows else list(z.col(k))
-                    for i, v in enumerate(softmax_column(col)):
-                        out[(k, i) if rows else (i, k)] = v
+            out = activate(layer_spec.activation, z, layer_spec.slope, rows)
             a = _atoms(f"A{l}", out, definitions)
             for idx in range(len(a)):
                 canon[out[idx]] = a[idx]
@@ -70,7 +61,10 @@ def build_layer_stack(spec: Spec) -> Network:
 
     y, assumptions = _targets(spec, shape(sizes[-1]), rows)
     matrices["Y"], kinds["Y"] = y, "target"
-    definitions[COST] = _cost(spec, prev, y, rows)
+    definitions[COST] = _cost(spec, prev, y, rows) + _decay(spec, matrices)
+    if spec.weight_decay != 0:
+        assumptions.append(f"J includes the weight decay (λ/2)·Σ_l ‖W_l‖² with λ = {spec.weight_decay} "
+                           "(biases are not decayed)")
     matrices["A0"] = x
     constants: dict[str, Expr] = {"m": sympy.Integer(m)}
     for s in spec.symbols:
@@ -87,31 +81,38 @@ def _atoms(name: str, values: Matrix, definitions: dict[Symbol, Expr]) -> Matrix
 
 
 def _targets(spec: Spec, shape: tuple[int, int], rows: bool) -> tuple[Matrix, list[str]]:
+    """Y, and what the report assumes of it: free entries, or (probability and one-hot
+    targets) each example's last class eliminated, so that its targets sum to 1."""
     y = _leaf_matrix("Y", *shape)
-    if spec.loss.kind != "cross_entropy":
+    entry = loss(spec.loss.kind)
+    if entry.targets == FREE:
         return y, []
-    # Targets are probability vectors: eliminate the last class of each example.
     n = spec.layers[-1].units
     for k in range(spec.batch):
         idx = [(k, i) if rows else (i, k) for i in range(n)]
         y[idx[-1]] = 1 - sum((y[i] for i in idx[:-1]), sympy.Integer(0))
-    last = f"Y[:, {n - 1}]" if rows else f"Y[{n - 1}, :]"
-    per = "row" if rows else "column"
-    return y, [
-        f"each {per} of Y is a probability vector (sums to 1): {last} = 1 − the other entries"
-    ]
+    text = entry.assumption(n, rows)
+    return y, [text] if text else []
 
 
 def _cost(spec: Spec, a: Matrix, y: Matrix, rows: bool) -> Expr:
-    kind, s = spec.loss.kind, spec.loss.scale
-    terms = []
-    for idx in range(len(a)):
-        ai, yi = a[idx], y[idx]
-        if kind == "mse":
-            terms.append(s * (ai - yi) ** 2)
-        elif kind == "binary_cross_entropy":
-            terms.append(-(yi * sympy.log(ai) + (1 - yi) * sympy.log(1 - ai)))
-        else:
-            terms.append(-yi * sympy.log(ai))
-    total = sympy.Add(*terms)
+    """(1/m) Σ ℓ (or Σ ℓ) with ℓ the registered loss of one example (a row or a column)."""
+    entry, params = loss(spec.loss.kind), spec.loss.values
+    examples = range(a.shape[0] if rows else a.shape[1])
+    pick = (lambda v, k: list(v.row(k))) if rows else (lambda v, k: list(v.col(k)))
+    total = sympy.Add(*(entry.example(pick(a, k), pick(y, k), params) for k in examples))
     return total / spec.batch if spec.average else total
+
+
+def _decay(spec: Spec, matrices: dict[str, Matrix]) -> Expr:
+    """Σ_l (λ/2)‖P_l‖² over every decayed parameter (dense: the weights, not the biases)."""
+    lam = spec.weight_decay.xreplace({s: sympy.Integer(spec.batch) for s in spec.weight_decay.free_symbols
+                                      if str(s) == BATCH})
+    if lam == 0:
+        return sympy.Integer(0)
+    terms = []
+    for l, layer_spec in enumerate(spec.layers, start=1):
+        for p in LAYER_TYPES[layer_spec.type].parameters:
+            if p.decayed:
+                terms.extend(e**2 for e in matrices[f"{p.prefix}{l}"])
+    return lam / 2 * sympy.Add(*terms)

@@ -46,8 +46,9 @@ def _choice(file: str, place: str, value: Any, choices: tuple[str, ...], what: s
     return value
 
 
-def _constant(file: str, place: str, value: Any) -> sympy.Expr:
-    """A scalar constant: a number, or text such as '1/2' or '1/alpha'."""
+def _constant(file: str, place: str, value: Any, allowed: tuple[str, ...] = ()) -> sympy.Expr:
+    """A scalar constant: a number, or text such as '1/2' or '1/alpha'; ``allowed`` names
+    reserved names it may use all the same (a weight decay's m, the batch size)."""
     if isinstance(value, bool):
         raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {value!r}")
     if isinstance(value, sympy.Rational):
@@ -66,7 +67,7 @@ def _constant(file: str, place: str, value: Any) -> sympy.Expr:
         raise _fail(file, place, str(exc)) from None
     for s in sorted(expr.free_symbols, key=str):
         meaning = reserved_name(str(s))
-        if meaning is not None:
+        if meaning is not None and str(s) not in allowed:
             raise _fail(file, place, f"'{s}' is {meaning}, not a free constant "
                         "(expected a number or a free name such as alpha)")
     return expr
@@ -89,7 +90,8 @@ def _claims_latex(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
         if not isinstance(entry, str) or not entry.strip():
             raise _fail(file, place, f"expected a LaTeX equation as text, got {entry!r}")
         if len(entry) > formula.LIMITS["max_length"]:
-            raise _fail(file, place, f"LaTeX claim is {len(entry)} characters long (limit {formula.LIMITS['max_length']})")
+            raise _fail(file, place,
+                        f"LaTeX claim is {len(entry)} characters long (limit {formula.LIMITS['max_length']})")
         out.append(ClaimSpec("", "", place, expect, entry))
     return tuple(out)
 
@@ -116,7 +118,8 @@ def _claims(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
                 (k, v), = entry.items()
                 items.append((k, v, place, "proven"))
             else:
-                raise _fail(file, place, f"expected 'target: formula' or a mapping with target and formula, got {entry!r}")
+                raise _fail(file, place,
+                            f"expected 'target: formula' or a mapping with target and formula, got {entry!r}")
     else:
         raise _fail(file, "claims", f"expected a mapping of target: formula, got {raw!r}")
     out = []

@@ -7,8 +7,20 @@ from typing import Any
 import sympy
 
 from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
+from derive.ops.layer_types import DEFAULT_LAYER_TYPE, LAYER_ACTIVATIONS, LAYER_TYPES, OUTPUT_ONLY
+from derive.ops.losses import loss as registered_loss
 from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _constant, _fail, _int
-from derive.spec.model import BATCH_LAYOUTS, JACOBIAN_LAYOUTS, LOSS_ALIASES, LOSSES, LayerSpec, Limits, LossSpec, Spec
+from derive.spec.model import (
+    BATCH,
+    BATCH_LAYOUTS,
+    JACOBIAN_LAYOUTS,
+    LOSS_ALIASES,
+    LOSSES,
+    LayerSpec,
+    Limits,
+    LossSpec,
+    Spec,
+)
 
 
 def layer_stack_spec(file: str, name: str, net: dict[str, Any], data: dict[str, Any], limits: Limits,
@@ -16,7 +28,7 @@ def layer_stack_spec(file: str, name: str, net: dict[str, Any], data: dict[str, 
     """network: {inputs: n0, layers: [...], loss: ..., batch: m, ...}."""
     _check_keys(
         file, "network", net,
-        ("inputs", "layers", "loss", "batch", "average", "batch_layout", "layout", "equations"),
+        ("inputs", "layers", "loss", "batch", "average", "batch_layout", "layout", "equations", "weight_decay"),
     )
     for key in ("inputs", "layers", "loss"):
         if key not in net:
@@ -32,9 +44,11 @@ def layer_stack_spec(file: str, name: str, net: dict[str, Any], data: dict[str, 
         file, "network.batch_layout", net.get("batch_layout", "columns"), BATCH_LAYOUTS, "batch layout"
     )
     layout = _choice(file, "network.layout", net.get("layout", "numerator"), JACOBIAN_LAYOUTS, "layout")
+    weight_decay = _weight_decay(file, net.get("weight_decay"))
     claims = _claims(file, data.get("claims"))
     spec = Spec(file, name, inputs, layers, loss, batch, average, batch_layout, layout, claims,
-                claims_latex=_claims_latex(file, data.get("claims_latex")), notation=notation)
+                claims_latex=_claims_latex(file, data.get("claims_latex")), notation=notation,
+                weight_decay=weight_decay)
     if spec.parameters > limits.max_parameters:
         raise _fail(
             file, "network",
@@ -54,36 +68,41 @@ def _layers(file: str, raw: Any, limits: Limits) -> tuple[LayerSpec, ...]:
         place = f"network.layers[{i}]"
         if not isinstance(layer, dict):
             raise _fail(file, place, f"expected a mapping such as {{units: 4, activation: tanh}}, got {layer!r}")
-        _check_keys(file, place, layer, ("units", "activation", "slope"))
+        kind = _choice(file, f"{place}.type", layer.get("type", DEFAULT_LAYER_TYPE), tuple(LAYER_TYPES), "layer type")
+        _check_keys(file, place, layer, ("type", *LAYER_TYPES[kind].keys, "slope"))
         if "units" not in layer:
             raise _fail(file, place, "missing key 'units'")
         units = _int(file, f"{place}.units", layer["units"], 1, limits.max_units, "a number of units")
-        act = _choice(
-            file, f"{place}.activation", layer.get("activation", "identity"), tuple(ACTIVATIONS), "activation"
-        )
+        act = layer.get("activation", "identity")
+        if act not in LAYER_ACTIVATIONS:  # the message lists the activation registry (composites aside)
+            act = _choice(file, f"{place}.activation", act, tuple(ACTIVATIONS), "activation")
         slope = None
         if act == "leaky_relu":
             slope = _constant(file, f"{place}.slope", layer.get("slope", DEFAULT_LEAKY_SLOPE))
         elif "slope" in layer:
             raise _fail(file, f"{place}.slope", f"a slope is only for leaky_relu, not {act}")
-        if act == "softmax":
+        if act in OUTPUT_ONLY:
             if i != len(raw) - 1:
-                raise _fail(file, f"{place}.activation", "softmax is supported on the output layer only")
+                raise _fail(file, f"{place}.activation", f"{act} is supported on the output layer only")
             if units < 2:
-                raise _fail(file, f"{place}.units", "softmax needs at least 2 units (with 1 it is constant)")
-        out.append(LayerSpec(units, act, slope))
+                raise _fail(file, f"{place}.units", f"{act} needs at least 2 units (with 1 it is constant)")
+        out.append(LayerSpec(units, act, slope, kind))
     return tuple(out)
 
 
 def _loss(file: str, raw: Any, layers: tuple[LayerSpec, ...]) -> LossSpec:
+    """network.loss: a name, or {type: name, <parameter>: value} (mse's scale, huber's delta).
+
+    Everything checked here comes from the loss's registration (derive.ops.losses)."""
     place = "network.loss"
-    scale_raw: Any = None
+    given: dict[str, Any] = {}
     if isinstance(raw, dict):
-        _check_keys(file, place, raw, ("type", "scale"))
         if "type" not in raw:
+            keys = sorted({p.key for loss in LOSSES for p in registered_loss(loss).parameters})
+            _check_keys(file, place, raw, ("type", *keys))
             raise _fail(file, place, "missing key 'type'")
         kind_raw = raw["type"]
-        scale_raw = raw.get("scale")
+        given = {k: v for k, v in raw.items() if k != "type"}
         place_kind = f"{place}.type"
     else:
         kind_raw = raw
@@ -91,21 +110,40 @@ def _loss(file: str, raw: Any, layers: tuple[LayerSpec, ...]) -> LossSpec:
     if isinstance(kind_raw, str):
         kind_raw = LOSS_ALIASES.get(kind_raw, kind_raw)
     kind = _choice(file, place_kind, kind_raw, LOSSES, "loss")
+    entry = registered_loss(kind)
+    own = tuple(p.key for p in entry.parameters)
+    for key in given:
+        if key not in own:
+            users = [name for name in LOSSES if key in (p.key for p in registered_loss(name).parameters)]
+            if users and isinstance(key, str):
+                raise _fail(file, f"{place}.{key}", f"a {key} is only for {' and '.join(users)}, not {kind}")
+    _check_keys(file, place, given, ("type", *own))
     output = layers[-1].activation
-    if kind == "binary_cross_entropy" and output != "sigmoid":
+    if entry.outputs and output not in entry.outputs:
         raise _fail(
             file, place_kind,
-            f"binary_cross_entropy needs a probability output: the last layer is {output}, expected sigmoid",
+            f"{kind} needs {entry.output_kind} output: the last layer is "
+            f"{output}, expected {' or '.join(entry.outputs)}",
         )
-    if kind == "cross_entropy" and output != "softmax":
-        raise _fail(
-            file, place_kind,
-            f"cross_entropy needs a probability output: the last layer is {output}, expected softmax",
-        )
-    if scale_raw is not None and kind != "mse":
-        raise _fail(file, f"{place}.scale", f"a scale is only for mse, not {kind}")
-    default = sympy.Rational(1, 2) if kind == "mse" else sympy.Integer(1)
-    scale = _constant(file, f"{place}.scale", scale_raw) if scale_raw is not None else default
-    if scale == 0:
-        raise _fail(file, f"{place}.scale", "a loss scale of 0 makes every gradient 0")
-    return LossSpec(kind, scale)
+    values: dict[str, sympy.Expr] = {}
+    for p in entry.parameters:
+        where = f"{place}.{p.key}"
+        value = _constant(file, where, given[p.key]) if p.key in given else p.default
+        if value == 0:
+            raise _fail(file, where, f"{p.meaning} of 0 makes every gradient 0")
+        if p.positive and value.is_number and not value.is_positive:
+            raise _fail(file, where, f"{p.meaning} must be positive, got {value}")
+        values[p.key] = value
+    scale = values.pop("scale", sympy.Integer(1))
+    return LossSpec(kind, scale, tuple(values.items()))
+
+
+def _weight_decay(file: str, raw: Any) -> sympy.Expr:
+    """network.weight_decay: λ, a number or a constant expression of free names and the batch
+    size m (the course's λ/(2m)·‖W‖² is weight_decay: lambd/m)."""
+    if raw is None:
+        return sympy.Integer(0)
+    value = _constant(file, "network.weight_decay", raw, allowed=(BATCH,))
+    if value.is_number and value.is_negative:
+        raise _fail(file, "network.weight_decay", f"a weight decay must not be negative, got {value}")
+    return value

@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 
 import sympy
 
-LOSSES = ("mse", "binary_cross_entropy", "cross_entropy")
-LOSS_ALIASES = {"bce": "binary_cross_entropy", "ce": "cross_entropy", "squared_error": "mse"}
+from derive.ops.layer_types import LAYER_TYPES
+from derive.ops.losses import LOSS_ALIASES as LOSS_ALIASES  # re-exported
+from derive.ops.losses import LOSSES as LOSS_REGISTRY
+
+LOSSES = tuple(LOSS_REGISTRY)  # the registry is derive.ops.losses: one entry per loss
 BATCH_LAYOUTS = ("columns", "rows")
 JACOBIAN_LAYOUTS = ("numerator", "denominator")
-RESERVED = {"X", "Y", "m", "J", "L"}
+BATCH = "m"  # the batch size: the one reserved name a weight decay may use (lambd/m)
+RESERVED = {"X", "Y", BATCH, "J", "L"}
 #: names a layer-stack network gives meaning to: a free constant may not take one
 _VALUE = re.compile(r"(X|Y|J|L|[WbZA][0-9]+)$")
 _SIZE = re.compile(r"n[0-9]+$")
@@ -44,12 +48,19 @@ class LayerSpec:
     units: int
     activation: str
     slope: sympy.Expr | None = None  # leaky_relu only
+    type: str = "dense"  # one of derive.ops.layer_types.LAYER_TYPES
 
 
 @dataclass(frozen=True)
 class LossSpec:
     kind: str  # one of LOSSES
     scale: sympy.Expr = sympy.Rational(1, 2)  # mse: ℓ = scale·‖a − y‖²; 1 for the others
+    params: tuple[tuple[str, sympy.Expr], ...] = ()  # the loss's other parameters (huber: delta)
+
+    @property
+    def values(self) -> dict[str, sympy.Expr]:
+        """Every parameter of the loss by its spec key (``scale`` always)."""
+        return {"scale": self.scale, **dict(self.params)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,8 @@ class Spec:
     equations: EquationsSpec | None = None  # set instead of inputs/layers for equation networks
     claims_latex: tuple[ClaimSpec, ...] = field(default=())  # target/formula filled in by the network stage
     notation: str = "default"  # LaTeX: W_l (default) or W^{[l]} (course)
+    #: L2 weight decay λ: J gains (λ/2)‖W_l‖² per layer (biases not decayed); may name m
+    weight_decay: sympy.Expr = sympy.Integer(0)
 
     @property
     def sizes(self) -> list[int]:
@@ -106,12 +119,20 @@ class Spec:
             eq = self.equations
             return sum(eq.shapes.get(p, (1, 1))[0] * eq.shapes.get(p, (1, 1))[1] for p in eq.parameters)
         s = self.sizes
-        return sum(s[i + 1] * s[i] + s[i + 1] for i in range(len(s) - 1))
+        total = 0
+        for i, layer in enumerate(self.layers):
+            for p in LAYER_TYPES[layer.type].parameters:
+                rows, cols = p.shape(s[i + 1], s[i])
+                total += rows * cols
+        return total
 
     @property
     def symbols(self) -> set[sympy.Symbol]:
         """The free constants of the spec (α in a loss scale or a slope)."""
-        out: set[sympy.Symbol] = set(self.loss.scale.free_symbols)  # type: ignore[arg-type]
+        out: set[sympy.Symbol] = set()
+        for value in self.loss.values.values():
+            out |= value.free_symbols  # type: ignore[arg-type]
+        out |= {s for s in self.weight_decay.free_symbols if str(s) != BATCH}  # type: ignore[misc]
         for layer in self.layers:
             if layer.slope is not None:
                 out |= layer.slope.free_symbols  # type: ignore[arg-type]
