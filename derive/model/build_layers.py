@@ -110,7 +110,7 @@ def _decay(spec: Spec, matrices: dict[str, Matrix]) -> Expr:
                                       if str(s) == BATCH})
     if lam == 0:
         return sympy.Integer(0)
-    terms = []
+    terms: list[Expr] = []
     for l, layer_spec in enumerate(spec.layers, start=1):
         for p in LAYER_TYPES[layer_spec.type].parameters:
             if p.decayed:

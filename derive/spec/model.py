@@ -131,11 +131,11 @@ class Spec:
         """The free constants of the spec (α in a loss scale or a slope)."""
         out: set[sympy.Symbol] = set()
         for value in self.loss.values.values():
-            out |= value.free_symbols  # type: ignore[arg-type]
-        out |= {s for s in self.weight_decay.free_symbols if str(s) != BATCH}  # type: ignore[misc]
+            out |= value.free_symbols
+        out |= {s for s in self.weight_decay.free_symbols if str(s) != BATCH}
         for layer in self.layers:
             if layer.slope is not None:
-                out |= layer.slope.free_symbols  # type: ignore[arg-type]
+                out |= layer.slope.free_symbols
         return out
 
 
