@@ -1,0 +1,486 @@
+"""The verdict on a user's NumPy backward code: proven, refuted or unproven, entry by entry.
+
+:func:`gradcheck` runs the user's forward code on symbolic arrays (:mod:`derive.code.arrays`),
+differentiates Σ out ⊙ G for a free symbolic upstream gradient G (``sympy.diff``, entry by
+entry), runs the user's backward code on G and the same symbolic inputs, and judges every
+entry of every returned gradient:
+
+- **proven** when claimed − true is identically 0 (:func:`derive.prove.zero.is_zero`), or
+  *proven almost everywhere* when it is 0 on every side of every kink (relu′, the ties of
+  a max) and the kink arguments are nonconstant (:func:`derive.prove.cases.by_cases`);
+- **refuted** when claimed ≠ true at a random point of small dyadic rationals (exact in
+  ``float64`` too), decided in exact rational arithmetic or certified by 200-bit interval
+  arithmetic; points on a kink are skipped.  The counterexample is given as NumPy arrays
+  to paste into a test, with the entry and both values; a diagnosis (transpose, sign,
+  constant factor) is given only when it is itself proven symbolically;
+- **unproven** otherwise, and always on a timeout: never a pass.
+
+This runs the user's code: it is for their own tests, never for a file from elsewhere.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import field
+from fractions import Fraction
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy
+from sympy import Expr
+
+from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
+from derive.code.report import Counterexample, GradientCheck, Result, array_text
+from derive.errors import DeriveError
+from derive.ops.activations import PIECEWISE, Undetermined, kink_offsets
+from derive.prove.cases import by_cases
+from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact, Undefined
+from derive.prove.zero import TooLarge, is_zero
+from derive.records import Verdict
+from derive.util import budget
+
+__all__ = ["gradcheck", "assert_backward", "BackwardError"]
+
+DEFAULT_TIMEOUT = 120.0
+POINTS = 8  # random points tried per gradient before giving up on a refutation
+
+
+class BackwardError(DeriveError):
+    """The functions given to :func:`gradcheck` do not fit together (a gradient of the wrong
+    kind, a missing input, an output that is not an array)."""
+
+
+# ------------------------------------------------------------------ the public API
+def gradcheck(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None = None,
+    shapes: Mapping[str, tuple[int, ...] | int] | None = None,
+    *,
+    upstream_name: str = "dout",
+    seed: int = 0,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    points: int = POINTS,
+) -> Result:
+    """Prove or refute the user's backward code exactly; returns a :class:`Result`.
+
+    ``shapes`` names the differentiable inputs in the order the functions take them
+    (``{"x": (4, 3), "gamma": (3,), "eps": ()}``; ``()`` is a scalar).  Anything else
+    (integer labels, a dropout mask, hyperparameters) is captured by the functions.
+
+    Two calling conventions:
+
+    - ``forward(*inputs) -> out`` and ``backward(dout, *inputs) -> grads``;
+    - ``forward(*inputs) -> (out, grads)`` with ``backward=None``: a loss function; its
+      output must be a scalar, or it takes the upstream gradient as a keyword argument
+      named ``upstream_name`` (``dout``).
+
+    ``out`` may be a tuple of arrays (an LSTM step's ``next_h, next_c``): ``dout`` is then
+    the tuple of their upstream gradients.  ``grads`` is a tuple in the order of ``shapes``
+    (``None`` for an input not checked) or a dict keyed by input names (``x`` or ``dx``).
+    """
+    if not shapes:
+        raise BackwardError("gradcheck needs shapes={'x': (2, 3), ...}: the inputs to differentiate")
+    started = time.monotonic()
+    names = list(shapes)
+    result = Result(verdict=Verdict.UNPROVEN, gradients={}, seconds=0.0, inputs=dict(_shape(s) for s in
+                                                                                       shapes.items()))
+    try:
+        with budget.limit(timeout):
+            _run(forward, backward, names, result, upstream_name, seed, points)
+    except budget.Timeout:
+        for name in names:
+            result.gradients.setdefault(name, GradientCheck(name=name, verdict=Verdict.UNPROVEN,
+                                                            why=f"timeout after {timeout:g} s: not checked"))
+            g = result.gradients[name]
+            if g.verdict == Verdict.UNPROVEN and not g.why:
+                g.why = f"timeout after {timeout:g} s"
+        result.timed_out = True
+    result.seconds = time.monotonic() - started
+    result.verdict = _overall(result)
+    return result
+
+
+def assert_backward(
+    forward: Callable[..., Any],
+    backward: Callable[..., Any] | None = None,
+    shapes: Mapping[str, tuple[int, ...] | int] | None = None,
+    **options: Any,
+) -> Result:
+    """:func:`gradcheck`, raising ``AssertionError`` with the report unless every gradient
+    is proven.  Returns the result."""
+    result = gradcheck(forward, backward, shapes, **options)
+    if result.verdict != Verdict.PROVEN:
+        raise AssertionError(result.report())
+    return result
+
+
+# ------------------------------------------------------------------ running the user's code
+def _shape(item: tuple[str, Any]) -> tuple[str, tuple[int, ...]]:
+    name, s = item
+    if isinstance(s, (int, np.integer)):
+        return name, (int(s),)
+    return name, tuple(int(d) for d in s)
+
+
+def _run(forward: Callable[..., Any], backward: Callable[..., Any] | None, names: list[str], result: Result,
+         upstream_name: str, seed: int, points: int) -> None:
+    inputs = [symbols_array(n, result.inputs[n]) for n in names]
+    with symbolic_numpy():
+        if backward is None:
+            takes_upstream = _accepts(forward, upstream_name)
+            if takes_upstream:
+                # the output's shape is needed for the upstream symbols: run once without it
+                raise BackwardError(
+                    f"a single function that takes {upstream_name!r}: pass forward and backward separately "
+                    "(forward=lambda *a: f(*a, ...)[0]), so the upstream gradient has the output's shape")
+            out, grads = _pair(_call(forward, inputs, "the function"), "the function")
+            upstream: Any = None
+            if _as_outputs(out)[0].shape != ():
+                raise BackwardError(
+                    f"the function returns an output of shape {_as_outputs(out)[0].shape} with its gradients: the "
+                    f"gradients are then of Σ out; give backward separately, or return a scalar loss")
+        else:
+            out = _call(forward, inputs, "forward")
+            upstream = None
+        outputs = _as_outputs(out)
+        if backward is not None:
+            ups = [symbols_array(upstream_name if len(outputs) == 1 else f"{upstream_name}{k}", o.shape)
+                   for k, o in enumerate(outputs)]
+            upstream = ups[0] if len(ups) == 1 and not isinstance(out, (tuple, list)) else tuple(ups)
+            grads = _call(backward, [upstream, *inputs], "backward")
+            ups_list = ups
+        else:
+            ups_list = [None]
+    claimed = _gradients(grads, names, result.inputs)
+    loss = _contracted(outputs, ups_list)
+    symbols = [s for a in inputs for s in a.view(np.ndarray).reshape(-1)]
+    symbols += [s for u in ups_list if u is not None for s in u.view(np.ndarray).reshape(-1)]
+    rng = random.Random(seed)
+    point_values = _points(rng, inputs, ups_list, points)
+    for name, x in zip(names, inputs, strict=True):
+        c = claimed.get(name)
+        if c is None:
+            continue
+        t0 = time.monotonic()
+        true = _truth(loss, x)
+        check = _judge(name, c, true, point_values, names, inputs, ups_list, upstream_name)
+        check.seconds = time.monotonic() - t0
+        result.gradients[name] = check
+    result.symbols = len(symbols)
+
+
+def _accepts(f: Callable[..., Any], name: str) -> bool:
+    try:
+        return name in inspect.signature(f).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _call(f: Callable[..., Any], args: list[Any], what: str) -> Any:
+    try:
+        return f(*args)
+    except NotRepresentable:
+        raise
+    except (budget.Timeout, KeyboardInterrupt):
+        raise
+    except TypeError as e:
+        if "convert" in str(e) and ("float" in str(e) or "Expression" in str(e)):
+            raise NotRepresentable(
+                f"{what}: a symbolic value was stored into a plain float array ({e}); allocate arrays with "
+                "np.zeros/np.zeros_like inside the function (derive makes them symbolic) or copy a symbolic one") from e
+        raise
+
+
+def _pair(value: Any, what: str) -> tuple[Any, Any]:
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise BackwardError(f"{what} should return (out, grads) when no backward is given")
+    return value[0], value[1]
+
+
+def _as_outputs(out: Any) -> list[SymArray]:
+    items = list(out) if isinstance(out, (tuple, list)) else [out]
+    arrays = []
+    for o in items:
+        if isinstance(o, SymArray):
+            arrays.append(o)
+        elif isinstance(o, (np.ndarray, int, float, sympy.Basic, np.number)):
+            arrays.append(to_exprs(o))
+        else:
+            raise BackwardError(f"forward returned {type(o).__name__}, not an array (return the output only: "
+                                "forward=lambda *a: layer_forward(*a)[0])")
+    return arrays
+
+
+def _gradients(grads: Any, names: list[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, SymArray | None]:
+    if isinstance(grads, Mapping):
+        out: dict[str, SymArray | None] = {}
+        for key, g in grads.items():
+            name = key if key in names else key[1:] if key.startswith("d") and key[1:] in names else None
+            if name is None:
+                raise BackwardError(f"backward returned a gradient {key!r} for no input (inputs: {', '.join(names)})")
+            out[name] = None if g is None else _as_outputs(g)[0]
+        return out
+    items = list(grads) if isinstance(grads, (tuple, list)) else [grads]
+    if len(items) != len(names):
+        raise BackwardError(f"backward returned {len(items)} gradient(s) for {len(names)} input(s) "
+                            f"({', '.join(names)}); return one per input, None to skip one")
+    return {n: None if g is None else _as_outputs(g)[0] for n, g in zip(names, items, strict=True)}
+
+
+def _contracted(outputs: list[SymArray], ups: list[SymArray | None]) -> Expr:
+    terms = []
+    for o, u in zip(outputs, ups, strict=True):
+        oo = o.view(np.ndarray).reshape(-1)
+        if u is None:
+            terms.extend(oo)
+        else:
+            terms.extend(a * g for a, g in zip(oo, u.view(np.ndarray).reshape(-1), strict=True))
+    return sympy.Add(*terms)
+
+
+def _truth(loss: Expr, x: SymArray) -> np.ndarray:
+    plain = x.view(np.ndarray)
+    out = np.empty(plain.shape, dtype=object)
+    for idx in np.ndindex(*plain.shape):
+        out[idx] = sympy.diff(loss, plain[idx])
+    return out
+
+
+# ------------------------------------------------------------------ judging one gradient
+def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Expr, Fraction]], names: list[str],
+           inputs: list[SymArray], ups: list[SymArray | None], upstream_name: str) -> GradientCheck:
+    claimed = claimed_arr.view(np.ndarray)
+    check = GradientCheck(name=name, verdict=Verdict.UNPROVEN, entries=int(true.size))
+    note = ""
+    if claimed.shape != true.shape:
+        if true.ndim == 2 and claimed.shape == true.shape[::-1] and _all_zero(claimed, true.T) is True:
+            check.verdict = Verdict.REFUTED
+            check.diagnosis = f"transposed: d{name} has shape {claimed.shape}, the transpose of {name}'s {true.shape}"
+            check.why = "shapes"
+            return check
+        if claimed.size == true.size and tuple(d for d in claimed.shape if d != 1) == tuple(
+                d for d in true.shape if d != 1):
+            note = f"(shape {claimed.shape} for {name}'s {true.shape}; compared entry by entry)"
+            claimed = claimed.reshape(true.shape)
+        else:
+            check.verdict = Verdict.REFUTED
+            check.why = f"shape {claimed.shape}, but {name} has shape {true.shape}"
+            return check
+    differing: list[tuple[int, ...]] = []
+    kinks_only: list[tuple[int, ...]] = []
+    too_large = False
+    for idx in np.ndindex(*true.shape):
+        d = claimed[idx] - true[idx]
+        try:
+            if is_zero(d):
+                continue
+            if _zero_off_kinks(d):
+                kinks_only.append(idx)
+                continue
+        except TooLarge:
+            too_large = True
+        differing.append(idx)
+    if not differing:
+        check.verdict = Verdict.PROVEN
+        check.why = f"exact, {true.size} entries"
+        if kinks_only:
+            check.why += f", {len(kinks_only)} of them almost everywhere (equal except where entries of a max tie " \
+                         "or the argument of a step is 0)"
+            check.almost_everywhere = True
+        check.why = f"{check.why} {note}".strip()
+        return check
+    # a refutation: the entries not proven first
+    for values in pts:
+        for idx in differing:
+            found = _differs(claimed[idx], true[idx], values)
+            if found is None:
+                continue
+            c_val, t_val, exact = found
+            check.verdict = Verdict.REFUTED
+            check.why = "counterexample " + ("exact (rational arithmetic)" if exact else
+                                             "certified by 200-bit interval arithmetic")
+            check.counterexample = Counterexample(
+                entry=f"d{name}[{', '.join(map(str, idx))}]" if idx else f"d{name}",
+                index=idx, claimed=c_val, true=t_val, exact=exact,
+                arrays=_arrays(values, names, inputs, ups, upstream_name))
+            check.differing = [i for i in differing]
+            check.diagnosis = _diagnose(name, claimed, true, c_val, t_val)
+            return check
+    check.why = ("too large to expand; " if too_large else "") + \
+        f"{len(differing)} of {true.size} entries not reduced to 0 and no counterexample at {len(pts)} points"
+    check.differing = differing
+    return check
+
+
+def _zero_off_kinks(d: Expr) -> bool:
+    if not d.has(*PIECEWISE):
+        return False
+    offsets = {o for f in d.atoms(*PIECEWISE) for o in kink_offsets(f)}
+    if any(o.has(*PIECEWISE) or o.is_number for o in offsets):
+        return False  # the kinks must be a set of measure zero: nonconstant analytic arguments
+    return is_zero(by_cases(d, off_kinks=True))
+
+
+def _all_zero(a: np.ndarray, b: np.ndarray) -> bool | None:
+    try:
+        return all(is_zero(x - y) for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True))
+    except TooLarge:
+        return None
+
+
+# ------------------------------------------------------------------ points
+_DYADIC = [Fraction(k, 8) for k in range(-12, 13) if k]  # ±1/8 … ±3/2: tanh and σ far from saturation
+
+
+def _points(rng: random.Random, inputs: list[SymArray], ups: list[SymArray | None], n: int
+            ) -> list[dict[Expr, Fraction]]:
+    """Random points: each array's entries distinct small dyadic rationals (exact in
+    float64, so the pasted arrays mean exactly the point; distinct: no ties of a max)."""
+    out = []
+    arrays = [a for a in inputs] + [u for u in ups if u is not None]
+    for _ in range(n):
+        values: dict[Expr, Fraction] = {}
+        for a in arrays:
+            syms = list(a.view(np.ndarray).reshape(-1))
+            pool = _DYADIC if len(syms) <= len(_DYADIC) else _DYADIC * (len(syms) // len(_DYADIC) + 1)
+            for s, v in zip(syms, rng.sample(pool, len(syms)), strict=False):
+                values[s] = v
+        out.append(values)
+    return out
+
+
+def _differs(c: Expr, t: Expr, values: dict[Expr, Fraction]) -> tuple[Any, Any, bool] | None:
+    """(claimed, true, exact) at the point when they certainly differ there, else None."""
+    if _at_kink(c - t, values):
+        return None
+    try:
+        ev = Evaluator(ExactContext(), values)
+        cv, tv = ev(c), ev(t)
+        return (cv, tv, True) if cv != tv else None
+    except NotExact:
+        pass
+    except (Undefined, Undetermined, ZeroDivisionError, KeyError):
+        return None
+    try:
+        ctx = IntervalContext(200)
+        ev = Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator)) for s, v in values.items()})
+        cv, tv = ev(c), ev(t)
+        return (cv, tv, False) if ctx.is_nonzero(cv - tv) else None
+    except (NotExact, Undefined, Undetermined, ZeroDivisionError, KeyError):
+        return None
+
+
+def _at_kink(e: Expr, values: dict[Expr, Fraction]) -> bool:
+    for f in e.atoms(*PIECEWISE):
+        for o in kink_offsets(f):
+            try:
+                ev = Evaluator(ExactContext(), values)
+                if ev(o) == 0:
+                    return True
+            except NotExact:
+                ctx = IntervalContext(200)
+                try:
+                    v = Evaluator(ctx, {s: ctx.number(sympy.Rational(q.numerator, q.denominator))
+                                        for s, q in values.items()})(o)
+                except (NotExact, Undefined, Undetermined, ZeroDivisionError, KeyError):
+                    return True
+                if not ctx.is_nonzero(v):
+                    return True
+            except (Undefined, Undetermined, ZeroDivisionError, KeyError):
+                return True
+    return False
+
+
+def _arrays(values: dict[Expr, Fraction], names: list[str], inputs: list[SymArray], ups: list[SymArray | None],
+            upstream_name: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for n, a in zip(names, inputs, strict=True):
+        out[n] = _concrete(a, values)
+    real_ups = [u for u in ups if u is not None]
+    for k, u in enumerate(real_ups):
+        out[upstream_name if len(real_ups) == 1 else f"{upstream_name}{k}"] = _concrete(u, values)
+    return out
+
+
+def _concrete(a: SymArray, values: dict[Expr, Fraction]) -> np.ndarray:
+    plain = a.view(np.ndarray)
+    return np.array([float(values[s]) for s in plain.reshape(-1)], dtype=np.float64).reshape(plain.shape)
+
+
+# ------------------------------------------------------------------ diagnosis
+def _diagnose(name: str, claimed: np.ndarray, true: np.ndarray, c_val: Any, t_val: Any) -> str:
+    """A named mistake, only when the corrected statement is proven symbolically."""
+    if true.ndim == 2 and true.shape[0] == true.shape[1] and true.shape[0] > 1 and _all_zero(claimed, true.T):
+        return f"transposed: d{name} is the transpose of the true gradient"
+    k = _ratio(c_val, t_val)
+    if k is not None and k != 1:
+        if _all_zero(claimed, true * sympy.Rational(k.numerator, k.denominator)):
+            if k == -1:
+                return "opposite sign: claimed = −true"
+            if k == 0:
+                return "zero: the gradient is 0 but the true one is not"
+            return f"off by a constant factor {k}: claimed = {k} × true"
+    if all(is_zero(x) for x in claimed.reshape(-1)):
+        return "zero: the gradient is 0 but the true one is not"
+    return ""
+
+
+def _ratio(c: Any, t: Any) -> Fraction | None:
+    if isinstance(c, Fraction):
+        return None if t == 0 else c / t
+    try:
+        if not (t.a > 0 or t.b < 0):
+            return None
+        r = c / t
+        lo, hi = _endpoints(r)
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return None
+    return _simplest(lo, hi)
+
+
+def _endpoints(r: Any) -> tuple[Fraction, Fraction]:
+    a, b = (mpmath.mpf(r.a), mpmath.mpf(r.b))
+    return Fraction(*mpmath.libmp.to_rational(a._mpf_)), Fraction(*mpmath.libmp.to_rational(b._mpf_))
+
+
+def _simplest(lo: Fraction, hi: Fraction, max_den: int = 1000) -> Fraction | None:
+    """The rational with the smallest denominator in [lo, hi] (Stern–Brocot), if ≤ max_den."""
+    if lo > hi:
+        return None
+    if lo <= 0 <= hi:
+        return Fraction(0)
+    if hi < 0:
+        s = _simplest(-hi, -lo, max_den)
+        return None if s is None else -s
+    terms: list[int] = []
+    while True:
+        whole = lo.numerator // lo.denominator
+        if whole == lo or whole + 1 <= hi:
+            terms.append(whole if whole == lo else whole + 1)
+            break
+        terms.append(whole)
+        lo, hi = 1 / (hi - whole), 1 / (lo - whole)
+        if len(terms) > 60:
+            return None
+    value = Fraction(terms[-1])
+    for a in reversed(terms[:-1]):
+        value = a + 1 / value
+    return value if value.denominator <= max_den else None
+
+
+def _overall(result: Result) -> Verdict:
+    verdicts = [g.verdict for g in result.gradients.values()]
+    if not verdicts:
+        return Verdict.UNPROVEN
+    if Verdict.REFUTED in verdicts:
+        return Verdict.REFUTED
+    if Verdict.UNPROVEN in verdicts:
+        return Verdict.UNPROVEN
+    return Verdict.PROVEN
+
+
+_ = (Sequence, field, array_text)
