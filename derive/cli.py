@@ -10,15 +10,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import derive
-from derive.check.session import DEFAULT_TIMEOUT, STRATEGIES, load
+from derive.check import document
+from derive.check.runner import DEFAULT_TIMEOUT
+from derive.check.session import STRATEGIES, load
 from derive.errors import DeriveError
 from derive.lang import formula as F
+from derive.render import formats
 from derive.render import terminal as render
+from derive.render.latex import PdfError, write
+from derive.rules.identities import ALL_SIZES, check_sizes, identities
 from derive.spec import Limits
 from derive.util.files import write_atomic
 
@@ -26,7 +32,7 @@ OK, FAILED, BAD_INPUT, INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # usage errors: one line, exit 2
         self.exit(BAD_INPUT, f"derive: error: {message}\n")
 
 
@@ -36,9 +42,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="prove every layer's backprop rules and check the claims")
     c.add_argument("files", nargs="+", metavar="FILE", help="network specs (YAML)")
-    c.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    c.add_argument("--format", dest="format", choices=formats.names(), default="terminal",
+                   help="output format: " + "; ".join(f"{n}: {formats.REGISTRY[n].description}"
+                                                       for n in formats.names()))
+    c.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json: one JSON object per file on stdout")
     c.add_argument("-o", "--output", metavar="FILE",
-                   help="with --json: write the JSON lines to FILE (atomically) instead of stdout")
+                   help="with --json or --format: write the output to FILE (atomically) instead of stdout")
     c.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="truth engine: global (sympy.diff of the whole cost), local (chain rule "
                         "over the atom graph), auto (global for small networks; default)")
@@ -104,9 +114,10 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
         if value is not None and value <= 0:
             err.print(f"derive: error: --{flag.replace('_', '-')} must be positive, got {value}")
             return BAD_INPUT
-    if args.output and not args.json:
-        err.print("derive: error: -o/--output goes with --json")
+    if args.output and args.format == "terminal":
+        err.print("derive: error: -o/--output goes with --json or --format")
         return BAD_INPUT
+    renderer = formats.get(args.format)
     limits = Limits(max_parameters=args.max_parameters, max_batch=args.max_batch)
     lines: list[str] = []
     F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
@@ -128,16 +139,14 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
                       "(please report this)", markup=False, soft_wrap=True)
             status = max(status, INTERNAL)
             continue
-        if args.json:
-            lines.append(json.dumps(report.as_json(), ensure_ascii=False))
+        doc = document.build(d, report, sections=args.explain or renderer.needs_sections, notation=args.notation)
+        shown = renderer.render(doc)
+        if isinstance(shown, str):
+            lines.append(shown)
             if not args.output:
-                print(lines[-1])
+                print(shown)
         else:
-            out.print(render.render(report))
-            if args.explain:
-                from derive.check.document import explain
-
-                out.print(render.explanation(explain(d, report)))
+            out.print(shown)
             out.print()
         if args.latex:
             code = _write_latex(d, report, args.latex, args.pdf, args.notation, err)
@@ -155,8 +164,6 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _write_latex(d: derive.Derivation, report: derive.Report, path: str, pdf: bool,
                  notation: str | None, err: Console) -> int:
-    from derive.render.latex import PdfError, write
-
     try:
         produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
     except PdfError as exc:
@@ -181,8 +188,6 @@ def _latex(args: argparse.Namespace, err: Console) -> int:
 
 
 def _identities(args: argparse.Namespace, out: Console) -> int:
-    from derive.rules.identities import ALL_SIZES, check_sizes, identities
-
     results = identities()
     sizes = check_sizes(args.check_sizes) if args.check_sizes > 0 else {}
     if args.json:

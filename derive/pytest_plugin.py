@@ -1,9 +1,14 @@
 """pytest plugin: spec files collected as tests, one item per rule and per claim.
 
-Registered through the ``pytest11`` entry point.  Files matching the ini option
-``derive_files`` (default ``derivations/*.yaml``, relative to the rootdir) are collected
-when pytest visits them (list their folder in ``testpaths`` or name it on the command
-line).  A failing item reports like a refutation: claimed form, true form,
+Registered through the ``pytest11`` entry point, so it is imported by every pytest run
+in an environment where derive is installed: this module imports pytest and the standard
+library only, and derive's machinery (SymPy, the LaTeX grammar, rich) loads when the first
+spec file is collected.  Files matching the ini option ``derive_files`` (default
+``derivations/*.yaml``, relative to the rootdir) are collected when pytest visits them
+(list their folder in ``testpaths`` or name it on the command line).  Items run through
+the CLI's runner (:mod:`derive.check.runner`) with the same time budget: ``derive_timeout``
+seconds per item and ``derive_timeout_run`` per file; one that runs out fails as
+*unproven (timeout)*.  A failing item reports like a refutation: claimed form, true form,
 counterexample, diagnosis.  Disable with ``-p no:derive``.
 """
 
@@ -11,25 +16,32 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from derive.check.session import Derivation
-from derive.errors import DeriveError
-from derive.records import Check
-from derive.spec import load_spec
-from derive.testing import explain
+if TYPE_CHECKING:
+    from derive.check.runner import Runner, Task
+    from derive.check.session import Derivation
+    from derive.records import Check
 
 DEFAULT_GLOBS = ["derivations/*.yaml"]
+STRATEGIES = ("auto", "global", "local")  # (derive.check.session.STRATEGIES, not imported: startup)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("derive", "derive: backprop derivations as tests")
-    group.addoption("--derive-strategy", default="auto", choices=("auto", "global", "local"),
+    group.addoption("--derive-strategy", default="auto", choices=STRATEGIES,
                     help="truth engine for collected derivations (default auto)")
+    group.addoption("--derive-timeout", type=float, default=None, metavar="S",
+                    help="seconds per rule or claim (overrides the ini option derive_timeout)")
     parser.addini("derive_files", type="args", default=DEFAULT_GLOBS,
                   help="globs (relative to rootdir) of spec files to collect as tests")
+    parser.addini("derive_timeout", default=None,
+                  help="seconds per rule or claim before it fails as unproven (timeout); "
+                       "default: the derive CLI's --timeout default; 'none': no limit")
+    parser.addini("derive_timeout_run", default=None,
+                  help="seconds for all items of one spec file (default: no limit)")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -45,16 +57,64 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+#: the budget read from the ini file and the command line: (per item, per file); "default": the CLI's
+Budget = tuple[float | str | None, float | str | None]
+BUDGET: pytest.StashKey[Budget] = pytest.StashKey()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Read the budget once, so a bad value is a usage error before anything runs."""
+    option = config.getoption("--derive-timeout", None)
+    if option is not None and option <= 0:
+        raise pytest.UsageError(f"--derive-timeout must be positive, got {option}")
+    item = option if option is not None else _seconds(config, "derive_timeout", "default")
+    budget: Budget = (item, _seconds(config, "derive_timeout_run", None))
+    config.stash[BUDGET] = budget
+
+
+def _seconds(config: pytest.Config, ini: str, default: float | None | str) -> float | None | str:
+    raw = config.getini(ini)
+    if raw in (None, ""):
+        return default
+    if str(raw).strip().lower() == "none":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"ini option {ini}: expected a number of seconds or 'none', got {raw!r}") from None
+    if value <= 0:
+        raise pytest.UsageError(f"ini option {ini}: must be positive, got {raw!r}")
+    return value
+
+
 class DeriveFile(pytest.File):
     _derivation: Derivation | None = None
+    _runner: Runner | None = None
 
     def derivation(self) -> Derivation:
         if self._derivation is None:
+            from derive.check.session import Derivation  # lazy: SymPy loads with the first spec file
+            from derive.spec import load_spec
+
             strategy = self.config.getoption("--derive-strategy")
             self._derivation = Derivation(load_spec(self.path), strategy)
         return self._derivation
 
+    def runner(self) -> Runner:
+        """The CLI's runner with this session's budget; the file's deadline starts at its first item."""
+        if self._runner is None:
+            from derive.check.runner import DEFAULT_TIMEOUT, Runner
+
+            item, run = self.config.stash[BUDGET]
+            timeout = DEFAULT_TIMEOUT if item == "default" else item
+            assert not isinstance(timeout, str) and not isinstance(run, str)
+            self._runner = Runner(timeout, run, hint="raise it with the ini options derive_timeout / "
+                                                     "derive_timeout_run").start()
+        return self._runner
+
     def collect(self) -> Iterator[pytest.Item]:
+        from derive.errors import DeriveError
+
         try:
             d = self.derivation()
         except DeriveError as exc:
@@ -80,20 +140,19 @@ class DeriveFailure(Exception):
 
 
 class DeriveItem(pytest.Item):
-    def __init__(self, *, payload: Any, **kwargs: Any) -> None:
+    def __init__(self, *, payload: Task, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.payload = payload
 
     def runtest(self) -> None:
+        from derive.testing import failure_text
+
         parent = self.parent
         assert isinstance(parent, DeriveFile)
         d = parent.derivation()
-        if hasattr(self.payload, "rule"):
-            check = d.check_rule(self.payload)
-        else:
-            check = d.check_spec_claim(self.payload)
+        check = parent.runner().check(d, self.payload)
         if not check.ok:
-            raise DeriveFailure(check, explain(check, d))
+            raise DeriveFailure(check, failure_text(d, [check]))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, DeriveFailure):

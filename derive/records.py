@@ -1,16 +1,104 @@
-"""Proof records: plain, frozen data that the renderers (terminal, JSON, LaTeX) read.
+"""Proof records: plain, frozen data that every renderer reads.  Imports nothing of derive.
 
 A verdict is one of ``proven`` (an exact symbolic identity was established, entry by
-entry), ``refuted`` (a concrete counterexample, checked in exact rational arithmetic or
-certified by interval arithmetic; or a shape that cannot match) or ``unproven``.
+entry), ``refuted`` (a concrete counterexample, checked exactly in rationals or certified
+by intervals; or a shape that cannot match) or ``unproven``.
+
+Everything a program may branch on is a code (a ``StrEnum``, so it compares equal to and
+serialises as its text): the :class:`Verdict`, the :class:`Method` that settled it, the
+:class:`ProofStep` an exact proof needed, the :class:`DiagnosisCode` of a named mistake.
+Messages (``detail``, a diagnosis's ``message``) are for people and free to change; the
+words renderers print around codes live once, in :mod:`derive.render.words`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-PROVEN, REFUTED, UNPROVEN = "proven", "refuted", "unproven"
+
+class Verdict(StrEnum):
+    PROVEN = "proven"
+    REFUTED = "refuted"
+    UNPROVEN = "unproven"
+
+
+PROVEN, REFUTED, UNPROVEN = Verdict.PROVEN, Verdict.REFUTED, Verdict.UNPROVEN
+
+
+class Method(StrEnum):
+    """How a verdict was reached (the JSON ``method`` text is written from it by
+    :func:`derive.render.words.method_text`)."""
+
+    EXACT = "exact"  # every entry's difference expands to 0 (at Check.step)
+    EXACT_ALMOST_EVERYWHERE = "exact almost everywhere"  # equal off the kinks
+    INSTANCE = "instance"  # an instance of an identity proven for all sizes (Check.basis)
+    COUNTEREXAMPLE_EXACT = "counterexample exact"  # rational arithmetic
+    COUNTEREXAMPLE_INTERVAL = "counterexample interval"  # certified by intervals
+    UNDEFINED_EXACT = "undefined exact"  # the claim is undefined on an open set of inputs
+    UNDEFINED_INTERVAL = "undefined interval"
+    SHAPES = "shapes"  # a shape error or mismatch
+    TIMEOUT = "timeout"  # no verdict within the time budget
+    LIMIT = "limit"  # a resource limit (entries, sizes): not checked
+    DOMAIN = "domain"  # equal where defined, but where it is defined is not settled
+    NEITHER = "neither"  # neither proven nor refuted
+
+    @property
+    def undefined(self) -> bool:
+        return self in (Method.UNDEFINED_EXACT, Method.UNDEFINED_INTERVAL)
+
+    @property
+    def exact_arithmetic(self) -> bool:
+        return self in (Method.COUNTEREXAMPLE_EXACT, Method.UNDEFINED_EXACT)
+
+
+class ProofStep(StrEnum):
+    """The steps of :class:`derive.prove.judge.Judge`, by the judge's own labels (the values):
+    the deepest step an exact proof needed.  A test keeps the two lists equal."""
+
+    AS_WRITTEN = "as written"
+    CHAIN_RULE_STEP = "one chain-rule step"
+    TRUTH_TO_CLAIM = "truth unfolded to the claim's gradients"
+    ADJOINTS_UNFOLDED = "adjoints unfolded"
+    PRE_ACTIVATIONS_UNFOLDED = "pre-activations unfolded"
+    THROUGH_EXP = "activations written through exp"
+    SIGN_CASES = "cases on the sign of each relu argument"
+
+
+class DiagnosisCode(StrEnum):
+    """What kind of mistake a diagnosis names (its message says it in words)."""
+
+    TRANSPOSE = "transpose"  # the claim is the transpose of the true gradient
+    LAYOUT = "layout"  # a Jacobian in the other layout (numerator/denominator)
+    OPPOSITE_SIGN = "opposite sign"
+    PER_EXAMPLE = "per-example"  # off by 1/m: the per-example loss's gradient
+    EXTRA_1_OVER_M = "extra 1/m"
+    SYMBOLIC_FACTOR = "symbolic factor"  # claimed = k × true with k made of symbols
+    CONSTANT_FACTOR = "constant factor"
+    MISSING_ACTIVATION_DERIVATIVE = "missing activation derivative"
+    EXTRA_ACTIVATION_DERIVATIVE = "extra activation derivative"
+    CONDITION = "condition"  # holds only for one value of a free constant
+    WRONG_NAME = "wrong name"  # one name replaced by another of its family
+    WRONG_NAMES = "wrong names"  # two of them
+    TRANSPOSED_NAME = "transposed name"  # one name transposed
+    FUNCTION_FOR_DERIVATIVE = "function for derivative"  # σ where σ′ belongs, or back
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A named mistake, proven: rewriting the claim as the message says gives a proof.
+
+    ``priority`` orders two diagnoses of one claim: the higher one is reported (a factor
+    x1/x2 is true but "x1 → x2" says more)."""
+
+    code: DiagnosisCode
+    message: str
+    priority: int = 50
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -21,14 +109,7 @@ class Counterexample:
     entry: tuple[int, int]
     claimed: str
     true: str
-    exact: bool  # True: rational arithmetic; False: certified by interval arithmetic
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "values": dict(self.values), "entry": list(self.entry),
-            "claimed": self.claimed, "true": self.true,
-            "arithmetic": "exact rational" if self.exact else "interval (200 bits)",
-        }
+    exact: bool  # True: checked in rationals; False: certified by intervals
 
 
 @dataclass(frozen=True)
@@ -38,22 +119,29 @@ class Check:
     kind: str  # "rule" | "claim"
     target: str
     formula: str
-    verdict: str
-    method: str
+    verdict: Verdict
+    method: Method
     entries: int
     seconds: float
     layer: int | None = None
-    rule: str | None = None  # dZ | dA | dW | db
-    diagnosis: str | None = None
+    rule: str | None = None  # dZ | dA | dW | db | vec(...)
+    finding: Diagnosis | None = None
     counterexample: Counterexample | None = None
     detail: str | None = None  # what was tried, or the shape error
     place: str | None = None  # where in the spec file
-    expect: str = PROVEN  # the verdict the spec expects (a shipped mistake expects refuted)
+    expect: Verdict = PROVEN  # the verdict the spec expects (a shipped mistake expects refuted)
     latex: str | None = None  # the claim as the user wrote it in LaTeX
+    step: ProofStep | None = None  # Method.EXACT: the deepest proof step any entry needed
+    basis: str | None = None  # what the proof rests on: the truth engine, or the identity instantiated
 
     @property
     def statement(self) -> str:
         return f"{self.target} = {self.formula}"
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The diagnosis's message (its code: ``finding.code``)."""
+        return None if self.finding is None else self.finding.message
 
     @property
     def ok(self) -> bool:
@@ -61,32 +149,12 @@ class Check:
         return self.verdict == self.expect
 
     def _repr_markdown_(self) -> str:  # Jupyter
-        lines = [f"**{self.verdict}**: `{self.statement}`"]
-        if self.diagnosis:
-            lines.append(f"- diagnosis: {self.diagnosis}")
-        if self.counterexample is not None:
-            ce = self.counterexample
-            lines.append(f"- counterexample at entry {list(ce.entry)}: claimed {ce.claimed}, true {ce.true}")
-        if self.detail and self.verdict != PROVEN:
-            lines.append(f"- {self.detail}")
-        return "\n".join(lines)
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "target": self.target, "formula": self.formula, "statement": self.statement,
-            "verdict": self.verdict, "method": self.method, "entries": self.entries,
-            "seconds": round(self.seconds, 4), "diagnosis": self.diagnosis,
-            "counterexample": self.counterexample.as_json() if self.counterexample else None,
-            "detail": self.detail, "expect": self.expect, "latex": self.latex,
-        }
-        if self.kind == "rule":
-            out = {"layer": self.layer, "rule": self.rule, **out}
-        return out
+        return _show_markdown(self)
 
 
 @dataclass(frozen=True)
 class Report:
-    """Everything derive established about one spec file."""
+    """Everything derive established about one spec file: the plain document renderers read."""
 
     file: str
     name: str
@@ -98,12 +166,12 @@ class Report:
     rules: list[Check] = field(default_factory=list)
     claims: list[Check] = field(default_factory=list)
     seconds: float = 0.0
-    conventions: dict[str, str] = field(default_factory=dict)
+    conventions: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
-        out = {PROVEN: 0, REFUTED: 0, UNPROVEN: 0}
+        out = {str(v): 0 for v in Verdict}
         for c in self.rules + self.claims:
-            out[c.verdict] += 1
+            out[str(c.verdict)] += 1
         return out
 
     @property
@@ -111,21 +179,20 @@ class Report:
         return all(c.ok for c in self.rules + self.claims)
 
     def _repr_markdown_(self) -> str:  # Jupyter
-        s = self.summary()
-        rows = ["| kind | statement | verdict |", "|---|---|---|"]
-        rows += [f"| {c.kind} | `{c.statement}` | {c.verdict} |" for c in self.rules + self.claims]
-        return (f"**{self.name}**: {s['proven']} proven, {s['refuted']} refuted, {s['unproven']} unproven\n\n"
-                + "\n".join(rows))
+        return _show_markdown(self)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file, "name": self.name,
-            "network": {
-                "sizes": self.sizes, "batch": self.batch, "parameters": self.parameters,
-                **self.conventions,
-            },
-            "strategy": self.strategy, "assumptions": self.assumptions,
-            "rules": [c.as_json() for c in self.rules],
-            "claims": [c.as_json() for c in self.claims],
-            "summary": self.summary(), "seconds": round(self.seconds, 3),
-        }
+
+#: how records show themselves in Jupyter: installed by :mod:`derive.render.markdown` when it
+#: is imported (records import nothing above them; ``import derive`` then loads it)
+markdown_view: Callable[[Check | Report], str] | None = None
+
+
+def show_markdown_with(view: Callable[[Check | Report], str]) -> None:
+    global markdown_view
+    markdown_view = view
+
+
+def _show_markdown(record: Check | Report) -> str:
+    if markdown_view is None:  # no renderer loaded: the bare facts
+        return repr(record)
+    return markdown_view(record)

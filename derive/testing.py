@@ -9,8 +9,13 @@
 
 from __future__ import annotations
 
+from derive.check.claims import as_matrix
+from derive.check.document import Document
 from derive.check.session import Derivation
-from derive.records import PROVEN, REFUTED, Check
+from derive.lang.formula import parse
+from derive.records import PROVEN, REFUTED, Check, Report
+from derive.render import words
+from derive.render.text import TextRenderer
 
 
 def true_form(d: Derivation, target: str) -> str:
@@ -21,9 +26,6 @@ def true_form(d: Derivation, target: str) -> str:
             if check.verdict == PROVEN:
                 return f"{rule.target} = {rule.formula}   (proven rule)"
     try:
-        from derive.check.claims import as_matrix
-        from derive.lang.formula import parse
-
         value = as_matrix(d.evaluator.evaluate(parse(target), target))
         entry = d.truth.unfold(value[0])
         text = str(entry)
@@ -36,23 +38,17 @@ def true_form(d: Derivation, target: str) -> str:
 
 def explain(check: Check, d: Derivation | None = None) -> str:
     """A refutation written out: claimed form, true form, counterexample, diagnosis."""
-    lines = [f"{check.kind} {check.statement} is {check.verdict}"
-             + (f" (expected {check.expect})" if check.expect != PROVEN else "")]
-    lines.append(f"  claimed: {check.statement}")
-    if d is not None:
-        lines.append(f"  true:    {true_form(d, check.target)}")
-    if check.diagnosis:
-        lines.append(f"  diagnosis: {check.diagnosis}")
-    ce = check.counterexample
-    if ce is not None:
-        i, j = ce.entry
-        how = "exact rational arithmetic" if ce.exact else "interval arithmetic"
-        lines.append(f"  counterexample ({how}): entry [{i},{j}] claimed {ce.claimed}, true {ce.true}")
-        lines.append("    at " + ", ".join(f"{k} = {v}" for k, v in ce.values.items()))
-    if check.detail:
-        lines.append(f"  {check.detail}")
-    lines.append(f"  method: {check.method}")
-    return "\n".join(lines)
+    return words.assertion(check, None if d is None else true_form(d, check.target))
+
+
+def failure_text(d: Derivation, checks: list[Check]) -> str:
+    """The plain-text renderer's view of ``checks`` (made on ``d``): each one that is not
+    as expected written out with its true form, then the summary line."""
+    report = Report(d.spec.file, d.spec.name, d.spec.sizes, d.spec.batch, d.net.parameter_count,
+                    d.truth.method, rules=[c for c in checks if c.kind == "rule"],
+                    claims=[c for c in checks if c.kind == "claim"])
+    forms = {c.target: true_form(d, c.target) for c in checks if not c.ok}
+    return TextRenderer().render(Document(report, true_forms=forms))
 
 
 def assert_claim(d: Derivation, target: str, formula: str) -> Check:

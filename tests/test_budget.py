@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, net
 
 from derive.cli import main
+from derive.records import Method
 from derive.util import budget
 from derive.util.files import write_atomic
 
@@ -28,7 +29,7 @@ def test_timeout_makes_unproven_and_goes_on() -> None:
     d = net([(3, "tanh"), (2, "sigmoid")], batch=2, strategy="local")
     report = d.report(timeout=1e-4)
     assert report.rules and all(c.verdict in ("proven", "unproven") for c in report.rules)
-    timed_out = [c for c in report.rules if c.method == "timeout"]
+    timed_out = [c for c in report.rules if c.method == Method.TIMEOUT]
     assert timed_out and all(c.verdict == "unproven" for c in timed_out)
     assert not report.ok
     # nothing stays armed: a later run without limits proves everything

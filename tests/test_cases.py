@@ -14,6 +14,7 @@ from derive.ops.activations import LeakyRelu, LeakyReluPrime, Relu, ReluPrime
 from derive.prove.cases import by_cases
 from derive.prove.judge import is_zero
 from derive.prove.numeric import Evaluator, ExactContext
+from derive.records import Method
 
 z, w = sympy.symbols("z w", real=True)
 tenth = sympy.Rational(1, 10)
@@ -168,7 +169,7 @@ def test_a_difference_only_at_the_kink_is_proven_almost_everywhere_and_said(
     # is proven almost everywhere, and the report says where it differs
     check = relu_net.check_claim("dZ1", formula)
     assert check.verdict == "proven"
-    assert "almost everywhere" in check.method
+    assert check.method == Method.EXACT_ALMOST_EVERYWHERE
     assert "relu′(0) = 0" in (check.detail or "") and "Z1[0,0]" in (check.detail or "")
 
 

@@ -11,6 +11,7 @@ from conftest import net
 from oracle import gradient
 
 import derive
+from derive.records import Method, ProofStep
 from derive.testing import assert_claim, assert_refuted
 
 
@@ -145,7 +146,7 @@ def test_relu_identity_is_proven_by_cases_not_by_polynomials() -> None:
     d = net([(2, "relu"), (1, "identity")], batch=1, strategy="local")
     c = d.check_claim("dW2", "dZ2 @ (Z1 * relu_prime(Z1)).T")
     assert c.counterexample is None
-    assert c.verdict == "proven" and "cases on the sign" in c.method
+    assert c.verdict == "proven" and (c.method, c.step) == (Method.EXACT, ProofStep.SIGN_CASES)
 
 
 def test_fully_composed_claim_is_proven_and_its_mutation_refuted() -> None:
@@ -153,7 +154,7 @@ def test_fully_composed_claim_is_proven_and_its_mutation_refuted() -> None:
     d = net([(3, "sigmoid"), (3, "tanh"), (2, "sigmoid")], inputs=2, batch=2, strategy="local")
     right = "((W2.T @ ((W3.T @ dZ3) * (1 - A2**2))) * A1 * (1 - A1)) @ X.T"
     c = assert_claim(d, "dW1", right)
-    assert "truth unfolded to the claim's gradients" in c.method or "adjoints unfolded" in c.method
+    assert c.step in (ProofStep.TRUTH_TO_CLAIM, ProofStep.ADJOINTS_UNFOLDED)
     assert_refuted(d, "dW1", right.replace("(1 - A2**2)", "A2"))
 
 
@@ -180,4 +181,4 @@ def test_activations_written_through_exp(strategy: str, target: str, formula: st
     c = d.check_claim(target, formula)
     assert c.verdict == verdict, c
     if verdict == "proven":
-        assert "activations written through exp" in c.method
+        assert (c.method, c.step) == (Method.EXACT, ProofStep.THROUGH_EXP)

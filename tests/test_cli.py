@@ -66,13 +66,13 @@ def test_refuted_claim_exits_1(tmp_path: Path) -> None:
 
 def test_bad_input_exits_2_one_line(tmp_path: Path) -> None:
     spec = tmp_path / "bad.yaml"
-    spec.write_text("network: {inputs: 2, layers: [{units: 1, activation: relu6}], loss: mse}\n")
+    spec.write_text("network: {inputs: 2, layers: [{units: 1, activation: relu7}], loss: mse}\n")
     r = run("check", str(spec))
     assert r.returncode == 2
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr
-    assert lines[0].startswith(f"derive: error: {spec}: network.layers[0].activation: unknown activation 'relu6'")
+    assert lines[0].startswith(f"derive: error: {spec}: network.layers[0].activation: unknown activation 'relu7'")
 
 
 def test_usage_error_exits_2() -> None:
@@ -102,3 +102,33 @@ def test_strategies_agree() -> None:
     vb = [(c["statement"], c["verdict"]) for c in json.loads(b.stdout)["rules"] + json.loads(b.stdout)["claims"]]
     assert va == vb
     assert json.loads(a.stdout)["strategy"] != json.loads(b.stdout)["strategy"]
+
+
+@pytest.mark.parametrize("fmt, start", [
+    ("markdown", "**linear regression**: "),
+    ("text", "7 rules proven. 3 claims proven."),
+    ("json", '{"file": "derivations/linear_regression.yaml"'),
+])
+def test_format_option_picks_a_renderer(fmt: str, start: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--format", fmt, "derivations/linear_regression.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(start) or start in out, out[:200]
+
+
+def test_json_flag_is_format_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--json", "derivations/linear_regression.yaml"]) == 0
+    flag = json.loads(capsys.readouterr().out)
+    assert main(["check", "--format", "json", "derivations/linear_regression.yaml"]) == 0
+    option = json.loads(capsys.readouterr().out)
+    assert [c["statement"] for c in flag["rules"]] == [c["statement"] for c in option["rules"]]
+
+
+def test_output_file_for_any_format_but_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.md"
+    assert main(["check", "--format", "markdown", "-o", str(out), "derivations/linear_regression.yaml"]) == 0
+    assert capsys.readouterr().out == "" and "| rule | `dW1 = dZ1 @ X.T` | proven |" in out.read_text()
+    assert main(["check", "-o", str(out), "derivations/linear_regression.yaml"]) == 2
+    assert "-o/--output goes with --json or --format" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        main(["check", "--format", "yaml", "derivations/linear_regression.yaml"])
+    assert exit.value.code == 2 and "invalid choice: 'yaml'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import net
 
+from derive.records import Method
 from derive.rules.layer_rules import Rule
 
 CASES = [
@@ -98,7 +99,8 @@ def test_vec_rules_over_the_size_limit_are_instances_never_refuted(layout: str, 
     assert all(c.verdict == "proven" for c in checks.values()), [(c.statement, c.verdict) for c in checks.values()]
     for layer in (1, 2):
         for rule in ("vec(Z)", "vec(dW)", "vec(ABC)"):
-            assert checks[(layer, rule)].method.startswith("instance of vec(A B C) = (Cᵀ ⊗ A) vec(B)")
+            c = checks[(layer, rule)]
+            assert c.method == Method.INSTANCE and (c.basis or "").startswith("vec(A B C) = (Cᵀ ⊗ A) vec(B)")
         assert "more than the limit of 20" in (checks[(layer, "vec(Z)")].detail or "")
 
 
@@ -109,7 +111,7 @@ def test_a_rule_that_hits_the_size_limit_is_unproven_limit(monkeypatch: pytest.M
     monkeypatch.setattr(evaluate, "MAX_ENTRIES", 5)  # dW1, dA1 and every vec factor are larger
     checks = d.check_rules()
     assert not [c.statement for c in checks if c.verdict == "refuted"]
-    limited = {c.target: c for c in checks if c.method == "limit"}
+    limited = {c.target: c for c in checks if c.method == Method.LIMIT}
     assert {"dW1", "dA1", "vec(Z1)", "vec(dW1)"} <= set(limited)
     assert all(c.verdict == "unproven" and "limit" in (c.detail or "") for c in limited.values())
     assert "MAX_ENTRIES" in (limited["dW1"].detail or "")

@@ -11,30 +11,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sympy import Matrix
 
-from derive.diagnose.semantic import BY_SYMBOLS, diagnose
-from derive.diagnose.syntactic import search_fix
+from derive.diagnose.semantic import diagnose
+from derive.diagnose.syntactic import FIX_PRIORITY, search_fix
 from derive.errors import LimitError, ShapeError
 from derive.lang import formula as F
 from derive.model.evaluate import Evaluator, is_matrix, show_shape
 from derive.prove.judge import Judge, TooLarge
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Diagnosis, DiagnosisCode, Method, ProofStep, Verdict
 from derive.util import budget
 
 DIAGNOSIS_SECONDS = 20.0  # a diagnosis's own budget; the refutation stands without it
 
 
-def _prove(judge: Judge, claimed: Matrix, true: Matrix, cheap: bool) -> str | None:
+def _prove(judge: Judge, claimed: Matrix, true: Matrix, cheap: bool) -> ProofStep | None:
     try:
-        return judge.prove(claimed, true, cheap=cheap)
+        label = judge.prove(claimed, true, cheap=cheap)
     except TooLarge:
         return None
+    return None if label is None else ProofStep(label)
 
 
 def as_matrix(v: object) -> Matrix:
-    return v if is_matrix(v) else Matrix([[v]])  # type: ignore[return-value]
+    return v if is_matrix(v) else Matrix([[v]])
 
 
 def check(
@@ -56,49 +58,50 @@ def check(
     jacobian = isinstance(target_node, F.Call) and target_node.func == "J"
     layout = evaluator.net.spec.layout if evaluator.net.spec is not None else "numerator"
     other = "denominator" if layout == "numerator" else "numerator"
-    transposed = (f"it is the transpose: this is the {other}-layout Jacobian (the spec uses {layout} layout)"
-                  if jacobian else None)
+    transposed = (Diagnosis(DiagnosisCode.LAYOUT, f"it is the transpose: this is the {other}-layout Jacobian "
+                            f"(the spec uses {layout} layout)") if jacobian else None)
+    expected = Verdict(expect)
     try:
         true = as_matrix(evaluator.evaluate(target_node, target))
     except LimitError as exc:
-        return Check(kind, target, formula, UNPROVEN, "limit", 0, time.perf_counter() - start, layer=layer,
-                     rule=rule, place=place, expect=expect, latex=latex, detail=f"not checked (limit): {exc}")
+        return Check(kind, target, formula, UNPROVEN, Method.LIMIT, 0, time.perf_counter() - start, layer=layer,
+                     rule=rule, place=place, expect=expected, latex=latex, detail=f"not checked (limit): {exc}")
     formula_node = F.parse(formula) if formula_node is None else formula_node
 
-    def result(verdict: str, method: str, **kw: object) -> Check:
+    def result(verdict: Verdict, method: Method, **kw: Any) -> Check:
         return Check(kind, target, formula, verdict, method, len(true), time.perf_counter() - start,
-                     layer=layer, rule=rule, place=place, expect=expect, latex=latex, **kw)  # type: ignore[arg-type]
+                     layer=layer, rule=rule, place=place, expect=expected, latex=latex, **kw)
 
     try:
         value, conditions = evaluator.evaluate_with_domain(formula_node, formula)
         claimed = as_matrix(value)
     except LimitError as exc:  # a resource limit says nothing about the claim
-        return result(UNPROVEN, "limit", detail=f"not checked (limit): {exc}")
+        return result(UNPROVEN, Method.LIMIT, detail=f"not checked (limit): {exc}")
     except ShapeError as exc:
         fix = _budgeted(lambda: search_fix(evaluator, judge, formula_node, true)) if kind == "claim" else None
-        return result(REFUTED, "shapes", detail=f"shape error: {exc}", diagnosis=fix)
+        return result(REFUTED, Method.SHAPES, detail=f"shape error: {exc}", finding=fix)
 
-    def why_wrong() -> str | None:
+    def why_wrong() -> Diagnosis | None:
         """A proven diagnosis of the claim as a whole, else (for claims) the smallest fix,
         within its own budget: a refutation never waits for (nor is lost to) a diagnosis."""
-        def find() -> str | None:
+        def find() -> Diagnosis | None:
             found = diagnose(evaluator.net, judge, claimed, true, transposed)
-            if kind == "claim" and (found is None or found.startswith(BY_SYMBOLS)):
+            if kind == "claim" and (found is None or found.priority < FIX_PRIORITY):
                 # "claimed = x1/x2 × true" is proven but "true if x1 → x2" says more
-                found = search_fix(evaluator, judge, formula_node, true) or found
+                fix = search_fix(evaluator, judge, formula_node, true)
+                found = max((f for f in (found, fix) if f is not None), key=lambda f: f.priority, default=None)
             return found
         return _budgeted(find)
 
     if claimed.shape != true.shape:
         detail = f"shape mismatch: claimed {show_shape(claimed)}, true {target} is {show_shape(true)}"
-        return result(REFUTED, "shapes", detail=detail, diagnosis=why_wrong())
+        return result(REFUTED, Method.SHAPES, detail=detail, finding=why_wrong())
     # where is the claim defined?  (recorded before SymPy could cancel x/x: derive.prove.domain)
     domain = judge.check_domain(conditions, true)
     if domain.violation is not None:
-        counterexample = judge.undefined_counterexample(domain.violation, true)
-        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
-        return result(REFUTED, f"counterexample: undefined on a set of positive measure ({how})",
-                      counterexample=counterexample, diagnosis=why_wrong(),
+        undefined = judge.undefined_counterexample(domain.violation, true)
+        how = Method.UNDEFINED_EXACT if undefined.exact else Method.UNDEFINED_INTERVAL
+        return result(REFUTED, how, counterexample=undefined, finding=why_wrong(),
                       detail="the claim is undefined on an open set of inputs (every point near the "
                              "counterexample), where the true gradient is defined")
     # cheap exact steps first, then a fast numeric refutation, then the expensive unfolding
@@ -108,27 +111,27 @@ def check(
         method = _prove(judge, claimed, true, cheap=False)
     if method is not None:
         if not domain.ok:
-            return result(UNPROVEN, "domain", detail=(
+            return result(UNPROVEN, Method.DOMAIN, detail=(
                 f"it equals the true gradient wherever it is defined, but {domain.unknown}"))
-        return result(PROVEN, f"exact: difference expands to 0 ({method}; {judge.truth.method})")
+        return result(PROVEN, Method.EXACT, step=method, basis=judge.truth.method)
     if counterexample is not None:
-        how = "exact rational arithmetic" if counterexample.exact else "interval arithmetic (200 bits)"
-        return result(REFUTED, f"counterexample ({how})", counterexample=counterexample, diagnosis=why_wrong())
+        how = Method.COUNTEREXAMPLE_EXACT if counterexample.exact else Method.COUNTEREXAMPLE_INTERVAL
+        return result(REFUTED, how, counterexample=counterexample, finding=why_wrong())
     summary = judge.evaluation_summary()
     kinks = judge.holds_off_kinks(claimed, true)
     if kinks is not None and domain.ok:
-        return result(PROVEN, "exact almost everywhere: equal off the kinks", detail=(
+        return result(PROVEN, Method.EXACT_ALMOST_EVERYWHERE, basis=judge.truth.method, detail=(
             f"it differs from derive's convention only where {kinks} is 0 (a kink, a set of measure "
             "zero where the loss is not differentiable); derive takes relu′(0) = 0 and "
             "leaky_relu′(0) = slope"))
     why_not = "" if domain.ok else f"; {domain.unknown}"
     return result(
-        UNPROVEN, "neither",
+        UNPROVEN, Method.NEITHER,
         detail=f"the difference did not reduce to 0 symbolically, and {summary}{why_not}",
     )
 
 
-def _budgeted(find: Callable[[], str | None]) -> str | None:
+def _budgeted(find: Callable[[], Diagnosis | None]) -> Diagnosis | None:
     """Run a diagnosis in its own budget (at most DIAGNOSIS_SECONDS, and never past the
     check's own): when it runs out, there is simply no diagnosis."""
     try:

@@ -1,8 +1,10 @@
-"""The derivation as plain data: what the LaTeX document and ``--explain`` both show.
+"""The report document: what every renderer (:mod:`derive.render.base`) works from.
 
-One source of truth, two renderers (:mod:`derive.render.latex`, :mod:`derive.render.terminal`).  Items
-carry formula-language text (matrix statements) or SymPy expressions of atoms (entries);
-renderers decide how they look.
+A :class:`Document` is the :class:`~derive.records.Report` plus, when asked for, the
+derivation written out in sections (what the LaTeX document and ``--explain`` show), the
+shapes of the network's values and the true forms of failed targets.  One source of
+truth for every format.  Items carry formula-language text (matrix statements) or SymPy
+expressions of atoms (entries); renderers decide how they look.
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def backward(d: Derivation, report: Report) -> list[Section]:
         sections.append(Section(f"Backward pass, layer {l}", [
             "The entry-level chain rule for a representative weight, then the matrix rules it "
             "generalises, each proven for all of its entries."], items))
-    top = [c for c in report.rules if c.rule == "dA" and c.layer == len(net.layers) and c.target == f"dA{len(net.layers)}"]
+    last = len(net.layers)
+    top = [c for c in report.rules if c.rule == "dA" and c.layer == last and c.target == f"dA{last}"]
     if top:
         sections[0].items.insert(0, Statement(top[0].target, top[0].formula, top[0], "from the loss"))
     return sections
@@ -127,6 +130,25 @@ def kronecker(report: Report) -> Section:
     return Section("vec and Kronecker forms", [
         "vec stacks columns. Per layer, at this network's sizes; and in general, proven for all sizes "
         "by index calculus."], items, identities())
+
+
+@dataclass(frozen=True)
+class Document:
+    """Everything a renderer may show about one spec file, as plain data."""
+
+    report: Report
+    sections: list[Section] | None = None  # the derivation step by step (--explain, LaTeX)
+    shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # of the network's values
+    true_forms: dict[str, str] = field(default_factory=dict)  # target → its true form, for failures
+    notation: str = "default"  # W_l (default) or W^{[l]} (course), for LaTeX
+
+
+def build(d: Derivation, report: Report, *, sections: bool = False, notation: str | None = None,
+          true_forms: dict[str, str] | None = None) -> Document:
+    """The document of ``report`` (checked on ``d``); ``sections`` writes the derivation out."""
+    shapes = {name: (int(m.shape[0]), int(m.shape[1])) for name, m in d.net.matrices.items()}
+    return Document(report, explain(d, report) if sections else None, shapes, dict(true_forms or {}),
+                    notation or d.spec.notation)
 
 
 def explain(d: Derivation, report: Report) -> list[Section]:

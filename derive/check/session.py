@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
-import os
 import time
-from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from derive.check import claims
+from derive.check.runner import DEFAULT_TIMEOUT, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
 from derive.lang.latex_reader import parse_latex_claim
@@ -26,8 +25,8 @@ from derive.model.evaluate import Evaluator
 from derive.model.network import Network
 from derive.model.truth import Truth, make_truth
 from derive.prove.judge import Judge
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
-from derive.rules.identities import ALL_SIZES
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report
+from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
 from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
@@ -36,27 +35,17 @@ from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
 from derive.util import budget
 
 STRATEGIES = ("auto", "global", "local")
-DEFAULT_TIMEOUT = 120.0  # seconds per check
-PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
 ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
-Progress = Callable[[Check], None]
-_FORKED: tuple[Derivation, list[Rule | ClaimSpec]] | None = None  # what forked workers inherit
 
 
 @functools.lru_cache(maxsize=1)
-def general_vec_abc():  # type: ignore[no-untyped-def]
+def general_vec_abc() -> IdentityResult:
     return _vec_abc()
 
 
 @functools.lru_cache(maxsize=1)
-def general_kron_x_delta():  # type: ignore[no-untyped-def]
+def general_kron_x_delta() -> IdentityResult:
     return _kron_x_delta()
-
-
-def _forked_check(index: int) -> Check:
-    assert _FORKED is not None
-    d, tasks = _FORKED
-    return d._check_task(tasks[index])
 
 
 class Derivation:
@@ -67,7 +56,7 @@ class Derivation:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         self.spec = spec
         self.strategy = strategy
-        self.deadline = budget.Deadline(None, None)
+        self.runner = Runner(None, None)  # report() sets the budget of its run
         self.net: Network = build(spec)
         self._validate_claims()
 
@@ -88,9 +77,9 @@ class Derivation:
             self.claims.append(ClaimSpec(target, formula, c.place, c.expect, c.latex))
         for c in self.claims:
             try:
-                target = F.parse(c.target)
-                names.check_gradient_target(target, c.target)
-                names.validate(target, c.target)
+                tree = F.parse(c.target)
+                names.check_gradient_target(tree, c.target)
+                names.validate(tree, c.target)
                 names.validate(F.parse(c.formula), c.formula)
             except FormulaError as exc:
                 raise SpecError(self.spec.file, c.place, str(exc)) from None
@@ -119,7 +108,7 @@ class Derivation:
         m = self.net.matrices.get(name)  # a value wins over a gradient spelling (an input named dx)
         if m is None and name.startswith("d"):
             m = self.net.matrices.get(name[1:])
-        return None if m is None else m.shape  # type: ignore[return-value]
+        return None if m is None else (int(m.shape[0]), int(m.shape[1]))
 
     def check_latex_claim(self, latex: str) -> Check:
         """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``."""
@@ -148,8 +137,9 @@ class Derivation:
             check = claims.check(self.evaluator, self.judge, target, formula, kind="rule",
                                  layer=layer, rule=kind, formula_node=node)
         except DeriveError as exc:
-            raise RuleConstructionError(f"derive's own rule {target} = {formula} could not be evaluated: {exc}") from exc
-        if check.verdict == REFUTED and check.method == "shapes":
+            raise RuleConstructionError(
+                f"derive's own rule {target} = {formula} could not be evaluated: {exc}") from exc
+        if check.verdict == REFUTED and check.method == Method.SHAPES:
             raise RuleConstructionError(f"derive's own rule {target} = {formula} has a shape error: {check.detail}")
         return check
 
@@ -190,13 +180,13 @@ class Derivation:
         seconds = time.perf_counter() - start
         if general and base.verdict == PROVEN:
             used = " and ".join(g.statement for g in identities)
-            return Check("rule", rule.target, rule.formula, PROVEN,
-                         f"instance of {used} with A = I, {ALL_SIZES} (derive identities); "
-                         f"{base.statement} proven entry by entry", size, seconds,
-                         layer=l, rule=rule.rule, detail=limit)
+            return Check("rule", rule.target, rule.formula, PROVEN, Method.INSTANCE, size, seconds,
+                         layer=l, rule=rule.rule, detail=limit,
+                         basis=f"{used} with A = I, {ALL_SIZES} (derive identities); "
+                               f"{base.statement} proven entry by entry")
         why = (f"{base.statement} is {base.verdict} ({base.method})" if base.verdict != PROVEN
                else "an identity is not proven")
-        return Check("rule", rule.target, rule.formula, UNPROVEN, "limit", size, seconds,
+        return Check("rule", rule.target, rule.formula, UNPROVEN, Method.LIMIT, size, seconds,
                      layer=l, rule=rule.rule, detail=f"{limit}; {why}")
 
     def _abc_products(self, layer: int) -> int:
@@ -210,9 +200,9 @@ class Derivation:
         s = self.spec.sizes
         entries = s[rule.layer - 1] ** 2  # W_lᵀ dZ_l A_{l-1}ᵀ is n_{l-1}×n_{l-1}
         verdict = PROVEN if general.verdict == ALL_SIZES else UNPROVEN
-        return Check("rule", rule.target, rule.formula, verdict,
-                     f"instance of {general.statement}, {general.verdict} (derive identities)",
-                     entries, time.perf_counter() - start, layer=rule.layer, rule=rule.rule)
+        return Check("rule", rule.target, rule.formula, verdict, Method.INSTANCE,
+                     entries, time.perf_counter() - start, layer=rule.layer, rule=rule.rule,
+                     basis=f"{general.statement}, {general.verdict} (derive identities)")
 
     def check_spec_claim(self, claim: ClaimSpec) -> Check:
         try:
@@ -226,56 +216,21 @@ class Derivation:
         return claims.check(self.evaluator, self.judge, target, formula)
 
     def check_rules(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
-        tasks: list[Rule | ClaimSpec] = list(self._rules)
-        return self._run(tasks, progress, jobs)
+        return self.runner.run(self, list(self._rules), progress, jobs)
 
     def check_claims(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
-        return self._run(list(self.claims), progress, jobs)
+        return self.runner.run(self, list(self.claims), progress, jobs)
 
     def count_checks(self, rules: bool = True) -> int:
         return (len(self._rules) if rules else 0) + len(self.claims)
 
     def auto_jobs(self) -> int:
         """Worker processes that pay: two for large networks on a machine with two cores."""
-        cores = os.cpu_count() or 1
-        return min(2, cores) if self.net.parameter_count >= PARALLEL_FROM else 1
+        return auto_jobs(self.net.parameter_count)
 
-    def _check_task(self, task: Rule | ClaimSpec) -> Check:
-        start = time.perf_counter()
-        try:
-            with budget.limit(self.deadline.remaining()):
-                return self.check_rule(task) if isinstance(task, Rule) else self.check_spec_claim(task)
-        except budget.Timeout:
-            return self._timed_out(task, time.perf_counter() - start)
-
-    def _timed_out(self, task: Rule | ClaimSpec, seconds: float) -> Check:
-        detail = "no verdict within the time budget (raise it with --timeout / --timeout-run)"
-        if isinstance(task, Rule):
-            return Check("rule", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
-                         layer=task.layer, rule=task.rule, detail=detail)
-        return Check("claim", task.target, task.formula, UNPROVEN, "timeout", 0, seconds,
-                     place=task.place, expect=task.expect, detail=detail)
-
-    def _run(self, tasks: list[Rule | ClaimSpec], progress: Progress | None, jobs: int) -> list[Check]:
-        out: list[Check] = []
-        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
-            self.judge.sample_points()  # built once, inherited by the workers
-            global _FORKED
-            _FORKED = (self, tasks)
-            try:
-                with mp.get_context("fork").Pool(jobs) as pool:
-                    for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
-                        out.append(check)
-                        if progress:
-                            progress(check)
-            finally:
-                _FORKED = None
-            return out
-        for task in tasks:
-            out.append(self._check_task(task))
-            if progress:
-                progress(out[-1])
-        return out
+    def prepare_workers(self) -> None:
+        """What forked workers should inherit rather than each build: the sample points."""
+        self.judge.sample_points()
 
     @property
     def assumptions(self) -> list[str]:
@@ -303,10 +258,10 @@ class Derivation:
         """
         start = time.perf_counter()
         jobs = self.auto_jobs() if jobs is None else jobs
-        self.deadline = budget.Deadline(timeout_run, timeout)
+        self.runner = Runner(timeout, timeout_run).start()
         try:
             with budget.limit(timeout_run):
-                self.truth  # build it before any worker forks: they inherit it
+                _ = self.truth  # build it before any worker forks: they inherit it
         except budget.Timeout:
             pass  # every check below then times out at once, and says so
         checked_rules = self.check_rules(progress, jobs) if rules else []
@@ -324,7 +279,7 @@ class Derivation:
         return Report(
             spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
             self.assumptions, checked_rules, checked_claims,
-            time.perf_counter() - start, conventions,  # type: ignore[arg-type]
+            time.perf_counter() - start, conventions,
         )
 
 
@@ -333,6 +288,6 @@ def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) ->
     return Derivation(load_spec(path, limits), strategy)
 
 
-def from_dict(data: dict, name: str = "<dict>", strategy: str = "auto") -> Derivation:  # type: ignore[type-arg]
+def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation:
     """Build a derivation from an already-parsed mapping (same schema as the YAML)."""
     return Derivation(parse_spec(data, name), strategy)

@@ -9,6 +9,7 @@ never a replacement for it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import sympy
@@ -19,25 +20,39 @@ from derive.model.network import Network
 from derive.ops.activations import Undetermined
 from derive.prove.judge import Judge, Point, TooLarge, is_zero, size_exceeds
 from derive.prove.numeric import NotExact
+from derive.records import Diagnosis, DiagnosisCode, ProofStep
 
 MAX_RATIO_OPS = 3_000
 
 
 #: a factor made of constants or inputs (x1/x2, alpha/2): a wrong name may explain it better
-BY_SYMBOLS = "off by a factor"
+SYMBOLIC_FACTOR_PRIORITY = 10
 
-TRANSPOSED = "it is the transpose of the true gradient (a stray or missing transpose)"
+#: one candidate: a proven diagnosis of ``claimed`` against ``true``, or None
+Candidate = Callable[[Network, Judge, Matrix, Matrix], Diagnosis | None]
+
+#: the candidates, tried in this order (the first proven one is the diagnosis); a new
+#: diagnosis is one function registered with :func:`candidate` and a code in DiagnosisCode
+CANDIDATES: list[Candidate] = []
+
+
+def candidate(find: Candidate) -> Candidate:
+    """Register ``find`` as the last candidate diagnosis."""
+    CANDIDATES.append(find)
+    return find
 
 
 def diagnose(net: Network, judge: Judge, claimed: Matrix, true: Matrix,
-             transpose_message: str | None = None) -> str | None:
-    """A sentence naming the mistake, or None when no candidate could be proven."""
+             transposed: Diagnosis | None = None) -> Diagnosis | None:
+    """The mistake named and proven, or None when no candidate could be proven.
+    ``transposed`` replaces the transpose diagnosis (a Jacobian in the other layout)."""
     try:
         if transposed_shape(claimed, true) and _proven(judge, claimed.T, true):
-            return transpose_message or TRANSPOSED
-        for candidate in (_constant_factor, _activation_factor, _condition):
-            found = candidate(net, judge, claimed, true)
-            if found:
+            return transposed or Diagnosis(
+                DiagnosisCode.TRANSPOSE, "it is the transpose of the true gradient (a stray or missing transpose)")
+        for find in CANDIDATES:
+            found = find(net, judge, claimed, true)
+            if found is not None:
                 return found
     except TooLarge:
         return None
@@ -70,7 +85,7 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
     # the leaves fixed at a sample point, the constants kept: c/t is then a small
     # rational function of the constants alone if the ratio is a factor at all
     point = _leaves_at_a_sample(judge)
-    unfold = judge.step("pre-activations unfolded")
+    unfold = judge.step(ProofStep.PRE_ACTIVATIONS_UNFOLDED)
     zero = sympy.Integer(0)
     for i in range(len(true)):
         t = -unfold(zero, true[i])
@@ -172,7 +187,8 @@ def simplest_rational(lo: Fraction, hi: Fraction, max_denominator: int = MAX_RAT
     return value if value.denominator <= max_denominator else None
 
 
-def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+@candidate
+def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
     if claimed.shape != true.shape:
         return None
     k = _ratio(judge, claimed, true)
@@ -181,16 +197,18 @@ def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) 
     m = net.constants.get("m", sympy.Integer(1))
     averaged = net.spec is None or net.spec.average
     if k == -1:
-        return "opposite sign: claimed = −true (a − y and y − a swapped?)"
+        return Diagnosis(DiagnosisCode.OPPOSITE_SIGN, "opposite sign: claimed = −true (a − y and y − a swapped?)")
     if averaged and m != 1 and k == m:
-        return ("off by a factor 1/m: it is the gradient of the per-example loss, "
-                "not of the averaged cost J = (1/m) Σ ℓ")
+        return Diagnosis(DiagnosisCode.PER_EXAMPLE, "off by a factor 1/m: it is the gradient of the per-example "
+                         "loss, not of the averaged cost J = (1/m) Σ ℓ")
     if averaged and m != 1 and k == 1 / m:
-        return "an extra factor 1/m: the 1/m of the averaged cost is applied twice"
+        return Diagnosis(DiagnosisCode.EXTRA_1_OVER_M,
+                         "an extra factor 1/m: the 1/m of the averaged cost is applied twice")
     if not averaged and m != 1 and k == 1 / m:
-        return "an extra factor 1/m: the cost here is a plain sum (average: false)"
+        return Diagnosis(DiagnosisCode.EXTRA_1_OVER_M,
+                         "an extra factor 1/m: the cost here is a plain sum (average: false)")
     if k.free_symbols:
-        words = f"{BY_SYMBOLS}: claimed = {sympy.sstr(k)} × true"
+        words = f"off by a factor: claimed = {sympy.sstr(k)} × true"
         try:
             sol = sympy.solve(sympy.Eq(k, 1), sorted(k.free_symbols, key=str), dict=True)
         except NotImplementedError:  # SymPy has no method for this equation: no condition named
@@ -198,11 +216,12 @@ def _constant_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) 
         conds = [", ".join(f"{s} = {v}" for s, v in d.items()) for d in sol]
         if conds:
             words += f"; holds only when {' or '.join(conds)}"
-        return words
-    return f"off by a constant factor: claimed = {sympy.sstr(k)} × true"
+        return Diagnosis(DiagnosisCode.SYMBOLIC_FACTOR, words, SYMBOLIC_FACTOR_PRIORITY)
+    return Diagnosis(DiagnosisCode.CONSTANT_FACTOR, f"off by a constant factor: claimed = {sympy.sstr(k)} × true")
 
 
-def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+@candidate
+def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
     if claimed.shape != true.shape:
         return None
     for layer in net.layers:
@@ -212,19 +231,21 @@ def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix
         name = layer.activation.name
         if name == "identity":
             continue
-        gp = z.applyfunc(lambda e: layer.activation.derivative(e, layer.slope).xreplace(net.canon))
+        gp = z.applyfunc(lambda e, layer=layer: layer.activation.derivative(e, layer.slope).xreplace(net.canon))
         if _proven(judge, claimed.multiply_elementwise(gp), true):
-            return f"a factor {name}′(Z{layer.index}) is missing (g{layer.index}′ dropped)"
+            return Diagnosis(DiagnosisCode.MISSING_ACTIVATION_DERIVATIVE,
+                             f"a factor {name}′(Z{layer.index}) is missing (g{layer.index}′ dropped)")
         if _proven(judge, claimed, true.multiply_elementwise(gp)):
-            return f"an extra factor {name}′(Z{layer.index})"
+            return Diagnosis(DiagnosisCode.EXTRA_ACTIVATION_DERIVATIVE, f"an extra factor {name}′(Z{layer.index})")
     return None
 
 
-def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str | None:
+@candidate
+def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
     constants = net.free_constants
     if not constants or claimed.shape != true.shape:
         return None
-    unfold = judge.step("pre-activations unfolded")
+    unfold = judge.step(ProofStep.PRE_ACTIVATIONS_UNFOLDED)
     point = _leaves_at_a_sample(judge)  # candidates from a small equation in the constants
     for i in range(len(true)):
         d = unfold(claimed[i], true[i])
@@ -239,11 +260,11 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> str
             for value in _roots(d, c):
                 if value.free_symbols or value.atoms(sympy.Function):
                     continue  # each candidate is then proven for every entry, symbolically
-                fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true))
+                fixed = (unfold(a, b).xreplace({c: value}) for a, b in zip(claimed, true, strict=True))
                 zero = sympy.Integer(0)
                 vanishes = all(is_zero(unfold(zero, t).xreplace({c: value})) for t in true)
                 if not vanishes and all(is_zero(e) for e in fixed):  # "x = 0" making both sides 0 says nothing
-                    return f"holds only when {c} = {value}"
+                    return Diagnosis(DiagnosisCode.CONDITION, f"holds only when {c} = {value}")
         return None
     return None
 

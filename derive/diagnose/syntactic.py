@@ -19,8 +19,11 @@ from derive.lang import formula as F
 from derive.model.evaluate import Evaluator
 from derive.ops.matrices import is_matrix
 from derive.prove.judge import Judge, TooLarge
+from derive.records import Diagnosis, DiagnosisCode
 
 MAX_CANDIDATES = 400
+#: a fix names the mistake in the claim's own terms: above a factor of symbols (x1/x2 × true)
+FIX_PRIORITY = 30
 _FAMILY = re.compile(r"^([A-Za-z_]*?[A-Za-z_])(\d+)$")
 
 
@@ -102,7 +105,12 @@ def _factors(ev: Evaluator) -> list[str]:
     return out
 
 
-def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> str | None:
+def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagnosis | None:
+    """The smallest proven change to ``tree`` (see the module docstring), or None."""
+
+    def fix(code: DiagnosisCode, message: str) -> Diagnosis:
+        return Diagnosis(code, message, FIX_PRIORITY)
+
     groups = _known(ev)
     names = sorted(F.names(tree))
     singles = [(n, o) for n in names if family(n) in groups for o in groups[family(n)] if o != n]  # type: ignore[index]
@@ -117,10 +125,10 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> str |
         except DeriveError:
             return False
         value = value if is_matrix(value) else Matrix([[value]])
-        if value.shape != true.shape:  # type: ignore[union-attr]
+        if value.shape != true.shape:
             return False
         try:
-            return judge.agrees_numerically(value, true) and judge.prove(value, true) is not None  # type: ignore[arg-type]
+            return judge.agrees_numerically(value, true) and judge.prove(value, true) is not None
         except TooLarge:
             return False
 
@@ -128,27 +136,31 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> str |
         if tried >= MAX_CANDIDATES:
             return None
         if works(substitute(tree, {n: o})):
-            return f"true if {n} → {o} (a wrong index along the path?)"
+            return fix(DiagnosisCode.WRONG_NAME, f"true if {n} → {o} (a wrong index along the path?)")
     for n in names:  # a stray or missing transpose on one name
         if tried < MAX_CANDIDATES and works(substitute(tree, {}, None, n)):
-            return f"true with {n} transposed (a stray or missing transpose)"
+            return fix(DiagnosisCode.TRANSPOSED_NAME, f"true with {n} transposed (a stray or missing transpose)")
     for f in sorted(_calls(tree)):  # σ written where σ′ belongs, or the other way round
         other = f[:-6] if f.endswith("_prime") else f"{f}_prime"
         if other in ev.functions and works(substitute(tree, {}, {f: other})):
-            return f"true if {f} → {other} (the function where its derivative belongs, or back)"
+            return fix(DiagnosisCode.FUNCTION_FOR_DERIVATIVE,
+                       f"true if {f} → {other} (the function where its derivative belongs, or back)")
     for factor in _factors(ev):
         if tried >= MAX_CANDIDATES:
             return None
         if factor.split("(")[1].rstrip(")") in names and f"{factor}" in text:
             continue
-        for form, words in ((f"({text}) * {factor}", "missing"), (f"({text}) / {factor}", "extra")):
+        for form, words, code in ((f"({text}) * {factor}", "missing", DiagnosisCode.MISSING_ACTIVATION_DERIVATIVE),
+                                  (f"({text}) / {factor}", "extra", DiagnosisCode.EXTRA_ACTIVATION_DERIVATIVE)):
             if works(F.parse(form)):
-                return f"true with the factor {factor} {'added' if words == 'missing' else 'removed'} (a {words} g′ factor)"
+                done = "added" if words == "missing" else "removed"
+                return fix(code, f"true with the factor {factor} {done} (a {words} g′ factor)")
     for (n1, o1), (n2, o2) in itertools.combinations(singles, 2):
         if n1 == n2:
             continue
         if tried >= MAX_CANDIDATES:
             return None
         if works(substitute(tree, {n1: o1, n2: o2})):
-            return f"true if {n1} → {o1} and {n2} → {o2} (wrong indices along the path?)"
+            return fix(DiagnosisCode.WRONG_NAMES,
+                       f"true if {n1} → {o1} and {n2} → {o2} (wrong indices along the path?)")
     return None

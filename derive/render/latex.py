@@ -15,10 +15,12 @@ from pathlib import Path
 
 import sympy
 
-from derive.check.document import Entry, Section, Statement, explain
+from derive.check.document import Document, Entry, Section, Statement, build
 from derive.check.session import Derivation
 from derive.lang import formula as F
-from derive.records import PROVEN, REFUTED, Check, Report
+from derive.records import PROVEN, REFUTED, Check, Method, Report
+from derive.render import words
+from derive.render.base import Renderer
 from derive.render.latex_printer import FormulaPrinter, expr_latex, symbol_latex
 from derive.rules.identities import IdentityResult
 from derive.util.files import write_atomic
@@ -50,19 +52,19 @@ def tex_text(s: str) -> str:
     return "".join(out).replace("--", "-{}-")
 
 
-class _Renderer:
-    def __init__(self, d: Derivation, notation: str) -> None:
-        self.d = d
-        self.notation = notation
-        self.printer = FormulaPrinter(notation, self.is_scalar)
+class _Writer:
+    def __init__(self, doc: Document) -> None:
+        self.shapes = doc.shapes
+        self.notation = doc.notation
+        self.printer = FormulaPrinter(doc.notation, self.is_scalar)
 
     def is_scalar(self, node: F.Node) -> bool:
         if isinstance(node, F.Num):
             return True
         if isinstance(node, F.Name):
-            base = node.id[1:] if node.id.startswith("d") and node.id[1:] in self.d.net.matrices else node.id
-            m = self.d.net.matrices.get(base)
-            return m is None or m.shape == (1, 1)
+            base = node.id[1:] if node.id.startswith("d") and node.id[1:] in self.shapes else node.id
+            shape = self.shapes.get(base)
+            return shape is None or shape == (1, 1)
         if isinstance(node, F.BinOp) and node.op == "/":
             return self.is_scalar(node.left) and self.is_scalar(node.right)
         return False
@@ -72,17 +74,17 @@ class _Renderer:
 
     def verdict(self, c: Check) -> str:
         if c.verdict == PROVEN:
-            how = "instance of the all-sizes identity" if c.method.startswith("instance") else \
+            how = "instance of the all-sizes identity" if c.method == Method.INSTANCE else \
                 "the difference of every entry expands to exactly 0"
             entries = "the entry" if c.entries == 1 else f"all {c.entries} entries"
             return rf"$\checkmark$ \textbf{{proven}} for {entries} ({tex_text(how)})"
         mark = r"$\times$ \textbf{refuted}" if c.verdict == REFUTED else r"\textbf{unproven}"
-        if c.expect != PROVEN and c.ok:
-            mark += " (as expected)"
+        mark += tex_text(words.expectation(c))
         return mark
 
     def entry(self, e: Entry) -> str:
-        lhs = symbol_latex(e.lhs, self.notation) if isinstance(e.lhs, sympy.Symbol) else expr_latex(e.lhs, self.notation)
+        show = symbol_latex if isinstance(e.lhs, sympy.Symbol) else expr_latex
+        lhs = show(e.lhs, self.notation)
         rhs = expr_latex(e.rhs, self.notation)
         body = f"{lhs} = {rhs}"
         math = f"\\[ {body} \\]\n" if len(rhs) < 160 else f"\\begin{{multline*}}\n{body}\n\\end{{multline*}}\n"
@@ -117,7 +119,7 @@ class _Renderer:
         ce = c.counterexample
         if ce is not None:
             i, j = ce.entry
-            how = "exact rational arithmetic" if ce.exact else "interval arithmetic, 200 bits"
+            how = words.arithmetic(ce)
             out += (f"\\noindent Counterexample ({tex_text(how)}): at entry $[{i},{j}]$ the claim gives "
                     f"${tex_text(ce.claimed)}$ and the true value is ${tex_text(ce.true)}$, with\\par\n")
             values = list(ce.values.items())
@@ -142,16 +144,31 @@ class _Renderer:
 
 def document(d: Derivation, report: Report, notation: str = "default") -> str:
     """The whole document as LaTeX source."""
-    r = _Renderer(d, notation)
-    body = "".join(r.section(k, s) for k, s in enumerate(explain(d, report), start=1))
-    summary = report.summary()
+    return LatexRenderer().render(build(d, report, sections=True, notation=notation))
+
+
+class LatexRenderer(Renderer):
+    """A standalone LaTeX document (amsmath and amssymb only): the derivation written out."""
+
+    name = "latex"
+    extension = ".tex"
+    description = "a standalone LaTeX document of the derivation"
+    needs_sections = True
+
+    def render(self, document: Document) -> str:
+        return _source(document)
+
+
+def _source(doc: Document) -> str:
+    report = doc.report
+    r = _Writer(doc)
+    body = "".join(r.section(k, s) for k, s in enumerate(doc.sections or [], start=1))
     return (
         "\\documentclass[11pt]{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n"
         "\\allowdisplaybreaks\n\\setlength{\\parindent}{0pt}\n"
         f"\\title{{{tex_text(report.name)}}}\n\\author{{derive}}\n\\date{{}}\n"
         "\\begin{document}\n\\maketitle\n"
-        f"\\noindent {summary['proven']} proven, {summary['refuted']} refuted, "
-        f"{summary['unproven']} unproven.\\par\n"
+        f"\\noindent {tex_text(words.counts(report))}.\\par\n"
         f"{body}\\end{{document}}\n"
     )
 

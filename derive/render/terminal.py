@@ -1,64 +1,53 @@
-"""Terminal renderables for reports (rich).  No mathematics here: it only reads records.
+"""The ``terminal`` output format: rich renderables for reports.  No mathematics here: it
+only reads records, and takes its words from :mod:`derive.render.words`.
 
 Built here, printed by :mod:`derive.cli`.  Tests render at a fixed width with colour off.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from derive.check.document import Entry, Statement
+from derive.check.document import Document, Entry, Section, Statement
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
+from derive.render import words
+from derive.render.base import Renderer
+from derive.rules.identities import ALL_SIZES, IdentityResult
 
 STYLE = {PROVEN: "bold green", REFUTED: "bold red", UNPROVEN: "bold yellow"}
 MAX_VALUES = 8
 
 
-def verdict_text(verdict: str, method: str = "") -> Text:
-    label = f"{verdict} (timeout)" if method == "timeout" else verdict
-    return Text(label, style=STYLE.get(verdict, ""))
-
-
-def _seconds(s: float) -> str:
-    return f"{s:.2f}s" if s >= 0.01 else "<0.01s"
+def verdict_text(c: Check) -> Text:
+    return Text(words.verdict_label(c), style=STYLE.get(c.verdict, ""))
 
 
 def header(report: Report) -> Text:
-    shape = "-".join(str(n) for n in report.sizes) or f"{report.conventions.get('equations')} equations"
     t = Text()
     t.append(report.name, style="bold")
-    t.append(f"  {shape}, batch {report.batch}, {report.parameters} parameters  ({report.file})")
+    t.append(words.header(report))
     return t
 
 
 def conventions(report: Report) -> Text:
-    c = report.conventions
-    if "equations" in c:
-        lines = [f"loss {c['loss']}; parameters {', '.join(c['parameter_names'])}", f"truth: {report.strategy}"]
-        return Text("\n".join(lines), style="dim")
-    cost = "J = (1/m) Σ ℓ (averaged)" if c.get("average", True) else "J = Σ ℓ (summed)"
-    loss = c.get("loss", "?")
-    if loss == "mse":
-        loss = f"mse, ℓ = {c.get('scale')}·‖a − y‖²"
-    lines = [
-        f"examples as {c.get('batch_layout', 'columns')}; {cost}; loss {loss}",
-        f"truth: {report.strategy}",
-    ]
-    lines += [f"assuming {a}" for a in report.assumptions]
-    return Text("\n".join(lines), style="dim")
+    return Text("\n".join(words.conventions(report)), style="dim")
 
 
 def rules_table(checks: list[Check]) -> Table:
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col, kw in (("layer", {"justify": "right"}), ("rule", {}), ("statement", {}),
-                    ("entries", {"justify": "right"}), ("verdict", {}), ("time", {"justify": "right"})):
-        t.add_column(col, **kw)  # type: ignore[arg-type]
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("layer", {"justify": "right"}), ("rule", {}), ("statement", {}), ("entries", {"justify": "right"}),
+        ("verdict", {}), ("time", {"justify": "right"}))
+    for col, kw in columns:
+        t.add_column(col, **kw)
     for c in checks:
-        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.statement, str(c.entries), verdict_text(c.verdict, c.method),
-                  _seconds(c.seconds))
+        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.statement, str(c.entries), verdict_text(c),
+                  words.seconds(c.seconds))
     return t
 
 
@@ -67,47 +56,20 @@ def claims_table(checks: list[Check]) -> Table:
     for col in ("claim", "verdict", "why"):
         t.add_column(col)
     for c in checks:
-        v = verdict_text(c.verdict, c.method)
-        if c.expect != PROVEN:
-            v.append(" (expected)" if c.ok else f" (expected {c.expect})", style="dim")
-        t.add_row(c.statement + (f"\n  from {c.latex}" if c.latex else ""), v, why(c))
+        v = verdict_text(c)
+        v.append(words.expectation(c), style="dim")
+        t.add_row(c.statement + (f"\n  from {c.latex}" if c.latex else ""), v, words.why(c))
     return t
-
-
-def why(c: Check) -> str:
-    """One short explanation: the diagnosis, the counterexample, or what was tried."""
-    parts = []
-    if c.diagnosis:
-        parts.append(c.diagnosis)
-    if c.counterexample is not None:
-        ce = c.counterexample
-        i, j = ce.entry
-        parts.append(f"at entry [{i},{j}]: claimed {ce.claimed}, true {ce.true}")
-    if c.detail and c.verdict != PROVEN:
-        parts.append(c.detail)
-    if c.verdict == PROVEN:
-        if "almost everywhere" in c.method:
-            parts.append(f"exact almost everywhere, {_count(c.entries, 'entry')}: {c.detail}")
-        else:
-            parts.append(f"exact, {_count(c.entries, 'entry')}")
-    return "; ".join(parts)
 
 
 def counterexamples(checks: list[Check]) -> RenderableType | None:
     lines = Text()
     for c in checks:
-        ce = c.counterexample
-        if ce is None:
+        line = words.counterexample_line(c, MAX_VALUES)
+        if line is None:
             continue
-        items = list(ce.values.items())
-        shown = ", ".join(f"{k} = {v}" for k, v in items[:MAX_VALUES])
-        more = f", … ({len(items)} values; --json lists all)" if len(items) > MAX_VALUES else ""
-        how = "exact" if ce.exact else "certified by interval arithmetic"
-        lines.append(f"{c.target} = {c.formula}", style="bold")
-        if ce.claimed.startswith("undefined"):
-            lines.append(f" is undefined on an open set of inputs ({how}) around {shown}{more}\n")
-        else:
-            lines.append(f" is false ({how}) at {shown}{more}\n")
+        lines.append(c.statement, style="bold")
+        lines.append(line + "\n")
     return lines if lines.plain else None
 
 
@@ -120,47 +82,30 @@ def render(report: Report) -> Group:
         ce = counterexamples(report.claims)
         if ce is not None:
             parts.append(ce)
-    parts.append(Text(summary_line(report)))
+    parts.append(Text(words.summary_line(report)))
     return Group(*parts)
 
 
-def _count(n: int, word: str) -> str:
-    if n == 1:
-        return f"1 {word}"
-    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"
+class TerminalRenderer(Renderer):
+    """The report as rich tables; with the document's sections, the derivation after it."""
+
+    name = "terminal"
+    extension = ".txt"
+    description = "tables for a terminal (the default)"
+
+    def render(self, document: Document) -> Group:
+        parts: list[RenderableType] = [render(document.report)]
+        if document.sections is not None:
+            parts.append(explanation(document.sections))
+        return Group(*parts)
 
 
-def summary_line(report: Report) -> str:
-    out = []
-    for label, items in (("rule", report.rules), ("claim", report.claims)):
-        if not items:
-            continue
-        head = _count(len(items), label)
-        if all(c.verdict == PROVEN for c in items):
-            out.append(f"{head} proven.")
-            continue
-        words = []
-        for v in (PROVEN, REFUTED, UNPROVEN):
-            n = sum(1 for c in items if c.verdict == v)
-            if not n:
-                continue
-            expected = sum(1 for c in items if c.verdict == v and c.expect == v)
-            if v == PROVEN or not expected:
-                words.append(f"{n} {v}")
-            elif expected == n:
-                words.append(f"{n} {v} as expected")
-            else:
-                words.append(f"{n} {v} ({expected} as expected)")
-        out.append(f"{head}: {', '.join(words)}.")
-    return " ".join(out) if out else "nothing to check."
-
-
-def identities(results: list, sizes: dict[str, int], limit: int) -> Group:  # type: ignore[type-arg]
+def identities(results: list[IdentityResult], sizes: dict[str, int], limit: int) -> Group:
     """The vec/Kronecker identities with their verdicts and index-calculus steps."""
     parts: list[RenderableType] = []
     for r in results:
         t = Text()
-        style = "bold green" if r.verdict.startswith("proven") else "bold red" if r.verdict == "refuted" else "bold yellow"
+        style = "bold green" if r.verdict == ALL_SIZES else "bold red" if r.verdict == REFUTED else "bold yellow"
         t.append(f"{r.statement}", style="bold")
         t.append("  ")
         t.append(r.verdict, style=style)
@@ -173,13 +118,13 @@ def identities(results: list, sizes: dict[str, int], limit: int) -> Group:  # ty
                      style="dim")
         parts.append(t)
         parts.append(Text(""))
-    proven = sum(1 for r in results if r.verdict.startswith("proven"))
-    refuted = sum(1 for r in results if r.verdict == "refuted")
+    proven = sum(1 for r in results if r.verdict == ALL_SIZES)
+    refuted = sum(1 for r in results if r.verdict == REFUTED)
     parts.append(Text(f"{proven} identities proven for all sizes; {refuted} wrong variants refuted."))
     return Group(*parts)
 
 
-def explanation(sections: list) -> Group:  # type: ignore[type-arg]
+def explanation(sections: list[Section]) -> Group:
     """``--explain``: the same sections as the LaTeX document, as terminal text."""
 
     parts: list[RenderableType] = []
@@ -195,9 +140,9 @@ def explanation(sections: list) -> Group:  # type: ignore[type-arg]
                 line = Text(f"  {it.target} = {it.formula}")
                 if it.check is not None:
                     line.append("   ")
-                    line.append_text(verdict_text(it.check.verdict, it.check.method))
+                    line.append_text(verdict_text(it.check))
                     if it.check.verdict == PROVEN:
-                        line.append(f" for {_count(it.check.entries, 'entry')}", style="dim")
+                        line.append(f" for {words.count(it.check.entries, 'entry')}", style="dim")
                 parts.append(line)
                 if it.why:
                     parts.append(Text(f"      {it.why}", style="dim"))
@@ -205,9 +150,9 @@ def explanation(sections: list) -> Group:  # type: ignore[type-arg]
             parts.append(Text(f"  {r.statement}: {r.verdict}"))
         for c in s.claims:
             line = Text(f"  {c.statement}   ")
-            line.append_text(verdict_text(c.verdict, c.method))
+            line.append_text(verdict_text(c))
             parts.append(line)
-            detail = why(c)
+            detail = words.why(c)
             if detail and c.verdict != PROVEN:
                 parts.append(Text(f"      {detail}", style="dim"))
     return Group(*parts)

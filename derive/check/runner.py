@@ -1,0 +1,122 @@
+"""Run checks within a time budget: one scheduler for the CLI, the Python face and the pytest plugin.
+
+Each rule or claim runs under a per-item cap and a run-wide deadline (:mod:`derive.util.budget`);
+one that runs out is *unproven (timeout)* and the run goes on with the rest, so no item
+can hang a run.  With ``jobs > 1`` items are shared among forked worker processes (the
+workers inherit the derivation, its truth and its sample points); the order of the
+results never depends on it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from derive.records import UNPROVEN, Check, Method, Verdict
+from derive.rules.layer_rules import Rule
+from derive.spec import ClaimSpec
+from derive.util import budget
+
+DEFAULT_TIMEOUT = 120.0  # seconds per check
+#: less time than this left is no time: the item is not started (an alarm set for a few
+#: microseconds can fire before budget.limit has armed its cleanup)
+MIN_SECONDS = 1e-3
+PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
+Task = Rule | ClaimSpec
+Progress = Callable[[Check], None]
+
+
+class Checker(Protocol):
+    """What the runner needs of a derivation (:class:`derive.check.session.Derivation`)."""
+
+    def check_rule(self, rule: Rule) -> Check: ...
+
+    def check_spec_claim(self, claim: ClaimSpec) -> Check: ...
+
+    def prepare_workers(self) -> None: ...
+
+
+def auto_jobs(parameters: int) -> int:
+    """Worker processes that pay: two for large networks on a machine with two cores."""
+    cores = os.cpu_count() or 1
+    return min(2, cores) if parameters >= PARALLEL_FROM else 1
+
+
+class Runner:
+    """A time budget: ``timeout`` seconds per item, ``timeout_run`` for everything run
+    from :meth:`start` on (None: no cap).  ``hint`` says how to raise them."""
+
+    def __init__(self, timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = None,
+                 hint: str = "raise it with --timeout / --timeout-run") -> None:
+        self.timeout = timeout
+        self.timeout_run = timeout_run
+        self.hint = hint
+        self.deadline = budget.Deadline(timeout_run, timeout)
+
+    def start(self) -> Runner:
+        """(Re)start the run-wide deadline now."""
+        self.deadline = budget.Deadline(self.timeout_run, self.timeout)
+        return self
+
+    def remaining(self) -> float | None:
+        """Seconds the next item may take (its cap, or what is left of the run)."""
+        return self.deadline.remaining()
+
+    def check(self, checker: Checker, task: Task) -> Check:
+        """One item within the budget: a timeout is a verdict (unproven), not an error."""
+        start = time.perf_counter()
+        left = self.remaining()
+        if left is not None and left < MIN_SECONDS:
+            return self.timed_out(task, 0.0)
+        try:
+            with budget.limit(left):
+                return checker.check_rule(task) if isinstance(task, Rule) else checker.check_spec_claim(task)
+        except budget.Timeout:
+            return self.timed_out(task, time.perf_counter() - start)
+
+    def timed_out(self, task: Task, seconds: float) -> Check:
+        detail = f"no verdict within the time budget ({self.hint})"
+        if isinstance(task, Rule):
+            return Check("rule", task.target, task.formula, UNPROVEN, Method.TIMEOUT, 0, seconds,
+                         layer=task.layer, rule=task.rule, detail=detail)
+        return Check("claim", task.target, task.formula, UNPROVEN, Method.TIMEOUT, 0, seconds,
+                     place=task.place, expect=Verdict(task.expect), detail=detail)
+
+    def run(self, checker: Checker, tasks: Sequence[Task], progress: Progress | None = None,
+            jobs: int = 1) -> list[Check]:
+        """Every task, in order; ``jobs`` forked workers share them when there are several."""
+        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
+            return self._forked(checker, list(tasks), progress, jobs)
+        out: list[Check] = []
+        for task in tasks:
+            out.append(self.check(checker, task))
+            if progress:
+                progress(out[-1])
+        return out
+
+    def _forked(self, checker: Checker, tasks: list[Task], progress: Progress | None, jobs: int) -> list[Check]:
+        global _FORKED
+        checker.prepare_workers()  # built once, inherited by the workers
+        out: list[Check] = []
+        _FORKED = (self, checker, tasks)
+        try:
+            with mp.get_context("fork").Pool(jobs) as pool:
+                for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
+                    out.append(check)
+                    if progress:
+                        progress(check)
+        finally:
+            _FORKED = None
+        return out
+
+
+_FORKED: tuple[Runner, Checker, list[Task]] | None = None  # what forked workers inherit
+
+
+def _forked_check(index: int) -> Check:
+    assert _FORKED is not None
+    runner, checker, tasks = _FORKED
+    return runner.check(checker, tasks[index])

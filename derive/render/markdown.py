@@ -1,0 +1,42 @@
+"""Markdown: a report as a table, a check as a short paragraph (also Jupyter's view of both)."""
+
+from __future__ import annotations
+
+from derive.check.document import Document
+from derive.records import PROVEN, Check, Report, show_markdown_with
+from derive.render import words
+from derive.render.base import Renderer
+
+
+def check(c: Check) -> str:
+    lines = [f"**{words.verdict_label(c)}**: `{c.statement}`"]
+    if c.diagnosis:
+        lines.append(f"- diagnosis: {c.diagnosis}")
+    if c.counterexample is not None:
+        lines.append(f"- counterexample {words.at_entry(c.counterexample)} ({words.arithmetic(c.counterexample)})")
+    if c.detail and c.verdict != PROVEN:
+        lines.append(f"- {c.detail}")
+    return "\n".join(lines)
+
+
+def report(r: Report) -> str:
+    rows = ["| kind | statement | verdict |", "|---|---|---|"]
+    rows += [f"| {c.kind} | `{c.statement}` | {words.verdict_label(c)}{words.expectation(c)} |"
+             for c in r.rules + r.claims]
+    return f"**{r.name}**: {words.counts(r)}\n\n" + "\n".join(rows) + f"\n\n{words.summary_line(r)}\n"
+
+
+def view(record: Check | Report) -> str:
+    return check(record) if isinstance(record, Check) else report(record)
+
+
+show_markdown_with(view)  # records show themselves in Jupyter through this module
+
+
+class MarkdownRenderer(Renderer):
+    name = "markdown"
+    extension = ".md"
+    description = "a Markdown table of every rule and claim"
+
+    def render(self, document: Document) -> str:
+        return report(document.report)
