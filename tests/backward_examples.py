@@ -137,6 +137,16 @@ def batchnorm_backward_alt_bug(dout, cache):
     return dx, dgamma, dbeta
 
 
+def batchnorm_backward_alt_no_eps(dout, cache):
+    xhat, gamma, xmu, ivar, sqrtvar, var, eps = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(xhat * dout, axis=0)
+    istd = 1.0 / np.sqrt(var)  # BUG: eps left out of the backward pass (a relative error of about eps/var)
+    dx = (gamma * istd / N) * (N * dout - dbeta - xhat * dgamma)
+    return dx, dgamma, dbeta
+
+
 # ------------------------------------------------------------------ dropout (inverted, training mode)
 def dropout_forward(x, mask, p):
     out = x * mask / p
@@ -448,6 +458,9 @@ CASES: list[Case] = [
     Case("batchnorm_alt", {"x": (3, 2), "gamma": (2,), "beta": (2,)},
          lambda x, gamma, beta: batchnorm_forward(x, gamma, beta, BN_PARAM)[0],
          _bn(batchnorm_backward_alt), _bn(batchnorm_backward_alt_bug), "x"),
+    Case("batchnorm_eps", {"x": (3, 2), "gamma": (2,), "beta": (2,)},
+         lambda x, gamma, beta: batchnorm_forward(x, gamma, beta, BN_PARAM)[0],
+         _bn(batchnorm_backward_alt), _bn(batchnorm_backward_alt_no_eps), "x"),
     Case("dropout", {"x": (2, 3)}, lambda x: dropout_forward(x, DROPOUT_MASK, DROPOUT_P)[0],
          lambda d, x: dropout_backward(d, dropout_forward(x, DROPOUT_MASK, DROPOUT_P)[1]),
          lambda d, x: dropout_backward_bug(d, dropout_forward(x, DROPOUT_MASK, DROPOUT_P)[1]), "x"),
@@ -464,6 +477,13 @@ CASES: list[Case] = [
     Case("max_pool_naive", {"x": (1, 1, 4, 4)}, lambda x: max_pool_forward_naive(x, POOL_PARAM)[0],
          lambda d, x: max_pool_backward_naive(d, max_pool_forward_naive(x, POOL_PARAM)[1]),
          lambda d, x: max_pool_backward_naive_bug(d, max_pool_forward_naive(x, POOL_PARAM)[1]), "x"),
+    # the same code, and for the numeric check an input whose top two entries in a window are
+    # 1e-7 apart (closer than a finite difference's step): derive's verdict is for every input
+    Case("max_pool_near_tie", {"x": (1, 1, 4, 4)}, lambda x: max_pool_forward_naive(x, POOL_PARAM)[0],
+         lambda d, x: max_pool_backward_naive(d, max_pool_forward_naive(x, POOL_PARAM)[1]),
+         lambda d, x: max_pool_backward_naive_bug(d, max_pool_forward_naive(x, POOL_PARAM)[1]), "x",
+         notes={"numeric_inputs": {"x": np.array([[[[0.3, 0.3 + 1e-7, -1.2, 0.4], [-0.5, 0.1, 0.9, -0.7],
+                                                    [1.1, -0.2, 0.6, 0.25], [0.05, -1.3, -0.8, 0.35]]]])}}),
     Case("rnn_step", {"x": (2, 2), "prev_h": (2, 2), "Wx": (2, 2), "Wh": (2, 2), "b": (2,)},
          lambda x, h, Wx, Wh, b: rnn_step_forward(x, h, Wx, Wh, b)[0],
          lambda d, x, h, Wx, Wh, b: rnn_step_backward(d, rnn_step_forward(x, h, Wx, Wh, b)[1]),

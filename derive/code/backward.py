@@ -295,8 +295,9 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
         return check
     # a refutation: the entries not proven first
     for values in pts:
+        at = _At(values)
         for idx in differing:
-            found = _differs(claimed[idx], true[idx], values)
+            found = _differs(claimed[idx], true[idx], at)
             if found is None:
                 continue
             c_val, t_val, exact = found
@@ -353,44 +354,67 @@ def _points(rng: random.Random, inputs: list[SymArray], ups: list[SymArray | Non
     return out
 
 
-def _differs(c: Expr, t: Expr, values: dict[Expr, Fraction]) -> tuple[Any, Any, bool] | None:
+class _At:
+    """One sample point, with an exact and an interval evaluator made once and memoised
+    across the entries (they share most subexpressions)."""
+
+    def __init__(self, values: dict[Expr, Fraction]) -> None:
+        self.values = values
+        self._exact: Evaluator | None = None
+        self._interval: Evaluator | None = None
+        self.ctx = IntervalContext(200)
+
+    @property
+    def exact(self) -> Evaluator:
+        if self._exact is None:
+            self._exact = Evaluator(ExactContext(), self.values)
+        return self._exact
+
+    @property
+    def interval(self) -> Evaluator:
+        if self._interval is None:
+            ctx = self.ctx
+            self._interval = Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator))
+                                             for s, v in self.values.items()})
+        return self._interval
+
+    def nonzero(self, e: Expr) -> bool | None:
+        """Whether e ≠ 0 here (certified), False when it is 0 or undecided, None when undefined."""
+        try:
+            return self.exact(e) != 0
+        except NotExact:
+            pass
+        except (Undefined, Undetermined, ZeroDivisionError, KeyError):
+            return None
+        try:
+            return self.ctx.is_nonzero(self.interval(e))
+        except (NotExact, Undefined, Undetermined, ZeroDivisionError, KeyError):
+            return None
+
+
+def _differs(c: Expr, t: Expr, at: _At) -> tuple[Any, Any, bool] | None:
     """(claimed, true, exact) at the point when they certainly differ there, else None."""
-    if _at_kink(c - t, values):
+    if _at_kink(c - t, at):
         return None
     try:
-        ev = Evaluator(ExactContext(), values)
-        cv, tv = ev(c), ev(t)
+        cv, tv = at.exact(c), at.exact(t)
         return (cv, tv, True) if cv != tv else None
     except NotExact:
         pass
     except (Undefined, Undetermined, ZeroDivisionError, KeyError):
         return None
     try:
-        ctx = IntervalContext(200)
-        ev = Evaluator(ctx, {s: ctx.number(sympy.Rational(v.numerator, v.denominator)) for s, v in values.items()})
-        cv, tv = ev(c), ev(t)
-        return (cv, tv, False) if ctx.is_nonzero(cv - tv) else None
+        cv, tv = at.interval(c), at.interval(t)
+        return (cv, tv, False) if at.ctx.is_nonzero(cv - tv) else None
     except (NotExact, Undefined, Undetermined, ZeroDivisionError, KeyError):
         return None
 
 
-def _at_kink(e: Expr, values: dict[Expr, Fraction]) -> bool:
+def _at_kink(e: Expr, at: _At) -> bool:
+    """Whether a step function in e sits at (or cannot be told from) its kink here."""
     for f in e.atoms(*PIECEWISE):
         for o in kink_offsets(f):
-            try:
-                ev = Evaluator(ExactContext(), values)
-                if ev(o) == 0:
-                    return True
-            except NotExact:
-                ctx = IntervalContext(200)
-                try:
-                    v = Evaluator(ctx, {s: ctx.number(sympy.Rational(q.numerator, q.denominator))
-                                        for s, q in values.items()})(o)
-                except (NotExact, Undefined, Undetermined, ZeroDivisionError, KeyError):
-                    return True
-                if not ctx.is_nonzero(v):
-                    return True
-            except (Undefined, Undetermined, ZeroDivisionError, KeyError):
+            if at.nonzero(o) is not True:
                 return True
     return False
 
