@@ -83,7 +83,7 @@ def test_engines_agree_on_gradients() -> None:
     from derive.prove.judge import is_zero
     for name in ("W1", "b1", "W2", "Z1", "A1"):
         a, b = g.truth.grad(name), loc.truth.grad(name)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             assert is_zero(loc.truth.unfold(y) - x)
 
 
