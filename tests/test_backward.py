@@ -180,3 +180,35 @@ def test_numpy_operations_match_float64():
         assert isinstance(s, SymArray) and s.shape == f.shape
         got = np.array([ctx.mid(ev(e)) for e in s.view(np.ndarray).reshape(-1)]).reshape(f.shape)
         np.testing.assert_allclose(got, f, rtol=1e-12, atol=1e-12)
+
+
+def svm_loss(x, y):
+    N = x.shape[0]
+    correct_class_scores = x[np.arange(N), y]
+    margins = np.maximum(0, x - correct_class_scores[:, np.newaxis] + 1.0)
+    margins[np.arange(N), y] = 0
+    loss = np.sum(margins) / N
+    num_pos = np.sum(margins > 0, axis=1)
+    dx = np.zeros_like(x)
+    dx[margins > 0] = 1
+    dx[np.arange(N), y] -= num_pos
+    dx /= N
+    return loss, dx
+
+
+def test_svm_loss_with_masks_assigned_through():
+    # dx[margins > 0] = 1 with margins = relu(u): relu′(relu(u)) is relu′(u), proven by cases
+    r = gradcheck(lambda x: svm_loss(x, ex.LABELS), shapes={"x": (2, 3)})
+    assert r.verdict == Verdict.PROVEN, r.report()
+
+
+def test_iteration_keeps_entries_symbolic():
+    def fwd(x):
+        total = 0
+        for row in x:
+            for v in row:
+                total = total + 0.5 * v * v
+        return total
+
+    r = gradcheck(fwd, lambda d, x: (d * x,), {"x": (2, 2)})
+    assert r.verdict == Verdict.PROVEN, r.report()

@@ -107,7 +107,8 @@ class SymArray(np.ndarray):
         return bool(value)
 
     def __float__(self) -> float:
-        return float(self._concrete_scalar("float()"))
+        return float(self._concrete_scalar("float() (or storing into a plain float array: allocate arrays inside "
+                                           "the function with np.zeros/np.zeros_like, which derive makes symbolic)"))
 
     def __int__(self) -> int:
         return int(self._concrete_scalar("int()"))
@@ -128,6 +129,12 @@ class SymArray(np.ndarray):
                 f"{what} of the symbolic value {_short(e)}: which branch the code takes depends on the input values; "
                 "write it with a mask or np.where (e.g. x * (x > 0)) so both branches stay in the expression")
         return e
+
+    def __iter__(self) -> Iterator[Any]:  # rows as arrays, entries as 0-d arrays: never a bare expression
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(self.shape[0]):
+            yield self[i]
 
     def __repr__(self) -> str:
         return f"SymArray({np.array2string(self.view(np.ndarray), separator=', ')})"
