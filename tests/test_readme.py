@@ -55,7 +55,7 @@ def test_sample_error_is_real(tmp_path: Path) -> None:
     assert sample
     path = tmp_path / "net.yaml"
     path.write_text("network: {inputs: 2, layers: [{units: 2, activation: tanh}, "
-                    "{units: 1, activation: relu6}], loss: mse}\n")
+                    "{units: 1, activation: relu7}], loss: mse}\n")
     with pytest.raises(derive.SpecError) as info:
         derive.load(path)
     assert str(info.value).replace(str(path), "net.yaml") == sample.group(1)

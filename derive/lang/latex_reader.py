@@ -36,6 +36,7 @@ import sympy
 
 from derive.errors import FormulaError
 from derive.lang import formula as F
+from derive.lang.symbols import READER
 
 GRAMMAR = r"""
 ?start: equation
@@ -73,7 +74,7 @@ INDEXTEXT: /[A-Za-z0-9,]+/
 GREEK: "\\delta" | "\\alpha" | "\\beta" | "\\lambda" | "\\eta"
 LETTER: /[A-Za-z]/
 DNAME: /d[A-Za-z]/
-LETTERS: /[A-Za-z_]+/
+LETTERS: /[A-Za-z](?:[A-Za-z0-9_]|\\_)*/
 DIGIT: /[0-9]/
 %import common.SIGNED_NUMBER
 %import common.NUMBER
@@ -86,9 +87,8 @@ DIGIT: /[0-9]/
 
 _PARSER = lark.Lark(GRAMMAR, parser="earley", ambiguity="resolve", propagate_positions=True)
 
-FUNCS = {r"\sigma": "sigmoid", r"\tanh": "tanh", r"\exp": "exp", r"\log": "log", r"\ln": "log",
-         "vec": "vec", "diag": "diag", "relu": "relu", "softplus": "softplus", "softmax": "softmax",
-         "sigmoid": "sigmoid", "tanh": "tanh", "exp": "exp", "log": "log"}
+#: spelling → formula-language function: the table the printer shares (derive.lang.symbols)
+FUNCS = READER
 GREEK = {r"\delta": "delta", r"\alpha": "alpha", r"\beta": "beta", r"\lambda": "lambda_", r"\eta": "eta"}
 
 
@@ -127,7 +127,7 @@ def _broadcast(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[in
     if a is None or b is None:
         return a or b
     out = []
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if x != y and 1 not in (x, y):
             return None
         out.append(max(x, y) if 1 in (x, y) else x)
@@ -305,7 +305,7 @@ class _Convert:
         if head == "g":  # g_1(z), g_1'(z): layer 1's own activation
             idx = t.children[1]
             return f"g{''.join(str(c) for c in idx.children)}", prime
-        name = FUNCS.get(head)
+        name = FUNCS.get(head.replace(r"\_", "_"))
         if name is None:
             raise self.fail(t, f"unknown function {head}")
         return name, prime

@@ -27,7 +27,7 @@ from derive.lang import formula as F
 from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.model.network import COST, Network, compose, downstream
 from derive.model.truth import Truth
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE, SoftmaxEntry
+from derive.ops.activations import ACTIVATIONS, SoftmaxEntry
 from derive.ops.matrices import Value, broadcast, is_matrix, kron, matmul, vec
 
 MAX_ENTRIES = 1_000_000
@@ -119,7 +119,8 @@ class Evaluator:
         if isinstance(inner, F.Name) and inner.id.startswith("d") and self.is_value(inner.id):
             base = inner.id[1:]
             kind = self.net.kinds.get(inner.id, "a constant")
-            kind = {"input": "an input", "parameter": "a parameter", "node": "a value", "target": "a target"}.get(kind, kind)
+            kind = {"input": "an input", "parameter": "a parameter", "node": "a value",
+                    "target": "a target"}.get(kind, kind)
             hint = f"; the gradient ∂J/∂{base} is written d({base})" if base in self.net.matrices else ""
             raise FormulaError(text, inner.col, f"'{inner.id}' is {kind} of this network, not a gradient{hint}")
         F.check_target(node, text)
@@ -307,23 +308,36 @@ class Evaluator:
             self._record(POSITIVE, args[0], "as the argument of log")
         return self._elementwise(sympy.log)(node, args, text)
 
-    def _slope(self, node: F.Call, args: list[Value], text: str) -> Expr:
+    def _slope(self, name: str, node: F.Call, args: list[Value], text: str) -> Expr:
+        """The activation's parameter (leaky_relu's slope, elu's alpha): the second
+        argument, else that of the layer whose pre-activation is the argument, else the
+        value the network's layers with this activation use (when they agree), else the
+        registry's default."""
+        param = ACTIVATIONS[name].param
+        assert param is not None
         if len(args) == 2:
             if is_matrix(args[1]):
-                raise FormulaError(text, node.col, "the slope of leaky_relu must be a scalar")
+                raise FormulaError(text, node.col, f"the {param.key} of {name} must be a scalar")
             return args[1]  # type: ignore[return-value]
-        slopes = {layer.slope for layer in self.net.layers if layer.slope is not None}
-        return slopes.pop() if len(slopes) == 1 else DEFAULT_LEAKY_SLOPE
+        layers = [layer for layer in self.net.layers if layer.slope is not None and layer.activation.name == name]
+        v = args[0] if args else None
+        first = v[0] if is_matrix(v) else v  # type: ignore[index]
+        for layer in layers:  # elu_prime(Z2): the alpha of layer 2
+            z = self.net.matrices.get(f"Z{layer.index}")
+            if z is not None and first is not None and first in set(z):
+                return layer.slope  # type: ignore[return-value]
+        slopes = {layer.slope for layer in layers}
+        return slopes.pop() if len(slopes) == 1 else param.default
 
     def _activation(self, name: str) -> Callable[[F.Call, list[Value], str], Value]:
         act = ACTIVATIONS[name]
 
         def apply(node: F.Call, args: list[Value], text: str) -> Value:
-            if name == "softmax":
+            if not act.elementwise:  # softmax: one example at a time
                 self._arity(node, args, text, 1, 1)
                 return self._softmax(node, args[0], text)
             self._arity(node, args, text, 1, 2 if act.needs_slope else 1)
-            slope = self._slope(node, args, text) if act.needs_slope else None
+            slope = self._slope(name, node, args, text) if act.needs_slope else None
             return self._elementwise(lambda e: act.apply(e, slope))(node, args[:1], text)
         return apply
 
@@ -337,7 +351,7 @@ class Evaluator:
                     f"{name}_prime is a Jacobian, not an elementwise function; write the product out",
                 )
             self._arity(node, args, text, 1, 2 if act.needs_slope else 1)
-            slope = self._slope(node, args, text) if act.needs_slope else None
+            slope = self._slope(name, node, args, text) if act.needs_slope else None
             return self._elementwise(lambda e: act.derivative(e, slope))(node, args[:1], text)
         return apply
 

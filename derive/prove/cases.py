@@ -1,16 +1,23 @@
-"""Proof by cases for the piecewise activations: relu, relu′, leaky_relu, leaky_relu′.
+"""Proof by cases for the piecewise functions of the registry: relu, relu′, leaky_relu,
+leaky_relu′, elu, elu′, relu6, relu6′, hardtanh, hardtanh′ (any class with a
+:class:`~derive.ops.registry.Piecewise` facet).
 
 An identity such as ``relu(z) = z · relu′(z)`` or ``relu′(relu(z)) = relu′(z)`` is not a
-polynomial identity when relu and relu′ are opaque functions, but it is one on each side
-of the kink.  :func:`by_cases` splits on the sign of each argument those functions are
-applied to and replaces every application by its branch:
+polynomial identity when relu and relu′ are opaque functions, but it is one on each
+interval between the kinks.  :func:`by_cases` splits on the sign of u − k for each
+argument u those functions are applied to and each of their kinks k, and replaces every
+application by its piece there:
 
-    u > 0:  relu(u) = u,  relu′(u) = 1,  leaky_relu(u, a) = u,      leaky_relu′(u, a) = 1
-    u ≤ 0:  relu(u) = 0,  relu′(u) = 0,  leaky_relu(u, a) = a·u,    leaky_relu′(u, a) = a
+    u − 0 > 0:  relu(u) = u,  relu′(u) = 1,  leaky_relu(u, a) = u,      leaky_relu′(u, a) = 1
+    u − 0 ≤ 0:  relu(u) = 0,  relu′(u) = 0,  leaky_relu(u, a) = a·u,    leaky_relu′(u, a) = a
+    relu6′(u):  0 if u ≤ 0;  1 if u > 0 and u − 6 < 0;  0 if u − 6 ≥ 0
 
-(the values at u = 0 are derive's conventions, so the ≤ 0 branch is exact at the kink).
-When both u and −u occur, u is split three ways (> 0, = 0, < 0).  The cases cover every
-point, so an expression that vanishes identically in every case vanishes everywhere.
+(each kink is held by the piece the registry names, derive's convention, so every case
+is exact at the kinks too).  When a split on one side of a kink does not decide another
+function (u and −u both occur, or relu6′(u) next to relu(u − 6)), the side is split again,
+down to the three cases > 0, = 0, < 0; a sign that follows from one already decided
+(u − 6 > 0 gives u > 0) is not split.  The cases cover every point, so an expression that
+vanishes identically in every case vanishes everywhere.
 
 The cases e_1, ..., e_k are returned as one expression Σ λ_i e_i with fresh symbols λ_i:
 it is identically 0 exactly when every e_i is, so the judge's ``is_zero`` decides all the
@@ -22,11 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import sympy
-from sympy import Expr, Integer
+from sympy import Expr
 
-from derive.ops.activations import LeakyRelu, LeakyReluPrime, Relu, ReluPrime
+from derive.ops.activations import PIECEWISE, kink_offsets
 
-PIECEWISE = (Relu, ReluPrime, LeakyRelu, LeakyReluPrime)
 MAX_CASES = 64  # more sign patterns than this: the step gives up (the claim stays unproven)
 
 Signs = frozenset[int]  # the possible signs of an argument in one case: subsets of {-1, 0, 1}
@@ -42,8 +48,9 @@ class _Undecidable(Exception):
 class _Split(Exception):
     """An argument whose sign the current case does not decide."""
 
-    def __init__(self, argument: Expr) -> None:
-        self.argument = argument
+    def __init__(self, argument: Expr, sides: tuple[Signs, Signs]) -> None:
+        self.argument = argument  # u − k
+        self.sides = sides  # the signs of u − k on the right piece, on the left piece
 
 
 def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
@@ -57,7 +64,7 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     expr = normalized(expr)
     if not expr.has(*PIECEWISE):
         return expr
-    arguments = {f.args[0] for f in expr.atoms(*PIECEWISE)}
+    arguments = offsets(expr)
     cases = []
     try:
         for case in _cases(expr, {}, arguments, off_kinks):
@@ -78,7 +85,7 @@ def branches(expr: Expr, limit: int = MAX_CASES) -> list[Expr] | None:
     expr = normalized(expr)
     if not expr.has(*PIECEWISE):
         return [expr]
-    arguments = {f.args[0] for f in expr.atoms(*PIECEWISE)}
+    arguments = offsets(expr)
     out = []
     try:
         for case in _cases(expr, {}, arguments, False):
@@ -90,34 +97,41 @@ def branches(expr: Expr, limit: int = MAX_CASES) -> list[Expr] | None:
     return out or None
 
 
+def offsets(expr: Expr) -> set[Expr]:
+    """u − k for every piecewise application f(u, …) in ``expr`` and every kink k of f."""
+    return {d for f in expr.atoms(*PIECEWISE) for d in kink_offsets(f)}
+
+
 def normalized(expr: Expr) -> Expr:
     """Identities that hold at every point, applied before any split so that deep chains
-    need fewer cases: a step or relu of relu(u), of leaky_relu(u, a) with a > 0, or of
-    k·u with k > 0 is the same function of u (the sign of the argument is that of u,
-    0 included): relu′(relu(u)) = relu′(u), relu′(2u) = relu′(u); and relu(relu(u)) =
-    relu(u) (but relu(2u) = 2·relu(u), so relu itself only drops an inner relu)."""
+    need fewer cases.  A step (a function of the sign of its argument alone: relu′,
+    leaky_relu′) of relu(u), of leaky_relu(u, a) with a > 0, of elu(u, α ≥ 0), or of k·u
+    with k > 0 is the same function of u (the sign of the argument is that of u, 0
+    included): relu′(relu(u)) = relu′(u), relu′(2u) = relu′(u).  A function constant on
+    (−∞, 0] (relu, relu6, relu6′) of relu(u), leaky_relu(u, a > 0) or elu(u, α ≥ 0) is the
+    same function of u: relu(relu(u)) = relu(u) (but relu(2u) = 2·relu(u), so only the
+    steps drop a positive factor)."""
     if not expr.args:
         return expr
     args = [normalized(a) for a in expr.args]
-    if isinstance(expr, (ReluPrime, LeakyReluPrime)):  # a step sees only the sign
-        inner = _same_sign(args[0])
+    pw = type(expr).piecewise if isinstance(expr, PIECEWISE) else None
+    if pw is not None and (pw.sign_only or pw.flat_left):
+        inner = _same_sign(args[0], scaled=pw.sign_only)
         if inner is not None:
             args[0] = inner
-    elif isinstance(expr, Relu) and isinstance(args[0], (Relu, LeakyRelu)):
-        inner = _same_sign(args[0])  # relu(relu(v)) = relu(leaky_relu(v, a > 0)) = relu(v)
-        if inner is not None:
-            args[0] = inner
-    if all(a is b for a, b in zip(args, expr.args)):
+    if all(a is b for a, b in zip(args, expr.args, strict=True)):
         return expr
     return expr.func(*args)
 
 
-def _same_sign(u: Expr) -> Expr | None:
-    """v with sign(u) = sign(v) at every point, for u = relu(v), leaky_relu(v, a > 0), k·v (k > 0)."""
-    if isinstance(u, Relu):
+def _same_sign(u: Expr, scaled: bool) -> Expr | None:
+    """v with u = v where v > 0 and u ≤ 0 where v ≤ 0, for u = relu(v), leaky_relu(v, a > 0),
+    elu(v, α ≥ 0) (the registry's ``keeps_positive_part``), and, with ``scaled``, k·v (k > 0)."""
+    keeps = getattr(type(u), "keeps_positive_part", None)
+    if keeps is not None and keeps(*u.args[1:]):
         return u.args[0]
-    if isinstance(u, LeakyRelu) and u.args[1].is_number and u.args[1].is_positive:
-        return u.args[0]
+    if not scaled:
+        return None
     k, v = u.as_coeff_Mul()
     if k.is_number and k.is_positive and k != 1:
         return v
@@ -130,19 +144,20 @@ def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks
         return
     except _Split as split:
         u = split.argument
+        right, left = split.sides
     if u.is_number:  # a constant whose sign SymPy cannot decide (relu(σ(1/2))): no split
         raise _Undecidable
     base, flipped = (-u, True) if u.could_extract_minus_sign() else (u, False)
+    if flipped:  # the sides as signs of base = −u
+        right, left = frozenset(-s for s in right), frozenset(-s for s in left)
     if off_kinks:
         options = [frozenset({1}), frozenset({-1})]
     elif base in signs:  # decided only partly (e.g. ≥ 0 where > 0 matters): refine it
         options = [frozenset({s}) for s in sorted(signs[base])]
     elif base in arguments and -base in arguments:
         options = [frozenset({1}), frozenset({0}), frozenset({-1})]
-    elif flipped:  # only −base occurs: split on the sign of −base
-        options = [frozenset({-1}), frozenset({0, 1})]
-    else:
-        options = [POSITIVE, NON_POSITIVE]
+    else:  # the two sides of this kink (relu′(−z): −z > 0 | −z ≤ 0, that is z < 0 | z ≥ 0)
+        options = [right, left]
     for option in options:
         yield from _cases(expr, {**signs, base: option}, arguments, off_kinks)
 
@@ -174,6 +189,17 @@ def _sign(u: Expr, signs: dict[Expr, Signs]) -> Signs | None:
     k, v = u.as_coeff_Mul()  # k·v with k a nonzero number (a leaky slope, −1)
     if k.is_nonzero and k.is_comparable and v in signs:
         return frozenset(s * int(sympy.sign(k)) for s in signs[v])
+    for b, sb in signs.items():  # u = ±b + c for a decided b and a number c (u − 6 from u > 0)
+        for sign_b in (1, -1):
+            c = u - sign_b * b
+            if c.is_number and c.is_comparable:
+                s = frozenset(sign_b * x for x in sb)  # the signs of ±b
+                if s == ZERO:
+                    return frozenset({int(sympy.sign(c))})
+                if c > 0 and s <= frozenset({0, 1}):
+                    return POSITIVE
+                if c < 0 and s <= frozenset({0, -1}):
+                    return frozenset({-1})
     return None
 
 
@@ -184,18 +210,18 @@ def _substitute(expr: Expr, signs: dict[Expr, Signs]) -> Expr:
         return expr
     args = [_substitute(a, signs) for a in expr.args]
     if isinstance(expr, PIECEWISE):
+        pw = type(expr).piecewise
+        assert pw is not None
         u = args[0]
-        s = _sign(u, signs)
-        if s is None or not (s <= POSITIVE or s <= NON_POSITIVE):
-            raise _Split(u)
-        positive = s <= POSITIVE
-        if isinstance(expr, Relu):
-            return u if positive else Integer(0)
-        if isinstance(expr, ReluPrime):
-            return Integer(1) if positive else Integer(0)
-        if isinstance(expr, LeakyRelu):
-            return u if positive else args[1] * u
-        return Integer(1) if positive else args[1]
-    if all(a is b for a, b in zip(args, expr.args)):
+        for i, k in enumerate(pw.kinks):
+            d = u - k
+            right, left = pw.partition(i)
+            s = _sign(d, signs)
+            if s is None or not (s <= right or s <= left):
+                raise _Split(d, (right, left))
+            if s <= left:
+                return pw.piece(i, args)
+        return pw.piece(len(pw.kinks), args)
+    if all(a is b for a, b in zip(args, expr.args, strict=True)):
         return expr
     return expr.func(*args)

@@ -46,18 +46,15 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
-from derive.ops.activations import (
-    LeakyRelu,
-    LeakyReluPrime,
-    Relu,
-    ReluPrime,
-    Sigmoid,
-    SoftmaxEntry,
-    Softplus,
-    Tanh,
-    Undetermined,
-)
-from derive.prove.cases import PIECEWISE, branches
+from derive.ops.activations import PIECEWISE, Undetermined
+from derive.ops.ranges import INF, POSITIVE_RANGE, REAL, UNIT_CLOSED, Range
+from derive.ops.ranges import add as _add
+from derive.ops.ranges import mul as _mul
+from derive.ops.ranges import neg as _neg
+from derive.ops.ranges import point as _point
+from derive.ops.ranges import power as _power
+from derive.ops.registry import OpFunction
+from derive.prove.cases import branches
 from derive.prove.numeric import Evaluator, NotExact
 from derive.prove.zero import TooLarge, is_zero, size_exceeds
 
@@ -84,100 +81,14 @@ class DomainVerdict:
 OK = DomainVerdict(True)
 
 # ---------------------------------------------------------------- static ranges
+# Range and its arithmetic live in derive.ops.ranges (each op's range facet is one).
 
-INF = float("inf")
-
-
-@dataclass(frozen=True)
-class Range:
-    """An interval of possible values; ``lo_in``/``hi_in``: the bound is attained."""
-
-    lo: Any
-    lo_in: bool
-    hi: Any
-    hi_in: bool
-
-    def positive(self) -> bool:
-        return self.lo > 0 or (self.lo == 0 and not self.lo_in)
-
-    def negative(self) -> bool:
-        return self.hi < 0 or (self.hi == 0 and not self.hi_in)
-
-    def nonnegative(self) -> bool:
-        return self.lo >= 0
-
-    def nonzero(self) -> bool:
-        return self.positive() or self.negative()
-
-    def holds(self, kind: str) -> bool:
-        return {NONZERO: self.nonzero, POSITIVE: self.positive, NONNEGATIVE: self.nonnegative}[kind]()
+__all__ = ["INF", "REAL", "Range", "Ranges", "value_range", "Conditions", "Condition", "DomainVerdict", "Violation",
+           "OK", "NONZERO", "POSITIVE", "NONNEGATIVE"]
 
 
-REAL = Range(-INF, False, INF, False)
-UNIT_OPEN = Range(Fraction(0), False, Fraction(1), False)
-POSITIVE_RANGE = Range(Fraction(0), False, INF, False)
-
-
-def _point(v: Fraction) -> Range:
-    return Range(v, True, v, True)
-
-
-def _add(a: Range, b: Range) -> Range:
-    return Range(a.lo + b.lo, a.lo_in and b.lo_in, a.hi + b.hi, a.hi_in and b.hi_in)
-
-
-def _neg(a: Range) -> Range:
-    return Range(-a.hi, a.hi_in, -a.lo, a.lo_in)
-
-
-def _times(x: Any, y: Any) -> Any:
-    if x == 0 or y == 0:
-        return Fraction(0)
-    return x * y
-
-
-def _mul(a: Range, b: Range) -> Range:
-    corners = []
-    for x, x_in in ((a.lo, a.lo_in), (a.hi, a.hi_in)):
-        for y, y_in in ((b.lo, b.lo_in), (b.hi, b.hi_in)):
-            v = _times(x, y)
-            attained = (x_in and y_in) or (v == 0 and ((x == 0 and x_in) or (y == 0 and y_in)))
-            corners.append((v, attained))
-    lo = min(v for v, _ in corners)
-    hi = max(v for v, _ in corners)
-    return Range(lo, any(t for v, t in corners if v == lo), hi, any(t for v, t in corners if v == hi))
-
-
-def _reciprocal(a: Range) -> Range:
-    if a.positive():
-        lo = Fraction(0) if a.hi == INF else 1 / a.hi
-        hi = INF if a.lo == 0 else 1 / a.lo
-        return Range(lo, a.hi_in and a.hi != INF, hi, a.lo_in and a.lo != 0)
-    if a.negative():
-        return _neg(_reciprocal(_neg(a)))
-    return REAL
-
-
-def _power(a: Range, n: int) -> Range:
-    if n == 0:
-        return _point(Fraction(1))
-    if n < 0:
-        return _reciprocal(_power(a, -n))
-    if n % 2 == 1:
-        return Range(a.lo**n if a.lo != -INF else -INF, a.lo_in, a.hi**n if a.hi != INF else INF, a.hi_in)
-    if a.nonnegative():
-        return Range(a.lo**n, a.lo_in, a.hi**n if a.hi != INF else INF, a.hi_in)
-    if a.hi <= 0:
-        return _power(_neg(a), n)
-    top = max(-a.lo, a.hi)  # 0 inside: the minimum 0 is attained
-    top_in = (a.lo_in if -a.lo >= a.hi else a.hi_in)
-    return Range(Fraction(0), True, top**n if top != INF else INF, top_in and top != INF)
-
-
-def _hull(*rs: Range) -> Range:
-    lo = min(r.lo for r in rs)
-    hi = max(r.hi for r in rs)
-    return Range(lo, any(r.lo_in for r in rs if r.lo == lo), hi, any(r.hi_in for r in rs if r.hi == hi))
+def _holds(r: Range, kind: str) -> bool:
+    return {NONZERO: r.nonzero, POSITIVE: r.positive, NONNEGATIVE: r.nonnegative}[kind]()
 
 
 class Ranges:
@@ -249,20 +160,13 @@ class Ranges:
             return REAL
         if isinstance(e, sympy.exp):
             return POSITIVE_RANGE
-        if isinstance(e, (Sigmoid, SoftmaxEntry)):
-            return UNIT_OPEN
-        if isinstance(e, Tanh):
-            return Range(Fraction(-1), False, Fraction(1), False)
-        if isinstance(e, Softplus):
-            return POSITIVE_RANGE
-        if isinstance(e, Relu):
-            return Range(Fraction(0), True, INF, False)
-        if isinstance(e, ReluPrime):
-            return Range(Fraction(0), True, Fraction(1), True)
-        if isinstance(e, LeakyReluPrime):
-            return _hull(_point(Fraction(1)), self._range(e.args[1]))
+        if isinstance(e, OpFunction):  # the registry's range facet, given the arguments' ranges
+            k = type(e).literal_args
+            facet = type(e).value_range
+            assert facet is not None  # checked when the op was registered
+            return facet([REAL] * k + [self._range(a) for a in e.args[k:]])
         if isinstance(e, sympy.KroneckerDelta):
-            return Range(Fraction(0), True, Fraction(1), True)
+            return UNIT_CLOSED
         return REAL
 
 
@@ -315,7 +219,8 @@ class Conditions:
         for node in sympy.preorder_traversal(e):
             if isinstance(node, PIECEWISE):
                 out.add("piecewise")
-            elif isinstance(node, sympy.log) or (node.is_Pow and not node.exp.is_Integer and node.base is not sympy.E):
+            elif isinstance(node, sympy.log) or (node.is_Pow and not node.exp.is_Integer and node.base is not sympy.E
+                                                 and not node.is_number):  # √(2/π) is a constant
                 out.add("partial")
             elif isinstance(node, Symbol) and node in self.definitions:
                 out |= self._atom_flags(node)
@@ -416,28 +321,28 @@ class Conditions:
             if not x.args:
                 return x
             args = [walk(a) for a in x.args]
-            if isinstance(x, PIECEWISE):
-                got = self._value(args[0], point)
-                if got is None:
-                    failed.append(x)
-                    return x
-                ctx, v = got
-                try:
-                    s = ctx.sign(v)
-                except Undetermined:
-                    s = 0
-                if s == 0:
-                    failed.append(x)
-                    return x
-                u = args[0]
-                if isinstance(x, Relu):
-                    return u if s > 0 else sympy.Integer(0)
-                if isinstance(x, ReluPrime):
-                    return sympy.Integer(1 if s > 0 else 0)
-                if isinstance(x, LeakyRelu):
-                    return u if s > 0 else args[1] * u
-                return sympy.Integer(1) if s > 0 else args[1]
-            if all(a is b for a, b in zip(args, x.args)):
+            if isinstance(x, PIECEWISE):  # the piece where the argument lies, off every kink
+                pw = type(x).piecewise
+                assert pw is not None
+                index = len(pw.kinks)
+                for i, k in enumerate(pw.kinks):
+                    got = self._value(args[0] - k, point)
+                    if got is None:
+                        failed.append(x)
+                        return x
+                    ctx, v = got
+                    try:
+                        s = ctx.sign(v)
+                    except Undetermined:
+                        s = 0
+                    if s == 0:
+                        failed.append(x)
+                        return x
+                    if s < 0:
+                        index = i
+                        break
+                return pw.piece(index, args)
+            if all(a is b for a, b in zip(args, x.args, strict=True)):
                 return x
             return x.func(*args)
 
@@ -473,7 +378,7 @@ class Conditions:
                    accept: Callable[[Condition, dict[Symbol, Fraction]], bool] | None = None) -> DomainVerdict:
         e = c.expr
         r = self.ranges(e)
-        if r.holds(c.kind):
+        if _holds(r, c.kind):
             return OK
         flags = self.flags(e)
         if c.kind == NONZERO or (c.kind == POSITIVE and r.nonnegative()):
@@ -495,7 +400,7 @@ class Conditions:
         return not self.flags(e) and self._nonzero_somewhere(e, germ=False)
 
     def _nonzero_somewhere(self, e: Expr, germ: bool) -> bool:
-        for leaves, point in self.samples():
+        for _leaves, point in self.samples():
             got = self._value(e, point)
             if got is not None and got[0].is_nonzero(got[1]):
                 return True

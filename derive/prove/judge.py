@@ -30,8 +30,9 @@ from sympy import Expr, Matrix, Symbol
 
 from derive.model.network import Network, compose
 from derive.model.truth import AdjointSymbol, Truth
-from derive.ops.activations import Sigmoid, Softplus, Tanh, Undetermined
-from derive.prove.cases import PIECEWISE, by_cases, normalized
+from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_offsets
+from derive.ops.registry import OpFunction
+from derive.prove.cases import by_cases, normalized, offsets
 from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
 from derive.prove.domain import OK as DOMAIN_OK
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
@@ -157,7 +158,7 @@ class Judge:
         """The kink arguments, as text, if every entry is proven on both sides of every kink
         and each kink argument is itself nonzero almost everywhere (so the kinks are a set
         of measure zero); None otherwise."""
-        forms = [self._piecewise(c, t) for c, t in zip(claimed, true)]
+        forms = [self._piecewise(c, t) for c, t in zip(claimed, true, strict=True)]
         if not any(e.has(*PIECEWISE) for e in forms):
             return None
         try:
@@ -165,7 +166,7 @@ class Judge:
                 return None
         except TooLarge:
             return None
-        arguments = sorted({_unsigned(f.args[0]) for e in forms for f in normalized(e).atoms(*PIECEWISE)}, key=str)
+        arguments = sorted({_unsigned(d) for e in forms for d in offsets(normalized(e))}, key=str)
         kinks = [Condition(NONZERO, u, "as the argument of a step function") for u in arguments]
         if not self.domain.judge(kinks).ok:
             return None
@@ -188,15 +189,100 @@ class Judge:
                     out.append(point)
                 if len(out) == self.points:
                     break
+            if out:
+                out.extend(self._kink_points(out))
             self._cache = out
         return self._cache
 
+    def _kink_points(self, points: list[Point]) -> list[Point]:
+        """Extra points, one for each interval between the kinks of a piecewise function of
+        the network (relu6: u < 0, 0 < u < 6, u > 6) that no random point reaches: a free
+        leaf of one argument (a bias) is set so that the argument lies inside it.  Without
+        them a claim that is wrong only for u > 6 would never meet a point that shows it."""
+        wanted: dict[tuple[type[OpFunction], int], list[Expr]] = {}  # (class, interval) → arguments
+        for d in self._definitions.values():
+            for f in d.atoms(*PIECEWISE):
+                kinks = type(f).piecewise.kinks
+                for i in range(len(kinks) + 1):
+                    wanted.setdefault((type(f), i), []).append(f.args[0])  # type: ignore[arg-type]
+        for point in points:  # what the random points already reach
+            for key in [k for k in wanted]:
+                cls, i = key
+                kinks = cls.piecewise.kinks  # type: ignore[union-attr]
+                if any(self._interval_of(point, u, kinks) == i for u in wanted[key][:8]):
+                    del wanted[key]
+        out: list[Point] = []
+        for (cls, i), arguments in sorted(wanted.items(), key=lambda kv: (kv[0][0].__name__, kv[0][1])):
+            kinks = cls.piecewise.kinks  # type: ignore[union-attr]
+            lo = kinks[i - 1] if i > 0 else kinks[0] - 1
+            hi = kinks[i] if i < len(kinks) else kinks[-1] + 1
+            target = Fraction(int((lo + hi).p), int((lo + hi).q)) / 2  # inside, 1/2 or more from a kink
+            for u in sorted(arguments, key=str)[:3]:
+                leaves = self._aimed(points[0].leaves, u, target)
+                if leaves is None:
+                    continue
+                point = Point(leaves, self._evaluator(leaves))
+                if not self._at_kink(point, self._network_kinks) and self._interval_of(point, u, kinks) == i:
+                    out.append(point)
+                    break
+        return out
+
+    def _interval_of(self, point: Point, u: Expr, kinks: tuple[Expr, ...]) -> int | None:
+        """Which interval between the kinks u lies in at the point (None: at a kink or unknown)."""
+        for exact in (True, False):
+            ev = point.evaluator if exact and point.evaluator.ctx.exact else self.interval_evaluator(point)
+            try:
+                v = ev(u)
+                signs = [ev.ctx.sign(v - ev.ctx.number(k)) for k in kinks]
+            except NotExact:
+                continue
+            except (Undetermined, ArithmeticError, KeyError):
+                return None
+            return None if 0 in signs else sum(1 for s in signs if s > 0)
+        return None
+
+    def _aimed(self, base: dict[Symbol, Fraction], u: Expr, target: Fraction) -> dict[Symbol, Fraction] | None:
+        """``base`` with one leaf s changed so that u = target, for u = k·s + r (k a number,
+        r free of s): s = (target − r)/k, r taken at the base point (rounded to a small
+        fraction when it is not rational: the target is 1/2 or more inside its interval)."""
+        try:
+            full = sympy.expand(self.domain.unfold(u))
+        except TooLarge:
+            return None
+        for s in sorted(full.free_symbols & set(self.net.leaves), key=str):
+            k = sympy.diff(full, s)
+            rest = full - k * s
+            if not (k.is_Rational and k != 0) or s in rest.free_symbols:
+                continue
+            r = self._value_at(base, rest)
+            if r is None:
+                continue
+            leaves = dict(base)
+            leaves[s] = (target - r) / Fraction(int(k.p), int(k.q))
+            return leaves
+        return None
+
+    def _value_at(self, leaves: dict[Symbol, Fraction], e: Expr) -> Fraction | None:
+        for exact in (True, False):
+            ev = self._evaluator(leaves, exact=exact)
+            try:
+                v = ev(e)
+            except NotExact:
+                continue
+            except (Undetermined, ArithmeticError, KeyError):
+                return None
+            if exact:
+                return v  # type: ignore[no-any-return]
+            return Fraction(str(ev.ctx.mid(v))).limit_denominator(1000)
+        return None
+
     @functools.cached_property
     def _network_kinks(self) -> list[Expr]:
-        """The arguments of every piecewise function in the network's own definitions."""
+        """u − k for every kink k of every piecewise function f(u) in the network's own definitions."""
         out: list[Expr] = []
         for d in self._definitions.values():
-            out.extend(f.args[0] for f in d.atoms(*PIECEWISE))
+            for f in d.atoms(*PIECEWISE):
+                out.extend(kink_offsets(f))
         return out
 
     def _at_kink(self, point: Point, arguments: list[Expr], flat_ok: bool = False) -> bool:
@@ -304,7 +390,7 @@ class Judge:
         entry, no difference), and ``self.skipped`` why the others were not."""
         self.evaluated = 0
         self.skipped: dict[str, int] = {}
-        kinks = sorted({f.args[0] for e in list(claimed) + list(true) for f in e.atoms(*PIECEWISE)}, key=str)
+        kinks = sorted({d for e in list(claimed) + list(true) for d in offsets(e)}, key=str)
         for point in self.sample_points():
             if kinks and self._at_kink(point, kinks, flat_ok=True):
                 self._skip("a relu or mask argument of the claim is 0 there (a kink)")
@@ -386,11 +472,9 @@ class Judge:
         return True
 
 
-EXP_REWRITTEN: tuple[type, ...] = (Sigmoid, Tanh, Softplus)
-
-
 def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = None) -> Expr:
-    """σ, tanh, softplus and exp written through t = exp(u) for each argument u.
+    """σ, tanh, softplus (every function with an exp form in the registry) and exp
+    written through t = exp(u) for each argument u.
 
     Only what the claim's exp terms reach is rewritten: starting from the symbols inside
     the claim's exp(·) and σ/tanh/softplus of non-atoms, an activation atom is replaced by
@@ -404,17 +488,17 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
     """
     claim = e if claim is None else claim
     reached: set[Expr] = set()
-    for x in claim.atoms(sympy.exp, Sigmoid, Tanh, Softplus):
+    for x in claim.atoms(sympy.exp, *EXP_REWRITTEN):
         reached |= x.free_symbols
     while True:
         atoms = {a: f for a, f in functions_of.items()
                  if a in e.free_symbols and (a in reached or f.free_symbols & reached)}
         rewrite: dict[Expr, Expr] = {}
-        for f in e.atoms(Sigmoid, Tanh, Softplus):
+        for f in e.atoms(*EXP_REWRITTEN):
             if f.free_symbols & reached:
                 rewrite[f] = _through_exp(f)
         for a, f in atoms.items():
-            rewrite[a] = _through_exp(f) if isinstance(f, (Sigmoid, Tanh, Softplus)) else f
+            rewrite[a] = _through_exp(f) if isinstance(f, EXP_REWRITTEN) else f
         if not rewrite:
             break
         e = e.xreplace(rewrite)
@@ -436,12 +520,8 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
 
 
 def _through_exp(f: Expr) -> Expr:
-    u = f.args[0]
-    if isinstance(f, Sigmoid):
-        return 1 / (1 + sympy.exp(-u))
-    if isinstance(f, Tanh):
-        return (sympy.exp(2 * u) - 1) / (sympy.exp(2 * u) + 1)
-    return sympy.log(1 + sympy.exp(u))
+    """The registry's exp form of σ, tanh, softplus, silu, gelu … applied to f's arguments."""
+    return type(f).through_exp(*f.args)  # type: ignore[no-any-return]
 
 
 def _unsigned(u: Expr) -> Expr:

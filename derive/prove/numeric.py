@@ -24,6 +24,11 @@ Three kinds of failure, told apart by their class:
   (:class:`UndefinedDivision`, also a ``ZeroDivisionError``), log of a value ≤ 0;
 - :class:`~derive.ops.activations.Undetermined`: an interval is too wide to decide (it
   straddles 0 where the sign matters); the point proves nothing either way.
+
+derive's own functions (:class:`~derive.ops.registry.OpFunction`) are evaluated through
+their registry facets: a ``numeric`` form in the context's operations (exp, log, power,
+pi, erf), or, for a piecewise function, the piece that holds where the argument lies
+relative to each kink (the sign of u − k, certified; at a kink, derive's convention).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import mpmath
 import sympy
 from mpmath import iv
 
-from derive.ops.activations import NUMERIC_FUNCTIONS, SoftmaxEntry, Undetermined
+from derive.ops.registry import OpFunction, Undetermined
 
 
 class NotExact(ArithmeticError):
@@ -116,6 +121,14 @@ class ExactContext:
         k = p.numerator
         return root**k if k > 0 else Fraction(1) / root ** (-k)
 
+    def pi(self) -> Fraction:
+        raise NotExact("pi")
+
+    def erf(self, x: Fraction) -> Fraction:
+        if x == 0:
+            return Fraction(0)
+        raise NotExact("erf")
+
     def sign(self, x: Fraction) -> int:
         return (x > 0) - (x < 0)
 
@@ -185,6 +198,15 @@ class IntervalContext:
         k = p.numerator
         return root**k if k > 0 else self.one / root ** (-k)
 
+    def pi(self) -> Any:
+        return iv.pi
+
+    def erf(self, x: Any) -> Any:
+        """A certified enclosure of erf over the interval x: erf is increasing, so the
+        enclosures of erf at the two ends bound it (:func:`_erf_point`)."""
+        lo, hi = _erf_point(iv.mpf(x.a)), _erf_point(iv.mpf(x.b))
+        return iv.mpf([lo.a, hi.b])
+
     def sign(self, x: Any) -> int:
         if x.a > 0:
             return 1
@@ -207,6 +229,39 @@ class IntervalContext:
             if exact.denominator <= 1024 and abs(exact.numerator) < 10**6:
                 return str(exact)
         return mpmath.nstr(mpmath.mpf(x.mid.a), 15)
+
+
+def _erf_point(x: Any) -> Any:
+    """An interval enclosing erf(x) for a point interval x, by interval arithmetic only.
+
+    |x| ≤ 5: the Taylor series 2/√π Σ (−1)ⁿ x^(2n+1)/(n!(2n+1)), summed until the terms
+    decrease and fall below the working precision, plus ± the next term (an alternating
+    series with decreasing terms: the tail is bounded by its first term).
+    |x| > 5: 1 − erfc(x) with the classical bounds 2e^(−x²)/(√π(x + √(x² + 2))) < erfc(x)
+    ≤ e^(−x²)/(x√π) (x > 0), and erf(−x) = −erf(x).
+    """
+    if x.a < 0:
+        return -_erf_point(-x)
+    if x.a > 5:
+        g = iv.exp(-x * x) / iv.sqrt(iv.pi)
+        upper, lower = g / x, 2 * g / (x + iv.sqrt(x * x + 2))
+        return iv.mpf([(1 - upper).a, (1 - lower).b])
+    tiny = iv.mpf(2) ** (-iv.prec - 10)
+    total = iv.mpf(0)
+    power = x  # x^(2n+1)/n!
+    n = 0
+    previous = None
+    while True:
+        term = power / (2 * n + 1)
+        if previous is not None and term.b <= previous.a and term.b < tiny:
+            bound = abs(term).b
+            total = total + iv.mpf([-bound, bound])
+            break
+        total = total + term if n % 2 == 0 else total - term
+        previous = term
+        n += 1
+        power = power * x * x / n
+    return 2 / iv.sqrt(iv.pi) * total
 
 
 class Evaluator:
@@ -276,11 +331,46 @@ class Evaluator:
             return ctx.log(self(e.args[0]), _quote(e.args[0]))
         if isinstance(e, sympy.Abs):  # SymPy writes (x**2)**(1/2) as |x|
             return abs(self(e.args[0]))
-        if isinstance(e, SoftmaxEntry):
-            return SoftmaxEntry.numeric(ctx, int(e.args[0]), *(self(a) for a in e.args[1:]))
-        if isinstance(e, NUMERIC_FUNCTIONS):
-            return type(e).numeric(ctx, *(self(a) for a in e.args))  # type: ignore[attr-defined]
+        if isinstance(e, OpFunction):
+            return self._function(e)
+        if e is sympy.pi:
+            return ctx.pi()
         if isinstance(e, sympy.KroneckerDelta):
             i, j = (self(a) for a in e.args)
             return ctx.one if ctx.mid(i) == ctx.mid(j) else ctx.zero
         raise NotExact(f"cannot evaluate {type(e).__name__}")
+
+    def _function(self, e: OpFunction) -> Any:
+        """One of derive's functions, through its registry facets."""
+        cls = type(e)
+        k = cls.literal_args
+        args = [int(a) for a in e.args[:k]] + [self(a) for a in e.args[k:]]
+        pw = cls.piecewise
+        if pw is None:
+            assert cls.numeric is not None  # checked when the op was registered
+            return cls.numeric(self.ctx, *args)
+        u = args[0]
+        signs = []  # the sign of u − k for each kink, as far as the piece needs them
+        for i, kink in enumerate(pw.kinks):
+            s = self.ctx.sign(u - self.ctx.number(kink))  # Undetermined for an interval around the kink
+            signs.append(s)
+            if not pw.right_of(i, s):
+                break
+        return _piece_value(self.ctx, cls, pw.index(signs + [1] * (len(pw.kinks) - len(signs))), args)
+
+
+_PIECES: dict[tuple[type, int], tuple[sympy.Expr, tuple[sympy.Symbol, ...]]] = {}
+
+
+def _piece_value(ctx: Any, cls: type[OpFunction], index: int, args: list[Any]) -> Any:
+    """The value of piece ``index`` of a piecewise function at the argument values, the
+    piece evaluated as an expression in fresh symbols (one source: the registry's pieces)."""
+    key = (cls, index)
+    if key not in _PIECES:
+        xs = tuple(sympy.Dummy(f"x{i}", real=True) for i in range(len(args)))
+        assert cls.piecewise is not None
+        _PIECES[key] = (cls.piecewise.piece(index, xs), xs)
+    expr, xs = _PIECES[key]
+    if expr in xs:  # the argument itself (relu(u) = u): the same value object
+        return args[xs.index(expr)]
+    return Evaluator(ctx, dict(zip(xs, args, strict=True)))(expr)

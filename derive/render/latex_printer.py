@@ -18,14 +18,11 @@ from collections.abc import Callable
 import sympy
 
 from derive.lang import formula as F
+from derive.lang.symbols import PRINTER
 
 GREEK = {"alpha", "beta", "gamma", "delta", "eta", "lambda", "mu", "sigma", "theta"}
-FUNCTIONS = {
-    "sigmoid": r"\sigma", "tanh": r"\tanh", "relu": r"\operatorname{relu}",
-    "leaky_relu": r"\operatorname{lrelu}", "softplus": r"\operatorname{softplus}",
-    "identity": r"\operatorname{id}", "softmax": r"\operatorname{softmax}", "exp": r"\exp", "log": r"\log",
-    "vec": r"\operatorname{vec}", "diag": r"\operatorname{diag}",
-}
+#: formula-language function → LaTeX head: the table the reader shares (derive.lang.symbols)
+FUNCTIONS = PRINTER
 _NAME = re.compile(r"^([A-Za-z]+?)(\d+)$")
 
 

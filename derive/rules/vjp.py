@@ -33,7 +33,8 @@ from derive.ops.activations import ACTIVATIONS
 from derive.ops.matrices import is_matrix
 from derive.rules.trees import RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, neg, num, power
 
-ELEMENTWISE = set(ACTIVATIONS) - {"softmax"}
+#: activations with an elementwise derivative: dA += dV * g_prime(A, parameter)
+ELEMENTWISE = {name for name, act in ACTIVATIONS.items() if act.elementwise}
 
 Shape = tuple[int, int]
 
@@ -92,7 +93,8 @@ class _Pusher:
         a = node.args[0]
         if any(F.names(x) & self.differentiable for x in node.args[1:]):
             raise Unsupported  # a slope that depends on a parameter: not an elementwise rule
-        if node.axis is None and (len(node.args) == 1 or node.func == "leaky_relu"):
+        takes_param = node.func in ELEMENTWISE and ACTIVATIONS[node.func].param is not None
+        if node.axis is None and (len(node.args) == 1 or takes_param):
             if node.func in ELEMENTWISE:
                 self.push(a, mul(up, call(f"{node.func}_prime", *node.args)), up_shape)
                 return

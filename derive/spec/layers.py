@@ -6,7 +6,7 @@ from typing import Any
 
 import sympy
 
-from derive.ops.activations import ACTIVATIONS, DEFAULT_LEAKY_SLOPE
+from derive.ops.activations import ACTIVATIONS
 from derive.ops.layer_types import DEFAULT_LAYER_TYPE, LAYER_ACTIVATIONS, LAYER_TYPES, OUTPUT_ONLY
 from derive.ops.losses import loss as registered_loss
 from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _constant, _fail, _int
@@ -69,18 +69,14 @@ def _layers(file: str, raw: Any, limits: Limits) -> tuple[LayerSpec, ...]:
         if not isinstance(layer, dict):
             raise _fail(file, place, f"expected a mapping such as {{units: 4, activation: tanh}}, got {layer!r}")
         kind = _choice(file, f"{place}.type", layer.get("type", DEFAULT_LAYER_TYPE), tuple(LAYER_TYPES), "layer type")
-        _check_keys(file, place, layer, ("type", *LAYER_TYPES[kind].keys, "slope"))
+        _check_keys(file, place, layer, tuple(dict.fromkeys(("type", *LAYER_TYPES[kind].keys, *_PARAM_KEYS))))
         if "units" not in layer:
             raise _fail(file, place, "missing key 'units'")
         units = _int(file, f"{place}.units", layer["units"], 1, limits.max_units, "a number of units")
         act = layer.get("activation", "identity")
         if act not in LAYER_ACTIVATIONS:  # the message lists the activation registry (composites aside)
             act = _choice(file, f"{place}.activation", act, tuple(ACTIVATIONS), "activation")
-        slope = None
-        if act == "leaky_relu":
-            slope = _constant(file, f"{place}.slope", layer.get("slope", DEFAULT_LEAKY_SLOPE))
-        elif "slope" in layer:
-            raise _fail(file, f"{place}.slope", f"a slope is only for leaky_relu, not {act}")
+        slope = _activation_parameter(file, place, layer, act)
         if act in OUTPUT_ONLY:
             if i != len(raw) - 1:
                 raise _fail(file, f"{place}.activation", f"{act} is supported on the output layer only")
@@ -88,6 +84,29 @@ def _layers(file: str, raw: Any, limits: Limits) -> tuple[LayerSpec, ...]:
                 raise _fail(file, f"{place}.units", f"{act} needs at least 2 units (with 1 it is constant)")
         out.append(LayerSpec(units, act, slope, kind))
     return tuple(out)
+
+
+#: the spec keys of every activation parameter (leaky_relu's slope, elu's alpha)
+_PARAM_KEYS = tuple(sorted({a.param.key for a in ACTIVATIONS.values() if a.param is not None}))
+
+
+def _activation_parameter(file: str, place: str, layer: dict[str, Any], act: str) -> sympy.Expr | None:
+    """The value of the activation's parameter (its registered key, default and constraint);
+    a parameter key of another activation is an error."""
+    entry = ACTIVATIONS.get(act)
+    param = entry.param if entry is not None else None
+    for key in _PARAM_KEYS:
+        if key in layer and (param is None or param.key != key):
+            users = " and ".join(n for n, a in ACTIVATIONS.items() if a.param is not None and a.param.key == key)
+            article = "an" if key[0] in "aeiou" else "a"
+            raise _fail(file, f"{place}.{key}", f"{article} {key} is only for {users}, not {act}")
+    if param is None:
+        return None
+    value = _constant(file, f"{place}.{param.key}", layer.get(param.key, param.default))
+    problem = param.check(value)
+    if problem is not None:
+        raise _fail(file, f"{place}.{param.key}", f"{problem}, got {value}")
+    return value
 
 
 def _loss(file: str, raw: Any, layers: tuple[LayerSpec, ...]) -> LossSpec:

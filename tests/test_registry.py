@@ -1,0 +1,146 @@
+"""The op registry is complete: every activation has every facet, and the LaTeX reader
+and printer share one table (issue 13).  A missing facet fails here and at registration,
+never as a silent "unproven"."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+import sympy
+
+from derive.lang import formula as F
+from derive.lang.latex_reader import FUNCS, parse_latex_claim
+from derive.lang.symbols import FUNCTIONS as SYMBOLS
+from derive.lang.symbols import PRINTER, READER, reader_key
+from derive.ops.activations import ACTIVATIONS, EXP_REWRITTEN, PIECEWISE, Sigmoid
+from derive.ops.registry import (
+    FUNCTION_CLASSES,
+    Activation,
+    MissingFacet,
+    OpFunction,
+    Param,
+    Piecewise,
+    register,
+)
+from derive.prove.domain import Ranges
+from derive.prove.numeric import Evaluator, IntervalContext
+from derive.render.latex_printer import FUNCTIONS as PRINTED
+from derive.render.latex_printer import FormulaPrinter
+
+z = sympy.Symbol("z", real=True)
+ELEMENTWISE = sorted(n for n, a in ACTIVATIONS.items() if a.elementwise)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_has_every_facet(name: str) -> None:
+    act = ACTIVATIONS[name]
+    assert name in SYMBOLS and act.latex == PRINTER[name]  # LaTeX, printed and read
+    assert READER[reader_key(act.latex)] == name
+    for cls in act.functions:
+        assert cls in FUNCTION_CLASSES
+        assert cls.numeric is not None or cls.piecewise is not None, cls
+        assert cls.value_range is not None and cls.latex_name and cls.printed, cls
+        if cls.piecewise is not None:
+            pw = cls.piecewise
+            assert len(pw.pieces) == len(pw.kinks) + 1 and len(pw.at_kink) == len(pw.kinks)
+    if not act.elementwise:
+        return
+    value, prime = act.apply(z), act.derivative(z)
+    for f in (value + prime).atoms(OpFunction):  # every function it uses is registered
+        assert type(f) in FUNCTION_CLASSES
+    assert sympy.expand(sympy.diff(value, z) - prime) == 0  # the derivative is the derivative
+    ctx = IntervalContext()  # and both evaluate to certified enclosures, on both sides of every kink
+    for at in (Fraction(-13, 2), Fraction(-1, 3), Fraction(1, 2), Fraction(13, 2)):
+        ev = Evaluator(ctx, {z: ctx.number(sympy.Rational(at.numerator, at.denominator))})
+        for e in (value, prime):
+            assert ev(e).delta < 1e-40
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_activation_and_its_derivative_print_and_read_back(name: str) -> None:
+    for func in (name, f"{name}_prime"):
+        latex = FormulaPrinter()(F.parse(f"{func}(Z1)"))
+        target, formula = parse_latex_claim(rf"\frac{{\partial L}}{{\partial Z_1}} = {latex}", lambda n: (2, 2))
+        assert formula == f"{func}(Z1)", latex
+
+
+@pytest.mark.parametrize("spelling", sorted(FUNCS))
+def test_every_spelling_the_reader_knows_the_printer_prints_back(spelling: str) -> None:
+    name = FUNCS[spelling]
+    assert name in PRINTED
+    printed = PRINTED[name]
+    assert READER[reader_key(printed)] == name  # printed, then read: the same function
+
+
+def test_the_reader_and_the_printer_share_one_table() -> None:
+    assert FUNCS is READER and PRINTED is PRINTER
+
+
+def test_the_consumers_see_every_registered_class() -> None:
+    piecewise = {c for c in FUNCTION_CLASSES if c.piecewise is not None}
+    assert set(PIECEWISE) == piecewise
+    assert {c.__name__ for c in piecewise} >= {"Relu", "ReluPrime", "Relu6", "Relu6Prime", "HardTanh", "Elu"}
+    assert set(EXP_REWRITTEN) == {c for c in FUNCTION_CLASSES if c.through_exp is not None}
+    ranges = Ranges({})
+    for cls in FUNCTION_CLASSES:  # the domain judge reads every range facet
+        if cls.literal_args:
+            e = cls(0, z, 2 * z)  # softmax entry 0 of (z, 2z)
+        else:
+            e = cls(z) if 1 in cls.nargs else cls(z, sympy.Rational(1, 2))
+        r = ranges(e)
+        assert r.lo <= r.hi
+
+
+class _Bare(OpFunction):
+    nargs = 1
+    printed = "bare"
+
+
+class _NoRange(OpFunction):
+    nargs = 1
+    printed = "norange"
+
+    @staticmethod
+    def numeric(ctx, x):  # type: ignore[no-untyped-def]
+        return x
+
+
+@pytest.mark.parametrize("act, missing", [
+    (Activation("mystery", lambda v: v, lambda v: sympy.Integer(1)), "no LaTeX"),
+    (Activation("relu", lambda v: v, lambda v: sympy.Integer(1)), "registered twice"),
+    (Activation("gelu", lambda v: v, None), "registered twice"),
+])
+def test_a_missing_facet_is_a_named_error(act: Activation, missing: str) -> None:
+    with pytest.raises(MissingFacet, match=missing):
+        register(act)
+
+
+def test_a_function_without_numeric_or_range_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from derive.lang import symbols
+
+    monkeypatch.setitem(symbols.FUNCTIONS, "bare", symbols.FunctionSymbol("bare", r"\operatorname{bare}"))
+    monkeypatch.setitem(symbols.FUNCTIONS, "norange", symbols.FunctionSymbol("norange", r"\operatorname{norange}"))
+    with pytest.raises(MissingFacet, match="no numeric evaluation"):
+        register(Activation("bare", _Bare, lambda v: sympy.Integer(0), functions=(_Bare,)))
+    with pytest.raises(MissingFacet, match="no static value range"):
+        register(Activation("norange", _NoRange, lambda v: sympy.Integer(0), functions=(_NoRange,)))
+    with pytest.raises(MissingFacet, match="which no entry registers"):  # a class used but never registered
+        register(Activation("bare", lambda v: _Bare(v), lambda v: sympy.Integer(0)))
+    with pytest.raises(MissingFacet, match="not SymPy's derivative"):
+        register(Activation("norange", Sigmoid, lambda v: Sigmoid(v)))
+    assert "bare" not in ACTIVATIONS and "norange" not in ACTIVATIONS
+
+
+def test_a_piecewise_structure_must_fit_its_kinks() -> None:
+    with pytest.raises(MissingFacet):
+        Piecewise((sympy.Integer(0),), (lambda u: u,), (-1,))
+    with pytest.raises(MissingFacet):
+        Piecewise((sympy.Integer(1), sympy.Integer(0)), (lambda u: u,) * 3, (-1, -1))
+
+
+def test_parameters_are_declared_with_their_spec_key() -> None:
+    params = {n: a.param for n, a in ACTIVATIONS.items() if a.param is not None}
+    assert {n: p.key for n, p in params.items()} == {"leaky_relu": "slope", "elu": "alpha"}
+    assert isinstance(params["elu"], Param) and params["elu"].default == 1
+    assert params["elu"].check(sympy.Integer(-1)) and params["elu"].check(sympy.Integer(2)) is None
