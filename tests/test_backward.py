@@ -212,3 +212,15 @@ def test_iteration_keeps_entries_symbolic():
 
     r = gradcheck(fwd, lambda d, x: (d * x,), {"x": (2, 2)})
     assert r.verdict == Verdict.PROVEN, r.report()
+
+
+def test_proofs_by_cases_hold_at_the_kinks_too():
+    r = gradcheck(lambda x: np.clip(x, -1, 1), lambda d, x: d * ((x > -1) & (x < 1)), {"x": (3,)})
+    assert r.verdict == Verdict.PROVEN and not r.gradients["x"].almost_everywhere, r.report()
+    r = gradcheck(lambda x: np.maximum(x, 0.01 * x), lambda d, x: d * ((x > 0) + 0.01 * (x <= 0)), {"x": (2, 2)})
+    assert r.verdict == Verdict.PROVEN and not r.gradients["x"].almost_everywhere, r.report()
+
+
+def test_gradients_in_the_wrong_order():
+    r = gradcheck(lambda x, w: x.dot(w), lambda d, x, w: (x.T.dot(d), d.dot(w.T)), {"x": (2, 2), "w": (2, 2)})
+    assert "gradient of w" in r.gradients["x"].diagnosis and "gradient of x" in r.gradients["w"].diagnosis
