@@ -21,6 +21,7 @@ from derive.check.runner import DEFAULT_TIMEOUT
 from derive.check.session import STRATEGIES, load
 from derive.errors import DeriveError
 from derive.lang import formula as F
+from derive.records import REFUTED
 from derive.render import formats
 from derive.render import terminal as render
 from derive.render.latex import PdfError, write
@@ -198,7 +199,7 @@ def _identities(args: argparse.Namespace, out: Console) -> int:
     else:
         out.print(render.identities(results, sizes, args.check_sizes))
     # general identities must be proven, the wrong variants refuted
-    ok = all(r.verdict == ALL_SIZES for r in results[:3]) and all(r.verdict == "refuted" for r in results[3:])
+    ok = all(r.verdict == ALL_SIZES for r in results[:3]) and all(r.verdict == REFUTED for r in results[3:])
     return OK if ok else FAILED
 
 

@@ -4,7 +4,7 @@
 >>> from derive.testing import assert_claim
 >>> d = derive.load("derivations/two_layer_classifier.yaml")
 >>> assert_claim(d, "dW2", "dZ2 @ A1.T").verdict
-'proven'
+<Verdict.PROVEN: 'proven'>
 """
 
 from __future__ import annotations

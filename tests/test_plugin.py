@@ -132,3 +132,11 @@ def test_options_are_in_a_named_group(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["derive: backprop derivations as tests:", "*--derive-strategy*",
                                  "*--derive-timeout*"])
     result.stdout.fnmatch_lines(["*derive_timeout *", "*derive_timeout_run *"])
+
+
+def test_the_plugin_offers_the_cli_strategies() -> None:
+    """The plugin spells the strategies out (importing them would load SymPy): keep them equal."""
+    from derive import pytest_plugin
+    from derive.check.session import STRATEGIES
+
+    assert pytest_plugin.STRATEGIES == STRATEGIES

@@ -3,7 +3,7 @@
 >>> import derive
 >>> d = derive.load("derivations/two_layer_classifier.yaml")   # doctest: +SKIP
 >>> d.check_claim("dW2", "dZ2 @ A1.T").verdict                   # doctest: +SKIP
-'proven'
+<Verdict.PROVEN: 'proven'>
 """
 
 from __future__ import annotations

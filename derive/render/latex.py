@@ -22,7 +22,7 @@ from derive.records import PROVEN, REFUTED, Check, Method, Report
 from derive.render import words
 from derive.render.base import Renderer
 from derive.render.latex_printer import FormulaPrinter, expr_latex, symbol_latex
-from derive.rules.identities import IdentityResult
+from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.util.files import write_atomic
 
 MAX_VALUES = 16
@@ -101,7 +101,7 @@ class _Writer:
         return out
 
     def identity(self, r: IdentityResult) -> str:
-        mark = r"$\checkmark$ \textbf{" + tex_text(r.verdict) + "}" if r.verdict.startswith("proven") else \
+        mark = r"$\checkmark$ \textbf{" + tex_text(r.verdict) + "}" if r.verdict == ALL_SIZES else \
             r"$\times$ \textbf{" + tex_text(r.verdict) + "}"
         out = f"\\paragraph{{{tex_text(r.statement)}}} {mark}\n"
         if r.steps:
