@@ -46,14 +46,15 @@ def limit(seconds: float | None) -> Iterator[None]:
     def expire(signum: int, frame: object) -> None:
         raise Timeout
 
+    depth = len(_ends)
     previous = signal.signal(signal.SIGALRM, expire)
-    _ends.append(end)
-    signal.setitimer(signal.ITIMER_REAL, max(end - time.monotonic(), 1e-6))
-    try:
+    try:  # armed inside the try: an alarm that fires at once still cleans up below
+        _ends.append(end)
+        signal.setitimer(signal.ITIMER_REAL, max(end - time.monotonic(), 1e-6))
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        _ends.pop()
+        del _ends[depth:]
         signal.signal(signal.SIGALRM, previous)
         if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
             signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
