@@ -224,3 +224,25 @@ def test_proofs_by_cases_hold_at_the_kinks_too():
 def test_gradients_in_the_wrong_order():
     r = gradcheck(lambda x, w: x.dot(w), lambda d, x, w: (x.T.dot(d), d.dot(w.T)), {"x": (2, 2), "w": (2, 2)})
     assert "gradient of w" in r.gradients["x"].diagnosis and "gradient of x" in r.gradients["w"].diagnosis
+
+
+def test_code_that_updates_its_inputs_in_place():
+    def fwd(x):
+        x -= x.mean(axis=0)  # in place, as some course code does
+        return x * x
+
+    def bwd(dout, x):
+        xc = x - x.mean(axis=0)
+        g = 2 * xc * dout
+        return g - g.mean(axis=0)
+
+    assert gradcheck(fwd, bwd, {"x": (3, 2)}).verdict == Verdict.PROVEN
+
+
+def test_backward_code_that_writes_into_dout():
+    def bwd(dout, x):
+        dx = dout  # no copy: the upstream array is changed in place
+        dx[x <= 0] = 0
+        return dx
+
+    assert gradcheck(lambda x: np.maximum(0, x), bwd, {"x": (2, 2)}).verdict == Verdict.PROVEN

@@ -138,21 +138,22 @@ def _run(forward: Callable[..., Any], backward: Callable[..., Any] | None, names
                 raise BackwardError(
                     f"a single function that takes {upstream_name!r}: pass forward and backward separately "
                     "(forward=lambda *a: f(*a, ...)[0]), so the upstream gradient has the output's shape")
-            out, grads = _pair(_call(forward, inputs, "the function"), "the function")
+            out, grads = _pair(_call(forward, _copies(inputs), "the function"), "the function")
             upstream: Any = None
             if _as_outputs(out)[0].shape != ():
                 raise BackwardError(
                     f"the function returns an output of shape {_as_outputs(out)[0].shape} with its gradients: the "
                     f"gradients are then of Σ out; give backward separately, or return a scalar loss")
         else:
-            out = _call(forward, inputs, "forward")
+            out = _call(forward, _copies(inputs), "forward")
             upstream = None
         outputs = _as_outputs(out)
         if backward is not None:
             ups = [symbols_array(upstream_name if len(outputs) == 1 else f"{upstream_name}{k}", o.shape)
                    for k, o in enumerate(outputs)]
-            upstream = ups[0] if len(ups) == 1 and not isinstance(out, (tuple, list)) else tuple(ups)
-            grads = _call(backward, [upstream, *inputs], "backward")
+            given = _copies(ups)  # backward code may write into dout (dx = dout; dx[x <= 0] = 0)
+            upstream = given[0] if len(ups) == 1 and not isinstance(out, (tuple, list)) else tuple(given)
+            grads = _call(backward, [upstream, *_copies(inputs)], "backward")
             ups_list = ups
         else:
             ups_list = [None]
@@ -189,6 +190,12 @@ def _swapped(name: str, claimed: np.ndarray, names: list[str], shapes: dict[str,
         if other != name and shapes[other] == claimed.shape and _all_zero(claimed, truth(other)):
             return f"it is the gradient of {other} (gradients returned in the wrong order?)"
     return ""
+
+
+def _copies(inputs: list[SymArray]) -> list[SymArray]:
+    """Fresh arrays for each call: code that updates its inputs in place (x -= mu) changes
+    neither the other call's inputs nor the symbols the truth is differentiated by."""
+    return [a.copy() for a in inputs]
 
 
 def _accepts(f: Callable[..., Any], name: str) -> bool:
