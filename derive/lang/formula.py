@@ -5,7 +5,8 @@ calls such as ``sum(dZ2, axis=1)``).  An exponent is a constant expression of nu
 literals, folded to an exact rational here: ``A1**2``, ``v ** 0.5``, ``v ** -0.5``,
 ``x ** 1.5``, ``x ** (1/2)``, ``x ** (-1/2)`` (``0.5`` is the rational 1/2, never a float).
 ``sqrt(x)`` and ``np.sqrt(x)`` are ``x ** (1/2)``, and ``np.power(x, p)`` and
-``np.square(x)`` are ``x ** p`` and ``x ** 2``: they become the same tree.  User text is untrusted: it is read by Python's
+``np.square(x)`` are ``x ** p`` and ``x ** 2``: they become the same tree.  User text is untrusted:
+it is read by Python's
 ``ast.parse`` in ``eval`` mode (which only *parses*), then every node is checked against a
 whitelist and copied into derive's own node types.  Nothing is ever evaluated, imported or
 looked up as a Python object; names are plain strings that :mod:`derive.model.evaluate` resolves
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Union
 
 import sympy
 
@@ -72,7 +72,7 @@ class Call:
     col: int
 
 
-Node = Union[Num, Name, BinOp, Neg, Transpose, Call]
+Node = Num | Name | BinOp | Neg | Transpose | Call
 
 #: NumPy spellings accepted as function names (np.sum → sum, np.dot → @, ...).
 NUMPY = {
@@ -237,8 +237,10 @@ class _Converter:
         if fname == "where":
             if len(args) == 3 and isinstance(node.args[0], ast.Compare):
                 cond, a, b = args  # cond is 0 or 1 in every entry: cond·a + (1 − cond)·b is exact
-                return BinOp("+", BinOp("*", cond, a, col), BinOp("*", BinOp("-", Num(sympy.Integer(1), col), cond, col), b, col), col)
-            raise self.fail(node, "np.where(cond, a, b) needs a comparison with 0 as cond, e.g. np.where(Z > 0, 1, 0.01)")
+                rest = BinOp("-", Num(sympy.Integer(1), col), cond, col)
+                return BinOp("+", BinOp("*", cond, a, col), BinOp("*", rest, b, col), col)
+            raise self.fail(node, "np.where(cond, a, b) needs a comparison with 0 as cond, "
+                                  "e.g. np.where(Z > 0, 1, 0.01)")
         if fname == "power":
             if len(args) == 2:
                 return BinOp("**", args[0], self.exponent(node.args[1], args[1]), col)
@@ -281,7 +283,8 @@ class _Converter:
         else:
             raise self.fail(node, usage)
         m = self.convert(side, d)
-        step = (lambda u: Call("relu_prime", (u,), None, col))
+        def step(u: Node) -> Node:
+            return Call("relu_prime", (u,), None, col)
         one = Num(sympy.Integer(1), col)
         if op == ">":
             return step(m)
@@ -299,7 +302,8 @@ class _Converter:
         """
         value = self.fold(raw, node)
         if value is None:
-            raise self.fail(raw, "an exponent must be a literal number (or numbers with + - * /), e.g. A1**2, v**0.5, v**(-1/2)")
+            raise self.fail(raw, "an exponent must be a literal number (or numbers with + - * /), "
+                                 "e.g. A1**2, v**0.5, v**(-1/2)")
         if abs(value) > self.max_exponent:
             raise self.fail(raw, f"exponent {value} is larger than the limit {self.max_exponent}")
         return Num(value, node.col)
@@ -348,7 +352,8 @@ def _heaviside(m: Node, h0: sympy.Rational, col: int) -> Node:
     step = Call("relu_prime", (m,), None, col)
     if h0 == 0:
         return step
-    at_zero = BinOp("-", BinOp("-", Num(sympy.Integer(1), col), step, col), Call("relu_prime", (Neg(m, col),), None, col), col)
+    negative = Call("relu_prime", (Neg(m, col),), None, col)
+    at_zero = BinOp("-", BinOp("-", Num(sympy.Integer(1), col), step, col), negative, col)
     return BinOp("+", step, BinOp("*", Num(h0, col), at_zero, col), col)
 
 

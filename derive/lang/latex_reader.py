@@ -259,7 +259,8 @@ class _Convert:
             return F.Num(sympy.Rational(str(ch[0])), col)
         if kind == "fraction":
             if len(ch) == 2 and all(isinstance(c, lark.Token) for c in ch):
-                return F.BinOp("/", F.Num(sympy.Integer(int(ch[0])), col), F.Num(sympy.Integer(int(ch[1])), col), col)
+                p, q = (F.Num(sympy.Integer(int(str(c))), col) for c in ch)
+                return F.BinOp("/", p, q, col)
             return F.BinOp("/", self.node(ch[0]), self.node(ch[1]), col)
         if kind == "deriv":
             top, bottom = self.dname(ch[0]), self.dname(ch[1])

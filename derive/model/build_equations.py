@@ -83,7 +83,7 @@ def build_equations(spec: Spec) -> Network:
             raise SpecError(spec.file, place, str(exc)) from None
         if not isinstance(value, Matrix):
             value = Matrix([[value]])
-        atoms = _leaf(name, value.shape)  # type: ignore[arg-type]
+        atoms = _leaf(name, value.shape)
         for k in range(len(value)):
             e = value[k]
             net.definitions[atoms[k]] = e

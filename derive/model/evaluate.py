@@ -34,7 +34,7 @@ MAX_ENTRIES = 1_000_000
 
 
 def shape_of(v: Value) -> tuple[int, int] | None:
-    return v.shape if is_matrix(v) else None  # type: ignore[union-attr,return-value]
+    return v.shape if is_matrix(v) else None
 
 
 def show_shape(v: Value) -> str:
@@ -174,7 +174,7 @@ class Evaluator:
             return -v
         if isinstance(node, F.Transpose):
             v = self.evaluate(node.operand, text)
-            return v.T if is_matrix(v) else v  # type: ignore[union-attr]
+            return v.T if is_matrix(v) else v
         if isinstance(node, F.BinOp):
             a = self.evaluate(node.left, text)
             b = self.evaluate(node.right, text)
@@ -197,22 +197,22 @@ class Evaluator:
         if op == "@":
             if not (is_matrix(a) and is_matrix(b)):
                 raise ShapeError(f"{text!r}: '@' needs two matrices, got {show_shape(a)} @ {show_shape(b)}")
-            if a.shape[1] != b.shape[0]:  # type: ignore[union-attr]
+            if a.shape[1] != b.shape[0]:
                 raise ShapeError(
                     f"{text!r}: cannot multiply {show_shape(a)} @ {show_shape(b)} "
-                    f"(inner sizes {a.shape[1]} and {b.shape[0]} differ) at column {node.col}"  # type: ignore[union-attr]
+                    f"(inner sizes {a.shape[1]} and {b.shape[0]} differ) at column {node.col}"
                 )
-            self._guard(a.shape[0] * b.shape[1])  # type: ignore[union-attr]
-            return matmul(a, b)  # type: ignore[arg-type]
+            self._guard(a.shape[0] * b.shape[1])
+            return matmul(a, b)
         if op == "**":
             n = b
             if not getattr(n, "is_Integer", True):
-                bases = list(a) if is_matrix(a) else [a]  # type: ignore[arg-type]
+                bases = list(a) if is_matrix(a) else [a]
                 if any(getattr(x, "is_number", False) and x.is_negative for x in bases):
                     raise FormulaError(text, node.col, f"a negative number to the power {n} is not a real number")
             self._record_power(a, n)
             if is_matrix(a):
-                return a.applyfunc(lambda e: e**n)  # type: ignore[union-attr]
+                return a.applyfunc(lambda e: e**n)
             return a**n
         if op == "/":
             self._record(NONZERO, b, "in a denominator")
@@ -242,20 +242,20 @@ class Evaluator:
         if self._conditions is None:
             return
         if is_matrix(v):
-            cols = v.shape[1]  # type: ignore[union-attr]
-            for k, e in enumerate(v):  # type: ignore[arg-type]
+            cols = v.shape[1]
+            for k, e in enumerate(v):
                 if not e.is_number:
                     self._conditions.append(Condition(kind, e, what, divmod(k, cols)))
         elif not getattr(v, "is_number", False):
-            self._conditions.append(Condition(kind, v, what))  # type: ignore[arg-type]
+            self._conditions.append(Condition(kind, v, what))
 
     def _record_power(self, base: Value, n: Value) -> None:
         if is_matrix(n) or not getattr(n, "is_number", False):
             return
-        if n.is_Integer:  # type: ignore[union-attr]
-            if n.is_negative:  # type: ignore[union-attr]
+        if n.is_Integer:
+            if n.is_negative:
                 self._record(NONZERO, base, "in a denominator (a negative power)")
-        elif n.is_negative:  # type: ignore[union-attr]
+        elif n.is_negative:
             self._record(POSITIVE, base, f"as the base of ** ({n})")
         else:
             self._record(NONNEGATIVE, base, f"as the base of ** ({n})")
@@ -300,7 +300,7 @@ class Evaluator:
             self._arity(node, args, text, 1, 1)
             v = args[0]
             g = lambda e: self.canonical(f(self._atom_for(e)))  # noqa: E731
-            return v.applyfunc(g) if is_matrix(v) else g(v)  # type: ignore[union-attr,arg-type]
+            return v.applyfunc(g) if is_matrix(v) else g(v)
         return apply
 
     def _log(self, node: F.Call, args: list[Value], text: str) -> Value:
@@ -318,14 +318,14 @@ class Evaluator:
         if len(args) == 2:
             if is_matrix(args[1]):
                 raise FormulaError(text, node.col, f"the {param.key} of {name} must be a scalar")
-            return args[1]  # type: ignore[return-value]
+            return args[1]
         layers = [layer for layer in self.net.layers if layer.slope is not None and layer.activation.name == name]
         v = args[0] if args else None
         first = v[0] if is_matrix(v) else v  # type: ignore[index]
         for layer in layers:  # elu_prime(Z2): the alpha of layer 2
             z = self.net.matrices.get(f"Z{layer.index}")
             if z is not None and first is not None and first in set(z):
-                return layer.slope  # type: ignore[return-value]
+                return layer.slope
         slopes = {layer.slope for layer in layers}
         return slopes.pop() if len(slopes) == 1 else param.default
 
@@ -361,7 +361,7 @@ class Evaluator:
         def apply(node: F.Call, args: list[Value], text: str) -> Value:
             name = layer.activation.name + ("_prime" if prime else "")
             if layer.activation.needs_slope and len(args) == 1:
-                args = [args[0], layer.slope]  # type: ignore[list-item]
+                args = [args[0], layer.slope]
             return self.functions[name](node, args, text)
         return apply
 
@@ -370,11 +370,11 @@ class Evaluator:
             raise FormulaError(text, node.col, "softmax needs a matrix or a vector")
         rows = self.net.spec is not None and self.net.spec.batch_layout == "rows"
         axis = self._int(node.axis, text, node.col, axis_of=v) if node.axis is not None else (1 if rows else 0)
-        out = sympy.zeros(*v.shape)  # type: ignore[union-attr]
-        lines = range(v.shape[0]) if axis == 1 else range(v.shape[1])  # type: ignore[union-attr]
+        out = sympy.zeros(*v.shape)
+        lines = range(v.shape[0]) if axis == 1 else range(v.shape[1])
         for k in lines:
-            idx = [(k, i) for i in range(v.shape[1])] if axis == 1 else [(i, k) for i in range(v.shape[0])]  # type: ignore[union-attr]
-            zs = [self._atom_for(v[p]) for p in idx]  # type: ignore[index]
+            idx = [(k, i) for i in range(v.shape[1])] if axis == 1 else [(i, k) for i in range(v.shape[0])]
+            zs = [self._atom_for(v[p]) for p in idx]
             for i, p in enumerate(idx):
                 out[p] = self.canonical(SoftmaxEntry(i, *zs))
         return out
@@ -389,7 +389,7 @@ class Evaluator:
         v = self.evaluate(node, text) if node is not None else None
         if v is None or is_matrix(v) or not getattr(v, "is_Integer", False):
             raise FormulaError(text, col, f"expected a whole number, got {v}")
-        k = int(v)  # type: ignore[arg-type]
+        k = int(v)
         if axis_of is None:
             return k
         if not -2 <= k <= 1:  # the error points at the axis itself
@@ -406,11 +406,11 @@ class Evaluator:
                 self._int(node.axis, text, node.col, axis_of=v)  # a scalar is 1×1: axis 7 is still wrong
             return v
         if node.axis is None:
-            return sympy.Add(*v)  # type: ignore[union-attr]
+            return sympy.Add(*v)
         axis = self._int(node.axis, text, node.col, axis_of=v)
         if axis == 0:
-            return Matrix(1, v.shape[1], lambda i, j: sympy.Add(*v.col(j)))  # type: ignore[union-attr]
-        return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))  # type: ignore[union-attr]
+            return Matrix(1, v.shape[1], lambda i, j: sympy.Add(*v.col(j)))
+        return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))
 
     def _mean(self, node: F.Call, args: list[Value], text: str) -> Value:
         """mean(M, axis=k) = sum(M, axis=k) / (size along k); mean(M) = sum(M) / entries."""
@@ -419,16 +419,16 @@ class Evaluator:
         if not is_matrix(v):
             return v
         if node.axis is None:
-            return total / len(v)  # type: ignore[operator,arg-type]
-        count = v.shape[self._int(node.axis, text, node.col, axis_of=v)]  # type: ignore[union-attr]
-        return total / count  # type: ignore[operator]
+            return total / len(v)
+        count = v.shape[self._int(node.axis, text, node.col, axis_of=v)]
+        return total / count
 
     def _size_args(self, node: F.Call, args: list[Value], text: str) -> list[int]:
         out = []
         for a in args:
-            if is_matrix(a) or not getattr(a, "is_Integer", False) or not 0 < int(a) <= 10_000:  # type: ignore[arg-type]
+            if is_matrix(a) or not getattr(a, "is_Integer", False) or not 0 < int(a) <= 10_000:
                 raise FormulaError(text, node.col, f"{node.func}() needs sizes from 1 to 10000, got {a}")
-            out.append(int(a))  # type: ignore[arg-type]
+            out.append(int(a))
         return out
 
     def _eye(self, node: F.Call, args: list[Value], text: str) -> Value:
@@ -453,12 +453,12 @@ class Evaluator:
         v = args[0]
         if not is_matrix(v):
             return Matrix([[v]])
-        r, c = v.shape  # type: ignore[union-attr]
+        r, c = v.shape
         if r == 1 or c == 1:
-            self._guard(len(v) ** 2)  # type: ignore[arg-type]
-            return sympy.diag(*list(v))  # type: ignore[arg-type]
+            self._guard(len(v) ** 2)
+            return sympy.diag(*list(v))
         if r == c:
-            return Matrix(r, 1, lambda i, j: v[i, i])  # type: ignore[index]
+            return Matrix(r, 1, lambda i, j: v[i, i])
         raise ShapeError(f"{text!r}: diag() needs a vector or a square matrix, got {r}×{c}")
 
     def _vec(self, node: F.Call, args: list[Value], text: str) -> Value:
@@ -466,7 +466,7 @@ class Evaluator:
         v = args[0]
         if not is_matrix(v):
             return Matrix([[v]])
-        return vec(v)  # type: ignore[arg-type]
+        return vec(v)
 
     def _kron(self, node: F.Call, args: list[Value], text: str) -> Value:
         self._arity(node, args, text, 2, 2)
@@ -485,10 +485,10 @@ class Evaluator:
         if len(args) == 3:
             k = args[2]
             m = int(self.constants["m"])
-            if is_matrix(k) or not getattr(k, "is_Integer", False) or not 0 <= int(k) < m:  # type: ignore[arg-type]
+            if is_matrix(k) or not getattr(k, "is_Integer", False) or not 0 <= int(k) < m:
                 raise FormulaError(text, node.col, f"J(y, x, k): k must be an example from 0 to {m - 1}")
-            y, x = self._example(y, int(k)), self._example(x, int(k))  # type: ignore[arg-type]
-        yv, xv = vec(y), vec(x)  # type: ignore[arg-type]
+            y, x = self._example(y, int(k)), self._example(x, int(k))
+        yv, xv = vec(y), vec(x)
         for e in xv:
             if not isinstance(e, Symbol):
                 raise FormulaError(text, node.col,

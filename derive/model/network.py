@@ -32,7 +32,7 @@ class CostSymbol(Symbol):
     """The cost atom: a class of its own, so an equation or input named ``J`` is never it."""
 
     @classmethod
-    def class_key(cls):  # type: ignore[no-untyped-def]
+    def class_key(cls):
         return Symbol.class_key()  # print and sort among the other symbols, by name
 
 
@@ -84,11 +84,11 @@ class Network:
     def free_constants(self) -> list[Symbol]:
         out: set[Symbol] = set()
         for v in self.constants.values():
-            out |= v.free_symbols  # type: ignore[arg-type]
+            out |= v.free_symbols
         return sorted(out, key=str)
 
     def shape(self, name: str) -> tuple[int, int]:
-        return self.matrices[name].shape  # type: ignore[return-value]
+        return self.matrices[name].shape
 
     @property
     def activation_atoms(self) -> set[Symbol]:
@@ -118,5 +118,5 @@ def compose(definitions: Mapping[Symbol, Expr], atoms: Container[Symbol]) -> dic
     for s, d in definitions.items():
         if s in atoms:
             sub = {a: composed[a] for a in d.free_symbols if a in composed}
-            composed[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+            composed[s] = d.xreplace(sub) if sub else d
     return composed

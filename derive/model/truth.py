@@ -56,7 +56,7 @@ class AdjointSymbol(Symbol):
     can tell gradients from values by class, never by name."""
 
     @classmethod
-    def class_key(cls):  # type: ignore[no-untyped-def]
+    def class_key(cls):
         return Symbol.class_key()  # print and sort among the other symbols, by name
 
     @property
@@ -115,7 +115,7 @@ class LocalTruth:
     def unfold_once(self, expr: Expr) -> Expr:
         """Replace each adjoint atom by its definition, one chain-rule step deep."""
         sub = {s: self.adjoint_definitions[s] for s in expr.free_symbols if s in self.adjoint_definitions}
-        return expr.xreplace(sub) if sub else expr  # type: ignore[arg-type]
+        return expr.xreplace(sub) if sub else expr
 
     def unfold_to(self, expr: Expr, keep: set[Symbol]) -> Expr:
         """Unfold adjoint atoms until only those in ``keep`` remain (the gradients a claim
@@ -127,18 +127,18 @@ class LocalTruth:
                 return memo[s]
             d = self.adjoint_definitions[s]
             sub = {a: atom(a) for a in d.free_symbols if a in self.adjoint_definitions and a not in keep}
-            memo[s] = d.xreplace(sub) if sub else d  # type: ignore[arg-type]
+            memo[s] = d.xreplace(sub) if sub else d
             return memo[s]
 
         sub = {a: atom(a) for a in expr.free_symbols if a in self.adjoint_definitions and a not in keep}
-        return expr.xreplace(sub) if sub else expr  # type: ignore[arg-type]
+        return expr.xreplace(sub) if sub else expr
 
     def unfold(self, expr: Expr) -> Expr:
         """Replace every adjoint atom by its definition, recursively: forward atoms only."""
         atoms = [s for s in expr.free_symbols if s in self.adjoint_definitions]
         if not atoms:
             return expr
-        return expr.xreplace({s: self._unfold_atom(s) for s in atoms})  # type: ignore[misc]
+        return expr.xreplace({s: self._unfold_atom(s) for s in atoms})
 
     def _unfold_atom(self, s: Symbol) -> Expr:
         stack = [s]
@@ -153,10 +153,10 @@ class LocalTruth:
                 if a in self.adjoint_definitions and a not in self._unfolded
             ]
             if missing:
-                stack.extend(missing)  # type: ignore[arg-type]
+                stack.extend(missing)
                 continue
             sub = {a: self._unfolded[a] for a in d.free_symbols if a in self.adjoint_definitions}
-            self._unfolded[top] = d.xreplace(sub)  # type: ignore[arg-type]
+            self._unfolded[top] = d.xreplace(sub)
             stack.pop()
         return self._unfolded[s]
 
@@ -187,7 +187,7 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
             if v in nodes or v in leaves:
                 p = _diff(term, v)
                 if p != 0:
-                    out[v].append(p)  # type: ignore[index]
+                    out[v].append(p)
     result = {}
     for v, ps in out.items():
         total = sympy.Add(*ps)

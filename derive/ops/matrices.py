@@ -7,13 +7,14 @@ growing sum term by term, which dominated the run time of large networks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 import sympy
 from sympy import Expr, Matrix
 
 from derive.errors import ShapeError
 
-Value = Matrix | Expr
+Value: TypeAlias = Matrix | Expr
 
 
 def is_matrix(v: Value) -> bool:
@@ -37,7 +38,7 @@ def matmul(a: Matrix, b: Matrix) -> Matrix:
         if not row:
             continue
         for j, col in enumerate(cols):
-            terms = []
+            terms: list[Expr] = []
             for k, e in row:
                 c = col[k]
                 if c is zero:
@@ -67,7 +68,7 @@ def vec(m: Matrix) -> Matrix:
     flat = [sympy.S.Zero] * (r * c)
     for i in range(r):
         for j in range(c):
-            flat[vec_index(i, j, r)] = m[i, j]  # type: ignore[index]
+            flat[vec_index(i, j, r)] = m[i, j]
     return Matrix(r * c, 1, flat)
 
 
@@ -88,23 +89,23 @@ def kron(a: Matrix, b: Matrix) -> Matrix:
                 for de in range(cb):
                     y = b[be, de]
                     if y is not zero:
-                        flat[row + kron_index(ga, de, cb)] = x * y  # type: ignore[operator]
+                        flat[row + kron_index(ga, de, cb)] = x * y
     return Matrix(ra * rb, width, flat)
 
 
 def broadcast(f: Callable[[Expr, Expr], Expr], a: Value, b: Value, where: str) -> Value:
     """Apply f entrywise with NumPy broadcasting of 2-D shapes and scalars."""
     if not is_matrix(a) and not is_matrix(b):
-        return f(a, b)  # type: ignore[arg-type]
+        return f(a, b)
     if not is_matrix(a):
-        return b.applyfunc(lambda y: f(a, y))  # type: ignore[union-attr,arg-type]
+        return b.applyfunc(lambda y: f(a, y))
     if not is_matrix(b):
-        return a.applyfunc(lambda x: f(x, b))  # type: ignore[union-attr,arg-type]
-    (ra, ca), (rb, cb) = a.shape, b.shape  # type: ignore[union-attr]
+        return a.applyfunc(lambda x: f(x, b))
+    (ra, ca), (rb, cb) = a.shape, b.shape
     if (ra != rb and 1 not in (ra, rb)) or (ca != cb and 1 not in (ca, cb)):
         raise ShapeError(f"{where}: shapes {ra}×{ca} and {rb}×{cb} do not broadcast")
     r, c = max(ra, rb), max(ca, cb)
     return Matrix(
         r, c,
-        lambda i, j: f(a[i if ra > 1 else 0, j if ca > 1 else 0], b[i if rb > 1 else 0, j if cb > 1 else 0]),  # type: ignore[index]
+        lambda i, j: f(a[i if ra > 1 else 0, j if ca > 1 else 0], b[i if rb > 1 else 0, j if cb > 1 else 0]),
     )

@@ -126,7 +126,7 @@ class Ranges:
 
     def _compute(self, e: Expr) -> Range:
         if e.is_Rational:
-            return _point(Fraction(int(e.p), int(e.q)))  # type: ignore[attr-defined]
+            return _point(Fraction(int(e.p), int(e.q)))
         if e.is_number:
             if e.is_positive:
                 return POSITIVE_RANGE
@@ -242,19 +242,19 @@ class Conditions:
                     self._deps[s] = self.deps(self.definitions[s])
                 out |= self._deps[s]
             else:
-                out.add(s)  # type: ignore[arg-type]
+                out.add(s)
         return frozenset(out)
 
     def unfold(self, e: Expr) -> Expr:
         """``e`` with every atom replaced by its definition, down to the leaves."""
         for s in e.free_symbols:
             if s in self.definitions and s not in self._unfolded:
-                self._unfold_atom(s)  # type: ignore[arg-type]
+                self._unfold_atom(s)
         sub = {s: self._unfolded[s] for s in e.free_symbols if s in self._unfolded}
         out = e.xreplace(sub) if sub else e
         if size_exceeds(out, MAX_UNFOLDED):
             raise TooLarge
-        return out  # type: ignore[return-value]
+        return out
 
     def _unfold_atom(self, s: Symbol) -> None:
         stack = [s]
@@ -263,13 +263,13 @@ class Conditions:
             d = self.definitions[top]
             missing = [a for a in d.free_symbols if a in self.definitions and a not in self._unfolded]
             if missing:
-                stack.extend(missing)  # type: ignore[arg-type]
+                stack.extend(missing)
                 continue
             sub = {a: self._unfolded[a] for a in d.free_symbols if a in self._unfolded}
             out = d.xreplace(sub) if sub else d
             if size_exceeds(out, MAX_UNFOLDED):
                 raise TooLarge
-            self._unfolded[top] = out  # type: ignore[assignment]
+            self._unfolded[top] = out
             stack.pop()
 
     def free_leaf(self, u: Expr) -> bool:

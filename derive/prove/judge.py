@@ -89,7 +89,7 @@ class Judge:
         def pre_activations(e: Expr) -> Expr:
             e = truth.unfold(e)
             sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
-            return e.xreplace(sub) if sub else e  # type: ignore[arg-type]
+            return e.xreplace(sub) if sub else e
 
         to_claim = self._to_claim
 
@@ -204,7 +204,7 @@ class Judge:
             for f in d.atoms(*PIECEWISE):
                 kinks = type(f).piecewise.kinks
                 for i in range(len(kinks) + 1):
-                    wanted.setdefault((type(f), i), []).append(f.args[0])  # type: ignore[arg-type]
+                    wanted.setdefault((type(f), i), []).append(f.args[0])
         for point in points:  # what the random points already reach
             for key in [k for k in wanted]:
                 cls, i = key
@@ -272,7 +272,7 @@ class Judge:
             except (Undetermined, ArithmeticError, KeyError):
                 return None
             if exact:
-                return v  # type: ignore[no-any-return]
+                return v
             return Fraction(str(ev.ctx.mid(v))).limit_denominator(1000)
         return None
 
@@ -325,7 +325,7 @@ class Judge:
                     built[exact] = self._evaluator(point.leaves, exact=exact)
                 return built[exact]
             cache[key] = (point, at)  # the point is kept so that its id stays unique
-        return cache[key][1]  # type: ignore[no-any-return]
+        return cache[key][1]
 
     def _flat_at(self, u: Expr, point: Point) -> bool:
         """Whether ``u`` is identically 0 on a neighbourhood of the point (its germ there is
@@ -521,7 +521,7 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
 
 def _through_exp(f: Expr) -> Expr:
     """The registry's exp form of σ, tanh, softplus, silu, gelu … applied to f's arguments."""
-    return type(f).through_exp(*f.args)  # type: ignore[no-any-return]
+    return type(f).through_exp(*f.args)
 
 
 def _unsigned(u: Expr) -> Expr:

@@ -300,14 +300,14 @@ class Evaluator:
         if e.is_Symbol:
             if e in self.values:
                 return self.values[e]
-            d = self._definition(e)  # type: ignore[arg-type]
+            d = self._definition(e)
             if d is None:
                 raise KeyError(f"no value for {e}")
             v = self(d)
-            self.values[e] = v  # type: ignore[index]
+            self.values[e] = v
             return v
         if e.is_Rational:
-            return ctx.number(e)  # type: ignore[arg-type]
+            return ctx.number(e)
         if e.is_Add:
             total = ctx.zero
             for a in e.args:

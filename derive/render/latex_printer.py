@@ -62,14 +62,14 @@ class FormulaPrinter:
             inner = self(node.operand, 3)
             return rf"\left(-{inner}\right)" if parent > 1 else f"-{inner}"
         if isinstance(node, F.Transpose):
-            inner = node.operand
-            if isinstance(inner, F.Name):
-                text = self(inner)
+            operand = node.operand
+            if isinstance(operand, F.Name):
+                text = self(operand)
                 if text.endswith("]}"):  # course notation A^{[1]}: one superscript, A^{[1]\top}
                     return text[:-1] + r"\top}"
                 if not text.startswith(r"\frac"):
                     return f"{text}^{{\\top}}"
-            return rf"\left({self(inner)}\right)^{{\top}}"
+            return rf"\left({self(operand)}\right)^{{\top}}"
         if isinstance(node, F.Call):
             return self.call(node)
         return self.binop(node, parent)
@@ -152,5 +152,5 @@ def symbol_latex(s: sympy.Symbol, notation: str = "default") -> str:
 
 def expr_latex(expr: sympy.Expr, notation: str = "default") -> str:
     """A SymPy expression of atoms, in LaTeX (activations through their _latex)."""
-    names = {s: symbol_latex(s, notation) for s in expr.free_symbols}  # type: ignore[union-attr]
+    names = {s: symbol_latex(s, notation) for s in expr.free_symbols}
     return sympy.latex(expr, symbol_names=names, mul_symbol=None)

@@ -18,6 +18,7 @@ sizes".  Wrong variants are refuted by a concrete counterexample at small sizes.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sympy
@@ -129,7 +130,7 @@ def _rand(rng: random.Random, r: int, c: int) -> Matrix:
     return Matrix(r, c, lambda *_: sympy.Integer(rng.randint(-3, 3)))
 
 
-def refute_variant(name: str, statement: str, lhs, rhs, sizes: list[tuple[int, ...]]) -> IdentityResult:  # type: ignore[no-untyped-def]
+def refute_variant(name: str, statement: str, lhs, rhs, sizes: Sequence[tuple[int, ...]]) -> IdentityResult:
     """Look for a counterexample at small sizes with exact integer matrices."""
     rng = random.Random(7)
     for shape in sizes:

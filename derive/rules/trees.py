@@ -115,9 +115,9 @@ def grad_ref(ev: Evaluator, base: str) -> F.Node:
 def scalar(expr: sympy.Expr) -> F.Node:
     """A constant of the spec (a loss scale, a slope: numbers, symbols, + * / **) as a tree."""
     if expr.is_Rational:
-        return num(expr)  # type: ignore[arg-type]
+        return num(expr)
     if expr.is_Symbol:
-        return name(expr.name)  # type: ignore[attr-defined]
+        return name(expr.name)
     if expr.is_Add:
         terms = [scalar(a) for a in expr.args]
         out = terms[0]
@@ -131,7 +131,7 @@ def scalar(expr: sympy.Expr) -> F.Node:
         if expr.is_Pow:
             base, exponent = expr.args
             if exponent.is_Rational:
-                return power(scalar(base), exponent)  # type: ignore[arg-type]
+                return power(scalar(base), exponent)
         elif expr.is_Mul:
             factors = [scalar(a) for a in expr.args]
             out = factors[0]

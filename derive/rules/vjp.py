@@ -54,7 +54,7 @@ class _Pusher:
     def shape(self, node: F.Node) -> Shape:
         """The shape of a forward value (a scalar counts as 1×1)."""
         v = self.ev.evaluate(node, F.unparse(node))
-        return v.shape if is_matrix(v) else (1, 1)  # type: ignore[union-attr,return-value]
+        return v.shape if is_matrix(v) else (1, 1)
 
     @staticmethod
     def reduce(up: F.Node, frm: Shape, to: Shape) -> F.Node:
@@ -120,9 +120,9 @@ class _Pusher:
         if node.axis is None:
             return None
         v = self.ev.evaluate(node.axis, F.unparse(node.axis))
-        if is_matrix(v) or not getattr(v, "is_Integer", False) or not -2 <= int(v) <= 1:  # type: ignore[arg-type]
+        if is_matrix(v) or not getattr(v, "is_Integer", False) or not -2 <= int(v) <= 1:
             raise Unsupported
-        return int(v) % 2  # type: ignore[arg-type]
+        return int(v) % 2
 
     def binop(self, node: F.BinOp, up: F.Node, shape: Shape) -> None:
         left, right = node.left, node.right
@@ -154,7 +154,7 @@ class _Pusher:
             raise Unsupported
 
 
-def _exponent(node: F.Node):  # type: ignore[no-untyped-def]
+def _exponent(node: F.Node):
     """The rational value of a literal exponent (the parser folds them to one number)."""
     if isinstance(node, F.Num):
         return node.value

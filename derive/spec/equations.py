@@ -60,7 +60,8 @@ def equation_spec(file: str, name: str, net: dict[str, Any], data: dict[str, Any
             raise _fail(file, f"network.parameters[{i}]", f"expected a plain name, got {p!r}")
     loss = net.get("loss", equations[-1].name)
     if not isinstance(loss, str) or loss not in defined:
-        raise _fail(file, "network.loss", f"expected the name of an equation (one of: {', '.join(defined)}), got {loss!r}")
+        raise _fail(file, "network.loss",
+                    f"expected the name of an equation (one of: {', '.join(defined)}), got {loss!r}")
     batch = _int(file, "network.batch", net.get("batch", 1), 1, limits.max_batch, "a batch size")
     shapes: dict[str, tuple[int, int]] = {}
     raw_shapes = net.get("shapes", {})
