@@ -494,3 +494,15 @@ CASES: list[Case] = [
          lambda d, x, h, c, Wx, Wh, b: lstm_step_backward_bug(d[0], d[1], lstm_step_forward(x, h, c, Wx, Wh, b)[2]),
          "prev_c"),
 ]
+
+
+# ------------------------------------------------------------------ the numerically stable sigmoid (cs231n's rnn_layers)
+def stable_sigmoid(x):
+    pos_mask = (x >= 0)
+    neg_mask = (x < 0)
+    z = np.zeros_like(x)
+    z[pos_mask] = np.exp(-x[pos_mask])
+    z[neg_mask] = np.exp(x[neg_mask])
+    top = np.ones_like(x)
+    top[neg_mask] = z[neg_mask]
+    return top / (1 + z)

@@ -142,6 +142,46 @@ class SymArray(np.ndarray):
     def __str__(self) -> str:
         return str(self.view(np.ndarray))
 
+    # -------------------------------------------------------- x[mask]: elementwise only
+    def _whole(self, what: str) -> None:
+        if _selection(self) is not None:
+            raise NotRepresentable(f"{what} of x[mask]: {_SELECTION_RULE}")
+
+    def copy(self, order: Any = "C") -> Any:
+        out = super().copy(order)
+        if _selection(self) is not None:
+            out._selection = _selection(self)  # type: ignore[attr-defined]
+        return out
+
+    def reshape(self, *args: Any, **kwargs: Any) -> Any:
+        self._whole("reshape")
+        return super().reshape(*args, **kwargs)
+
+    def transpose(self, *axes: Any) -> Any:
+        self._whole("transpose")
+        return super().transpose(*axes)
+
+    @property
+    def T(self) -> Any:  # noqa: N802
+        self._whole(".T")
+        return super().T
+
+    def ravel(self, order: Any = "C") -> Any:
+        self._whole("ravel")
+        return super().ravel(order)
+
+    def flatten(self, order: Any = "C") -> Any:
+        self._whole("flatten")
+        return super().flatten(order)
+
+    def swapaxes(self, a: Any, b: Any) -> Any:
+        self._whole("swapaxes")
+        return super().swapaxes(a, b)
+
+    def squeeze(self, axis: Any = None) -> Any:
+        self._whole("squeeze")
+        return super().squeeze(axis)
+
     def item(self, *args: Any) -> Any:
         return self.view(np.ndarray).item(*args)
 
@@ -151,10 +191,14 @@ class SymArray(np.ndarray):
     # -------------------------------------------------------- indexing
     def __getitem__(self, key: Any) -> Any:
         key = _index(key, "indexing")
+        if _selection(self) is not None:
+            raise NotRepresentable(f"indexing x[mask] further: {_SELECTION_RULE}")
         if isinstance(key, _SymbolicMask):
-            raise NotRepresentable(
-                "indexing with a mask that depends on the symbolic values (x[x > 0]) selects a number of entries "
-                "that depends on the inputs: write x * (x > 0), or assign through the mask (dx[x <= 0] = 0)")
+            if key.mask.shape != self.shape:
+                raise NotRepresentable(f"indexing with a symbolic mask of another shape: {_SELECTION_RULE}")
+            out = self.copy()  # every entry, marked as selected by the mask (see _SELECTION_RULE)
+            out._selection = key.source  # type: ignore[attr-defined]
+            return out
         out = super().__getitem__(key)
         if isinstance(out, np.ndarray):
             return out
@@ -163,7 +207,14 @@ class SymArray(np.ndarray):
     def __setitem__(self, key: Any, value: Any) -> None:
         key = _index(key, "assignment")
         if isinstance(key, _SymbolicMask):  # dx[x <= 0] = 0: a blend, entry by entry
-            mask = np.broadcast_to(key.mask, self.shape)
+            if key.mask.shape != self.shape:
+                raise NotRepresentable(f"assignment through a symbolic mask of another shape: {_SELECTION_RULE}")
+            selected = _selection(value)
+            if selected is not None and not _same_mask(selected, key.source):
+                raise NotRepresentable(f"z[mask] = y[other_mask]: {_SELECTION_RULE}")
+            if selected is None and isinstance(value, (np.ndarray, list, tuple)) and np.size(value) != 1:
+                raise NotRepresentable(f"assigning an array through a symbolic mask: {_SELECTION_RULE}")
+            mask = key.mask
             new = _plain(to_exprs(value))
             blended = _map2(lambda m, v, old: m * v + (1 - m) * old, mask, np.broadcast_to(new, self.shape),
                             self.view(np.ndarray))
@@ -252,8 +303,27 @@ class SymArray(np.ndarray):
 class _SymbolicMask:
     """An index that is a 0/1 array depending on the symbols (x > 0)."""
 
-    def __init__(self, mask: np.ndarray) -> None:
-        self.mask = mask
+    def __init__(self, source: SymArray) -> None:
+        self.source = source
+        self.mask = source.view(np.ndarray)
+
+
+_SELECTION_RULE = (
+    "x[mask] with a mask that depends on the symbolic values selects a number of entries that depends on the inputs; "
+    "derive represents it only through elementwise operations assigned back through the same mask "
+    "(z[m] = np.exp(-x[m])), not in reductions, reshapes or other indexing; write x * m or np.where(m, a, b)")
+
+
+def _selection(a: Any) -> SymArray | None:
+    """The mask that selected ``a`` (x[mask] with a symbolic mask), or None."""
+    return getattr(a, "_selection", None)
+
+
+def _same_mask(a: SymArray, b: SymArray) -> bool:
+    if a is b:
+        return True
+    return a.shape == b.shape and all(x == y for x, y in zip(a.view(np.ndarray).reshape(-1),
+                                                              b.view(np.ndarray).reshape(-1), strict=True))
 
 
 def _short(e: Any, width: int = 60) -> str:
@@ -366,7 +436,7 @@ def _index(key: Any, what: str) -> Any:
     if isinstance(key, SymArray):
         c = concrete(key)
         if c is None:
-            return _SymbolicMask(key.view(np.ndarray))
+            return _SymbolicMask(key)
         if c.dtype.kind == "i" and key.ndim and _looks_boolean(key):
             return c.astype(bool) if c.shape and _mask_shaped(key) else c
         return c if c.ndim else int(c)
@@ -548,6 +618,11 @@ def _ufunc(ufunc: np.ufunc, method: str, inputs: tuple[Any, ...], kwargs: dict[s
     if kwargs.get("where", True) is not True:
         raise NotRepresentable(f"{name}(..., where=...) on symbolic arrays is not supported")
     kwargs.pop("where", None)
+    selections = [m for m in (_selection(a) for a in inputs) if m is not None]
+    if selections and (method != "__call__" or ufunc in _GENERIC_UFUNCS or out is not None
+                       or any(not _same_mask(m, selections[0]) for m in selections)
+                       or any(isinstance(a, np.ndarray) and a.ndim and _selection(a) is None for a in inputs)):
+        raise NotRepresentable(f"{name} of x[mask]: {_SELECTION_RULE}")
     if method == "__call__":
         if ufunc in _GENERIC_UFUNCS:
             result = _wrap(ufunc(*[_as_obj(a) for a in inputs], **kwargs))
@@ -557,6 +632,8 @@ def _ufunc(ufunc: np.ufunc, method: str, inputs: tuple[Any, ...], kwargs: dict[s
             result = _elementwise(_UFUNCS[ufunc], *inputs)
             if ufunc in _BOOLEAN:
                 result._boolean = True  # type: ignore[attr-defined]
+            if selections:
+                result._selection = selections[0]  # type: ignore[attr-defined]
         else:
             raise NotRepresentable(f"{name} on symbolic arrays is not supported (no exact form in derive)")
         return _out(result, out[0] if isinstance(out, tuple) and len(out) == 1 else out)
@@ -625,6 +702,8 @@ def _reduce(a: Any, axis: Any, keepdims: bool, combine: Callable[[list[Expr]], E
             raise NotRepresentable(f"{name}(..., initial=...) on a symbolic array is not supported")
         if k == "where" and v is not True and v is not np._NoValue:  # type: ignore[attr-defined]
             raise NotRepresentable(f"{name}(..., where=...) on a symbolic array is not supported")
+    if _selection(a) is not None:
+        raise NotRepresentable(f"{name} of x[mask]: {_SELECTION_RULE}")
     a = a if isinstance(a, SymArray) else to_exprs(a)
     plain = a.view(np.ndarray)
     axes = _axes(axis, plain.ndim, name)
@@ -716,6 +795,9 @@ _STRUCTURAL = {
 
 def _function(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     name = func.__name__
+    flat = [a for x in args for a in (x if isinstance(x, (list, tuple)) else (x,))] + list(kwargs.values())
+    if any(_selection(a) is not None for a in flat):
+        raise NotRepresentable(f"np.{name} of x[mask]: {_SELECTION_RULE}")
     own = _OWN.get(name)
     if own is not None:
         return own(*args, **kwargs)

@@ -177,17 +177,18 @@ def _run(forward: Callable[..., Any], backward: Callable[..., Any] | None, names
         t0 = time.monotonic()
         check = _judge(name, c, truth(name), point_values, names, inputs, ups_list, upstream_name)
         if check.verdict == Verdict.REFUTED and not check.diagnosis:
-            check.diagnosis = _swapped(name, c.view(np.ndarray), names, result.inputs, truth)
+            check.diagnosis = _bounded("", _swapped, name, c.view(np.ndarray), names, result.inputs, truth,
+                                       _At(point_values[0]) if point_values else None)
         check.seconds = time.monotonic() - t0
         result.gradients[name] = check
     result.symbols = len(symbols)
 
 
 def _swapped(name: str, claimed: np.ndarray, names: list[str], shapes: dict[str, tuple[int, ...]],
-             truth: Callable[[str], np.ndarray]) -> str:
+             truth: Callable[[str], np.ndarray], at: _At | None = None) -> str:
     """"this is d<other>" when the claimed gradient is proven to be another input's gradient."""
     for other in names:
-        if other != name and shapes[other] == claimed.shape and _all_zero(claimed, truth(other)):
+        if other != name and shapes[other] == claimed.shape and _all_zero(claimed, truth(other), at):
             return f"it is the gradient of {other} (gradients returned in the wrong order?)"
     return ""
 
@@ -298,10 +299,49 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     differing: list[tuple[int, ...]] = []
     kinks_only: list[tuple[int, ...]] = []
     too_large = False
+    slow: list[bool] = []  # an entry with steps timed out as written: the next ones go to the cases first
+    # 1. the cheap proofs (no step functions); entries with steps wait for step 3
+    stepped: list[tuple[int, ...]] = []
     for idx in np.ndindex(*true.shape):
         d = claimed[idx] - true[idx]
+        if d.has(*PIECEWISE):
+            stepped.append(idx)
+            continue
         try:
-            if is_zero(d) or _zero_by_cases(d):
+            if is_zero(d):
+                continue
+        except TooLarge:
+            too_large = True
+        differing.append(idx)
+
+    def refute(entries: list[tuple[int, ...]]) -> GradientCheck | None:
+        for values in pts:
+            at = _At(values)
+            for idx in entries:
+                found = _differs(claimed[idx], true[idx], at)
+                if found is None:
+                    continue
+                c_val, t_val, exact = found
+                check.verdict = Verdict.REFUTED
+                check.why = "counterexample " + ("exact (rational arithmetic)" if exact else
+                                                 "certified by 200-bit interval arithmetic")
+                check.counterexample = Counterexample(
+                    entry=f"d{name}[{', '.join(map(str, idx))}]" if idx else f"d{name}",
+                    index=idx, claimed=c_val, true=t_val, exact=exact,
+                    arrays=_arrays(values, names, inputs, ups, upstream_name))
+                check.differing = list(differing)
+                check.diagnosis = _bounded("", _diagnose, name, claimed, true, c_val, t_val, at)
+                return check
+        return None
+
+    # 2. a refutation before the expensive proofs by cases, when something already failed
+    if (differing or stepped) and refute(differing + stepped) is not None:
+        return check
+    # 3. proofs by cases for the entries with step functions
+    for idx in stepped:
+        d = claimed[idx] - true[idx]
+        try:
+            if _zero_as_written(d, slow) or _zero_by_cases(d):
                 continue
             if _zero_off_kinks(d):
                 kinks_only.append(idx)
@@ -318,28 +358,47 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
             check.almost_everywhere = True
         check.why = f"{check.why} {note}".strip()
         return check
-    # a refutation: the entries not proven first
-    for values in pts:
-        at = _At(values)
-        for idx in differing:
-            found = _differs(claimed[idx], true[idx], at)
-            if found is None:
-                continue
-            c_val, t_val, exact = found
-            check.verdict = Verdict.REFUTED
-            check.why = "counterexample " + ("exact (rational arithmetic)" if exact else
-                                             "certified by 200-bit interval arithmetic")
-            check.counterexample = Counterexample(
-                entry=f"d{name}[{', '.join(map(str, idx))}]" if idx else f"d{name}",
-                index=idx, claimed=c_val, true=t_val, exact=exact,
-                arrays=_arrays(values, names, inputs, ups, upstream_name))
-            check.differing = [i for i in differing]
-            check.diagnosis = _diagnose(name, claimed, true, c_val, t_val)
-            return check
+    if refute(differing) is not None:
+        return check
     check.why = ("too large to expand; " if too_large else "") + \
         f"{len(differing)} of {true.size} entries not reduced to 0 and no counterexample at {len(pts)} points"
     check.differing = differing
     return check
+
+
+DIAGNOSIS_SECONDS = 5.0  # a diagnosis is extra: it gets a few seconds of its own
+
+
+def _bounded(default: Any, work: Callable[..., Any], *args: Any) -> Any:
+    """``work(*args)`` within a few seconds of its own (nested in the call's budget), else ``default``."""
+    try:
+        with budget.limit(DIAGNOSIS_SECONDS):
+            return work(*args)
+    except (budget.Timeout, TooLarge):
+        if budget.outer_expired():
+            raise budget.Timeout from None
+        return default
+
+
+AS_WRITTEN_WITH_STEPS = 2.0  # seconds for expanding a difference with steps as written, before the cases
+
+
+def _zero_as_written(d: Expr, slow: list[bool]) -> bool:
+    """is_zero(d); with step functions in d, given a few seconds only: masked blends
+    (z[m] = np.exp(-x[m])) expand badly as written and collapse in each case.  After one
+    such timeout (``slow``) the entries with steps skip this step."""
+    if not d.has(*PIECEWISE):
+        return is_zero(d)
+    if slow:
+        return False
+    try:
+        with budget.limit(AS_WRITTEN_WITH_STEPS):
+            return is_zero(d)
+    except budget.Timeout:
+        if budget.outer_expired():
+            raise
+        slow.append(True)
+        return False
 
 
 def _zero_by_cases(d: Expr) -> bool:
@@ -356,7 +415,13 @@ def _zero_off_kinks(d: Expr) -> bool:
     return is_zero(by_cases(d, off_kinks=True))
 
 
-def _all_zero(a: np.ndarray, b: np.ndarray) -> bool | None:
+def _all_zero(a: np.ndarray, b: np.ndarray, at: _At | None = None) -> bool | None:
+    """Every a − b identically 0; ``at`` a point where each is first evaluated (a difference
+    certified nonzero there ends it before any expanding)."""
+    if at is not None:
+        for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True):
+            if at.nonzero(x - y):
+                return False
     try:
         return all(is_zero(x - y) for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True))
     except TooLarge:
@@ -466,13 +531,13 @@ def _concrete(a: SymArray, values: dict[Expr, Fraction]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ diagnosis
-def _diagnose(name: str, claimed: np.ndarray, true: np.ndarray, c_val: Any, t_val: Any) -> str:
+def _diagnose(name: str, claimed: np.ndarray, true: np.ndarray, c_val: Any, t_val: Any, at: _At | None = None) -> str:
     """A named mistake, only when the corrected statement is proven symbolically."""
-    if true.ndim == 2 and true.shape[0] == true.shape[1] and true.shape[0] > 1 and _all_zero(claimed, true.T):
+    if true.ndim == 2 and true.shape[0] == true.shape[1] and true.shape[0] > 1 and _all_zero(claimed, true.T, at):
         return f"transposed: d{name} is the transpose of the true gradient"
     k = _ratio(c_val, t_val)
     if k is not None and k != 1:
-        if _all_zero(claimed, true * sympy.Rational(k.numerator, k.denominator)):
+        if _all_zero(claimed, true * sympy.Rational(k.numerator, k.denominator), at):
             if k == -1:
                 return "opposite sign: claimed = −true"
             if k == 0:
