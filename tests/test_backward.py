@@ -265,3 +265,12 @@ def test_the_stable_sigmoid_that_indexes_by_masks():
 def test_a_selection_by_a_symbolic_mask_is_elementwise_only(code):
     with symbolic_numpy(), pytest.raises(NotRepresentable, match=r"x\[mask\]"):
         code(symbols_array("x", (2, 2)))
+
+
+def test_inputs_that_must_be_positive():
+    # np.log(p) is undefined at half the random points; every other point has positive inputs
+    r = gradcheck(lambda p: np.log(p) * p, lambda d, p: d * (np.log(p) + 2), {"p": (2, 2)})
+    assert r.verdict == Verdict.REFUTED, r.report()
+    c = r.counterexample
+    assert c is not None and c.arrays["p"][c.index] > 0
+    assert gradcheck(lambda p: np.log(p) * p, lambda d, p: d * (np.log(p) + 1), {"p": (2, 2)}).ok

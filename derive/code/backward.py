@@ -438,11 +438,14 @@ def _points(rng: random.Random, inputs: list[SymArray], ups: list[SymArray | Non
     float64, so the pasted arrays mean exactly the point; distinct: no ties of a max)."""
     out = []
     arrays = [a for a in inputs] + [u for u in ups if u is not None]
-    for _ in range(n):
+    for k in range(n):
         values: dict[Expr, Fraction] = {}
         for a in arrays:
             syms = list(a.view(np.ndarray).reshape(-1))
-            pool = _DYADIC if len(syms) <= len(_DYADIC) else _DYADIC * (len(syms) // len(_DYADIC) + 1)
+            # every other point has positive inputs only: code with np.log(x) or np.sqrt(x) of an input is
+            # defined there (at a point where it is undefined nothing is decided)
+            base = _DYADIC if k % 2 == 0 or any(a is u for u in ups) else [v for v in _DYADIC if v > 0]
+            pool = base if len(syms) <= len(base) else base * (len(syms) // len(base) + 1)
             for s, v in zip(syms, rng.sample(pool, len(syms)), strict=False):
                 values[s] = v
         out.append(values)
