@@ -62,7 +62,7 @@ def exact(v: Any, where: str = "") -> Expr:
     A float becomes the simplest rational that rounds to it (denominator ≤ 10⁶: ``1/3``
     computed in floats is 1/3, ``0.1`` is 1/10), else its shortest decimal (``1e-8``)."""
     if isinstance(v, sympy.Basic):
-        return v  # type: ignore[return-value]
+        return v
     if isinstance(v, np.ndarray) and v.ndim == 0:
         return exact(v[()], where)
     if isinstance(v, (bool, np.bool_)):
@@ -197,7 +197,7 @@ class SymArray(np.ndarray):
             if key.mask.shape != self.shape:
                 raise NotRepresentable(f"indexing with a symbolic mask of another shape: {_SELECTION_RULE}")
             out = self.copy()  # every entry, marked as selected by the mask (see _SELECTION_RULE)
-            out._selection = key.source  # type: ignore[attr-defined]
+            out._selection = key.source
             return out
         out = super().__getitem__(key)
         if isinstance(out, np.ndarray):
@@ -238,30 +238,32 @@ class SymArray(np.ndarray):
         return _function(func, args, kwargs)
 
     # -------------------------------------------------------- methods with our own semantics
-    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    def sum(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # type: ignore[override]
         return _out(reduce_sum(self, axis, keepdims, kw, "sum"), out)
 
-    def prod(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    def prod(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # type: ignore[override]
         return _out(_reduce(self, axis, keepdims, lambda es: sympy.Mul(*es), kw, "prod"), out)
 
-    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    def mean(self, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # type: ignore[override]
         return _out(mean(self, axis, keepdims, kw), out)
 
-    def var(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0, keepdims: bool = False,
-            **kw: Any) -> Any:
+    def var(  # type: ignore[override]
+        self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0, keepdims: bool = False, **kw: Any
+    ) -> Any:
         return _out(var(self, axis, keepdims, ddof, kw), out)
 
-    def std(self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0, keepdims: bool = False,
-            **kw: Any) -> Any:
+    def std(  # type: ignore[override]
+        self, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0, keepdims: bool = False, **kw: Any
+    ) -> Any:
         return _out(_elementwise(sympy.sqrt, var(self, axis, keepdims, ddof, kw)), out)
 
-    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    def max(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # type: ignore[override]
         return _out(_reduce(self, axis, keepdims, lambda es: max_of(es, 1), kw, "max"), out)
 
-    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:
+    def min(self, axis: Any = None, out: Any = None, keepdims: bool = False, **kw: Any) -> Any:  # type: ignore[override]
         return _out(_reduce(self, axis, keepdims, lambda es: max_of(es, -1), kw, "min"), out)
 
-    def clip(self, a_min: Any = None, a_max: Any = None, out: Any = None, **kw: Any) -> Any:
+    def clip(self, a_min: Any = None, a_max: Any = None, out: Any = None, **kw: Any) -> Any:  # type: ignore[override]
         return _out(clip(self, a_min, a_max), out)
 
     def dot(self, b: Any, out: Any = None) -> Any:
@@ -350,7 +352,7 @@ def _plain(a: Any) -> np.ndarray:
     """A plain object ndarray view (no SymArray dispatch)."""
     if isinstance(a, SymArray):
         return a.view(np.ndarray)
-    return a  # type: ignore[no-any-return]
+    return a
 
 
 def _scalar(e: Any) -> SymArray:
@@ -461,7 +463,7 @@ def _elementwise(fn: Callable[..., Expr], *arrays: Any) -> SymArray:
 
 
 def _map2(fn: Callable[..., Expr], *arrays: np.ndarray) -> np.ndarray:
-    return np.frompyfunc(fn, len(arrays), 1)(*arrays)  # type: ignore[no-any-return]
+    return np.frompyfunc(fn, len(arrays), 1)(*arrays)
 
 
 def step(u: Expr) -> Expr:
@@ -698,9 +700,9 @@ def _axes(axis: Any, ndim: int, name: str) -> tuple[int, ...]:
 def _reduce(a: Any, axis: Any, keepdims: bool, combine: Callable[[list[Expr]], Expr], kw: dict[str, Any],
             name: str) -> SymArray:
     for k, v in kw.items():
-        if k == "initial" and v is not np._NoValue:  # type: ignore[attr-defined]
+        if k == "initial" and v is not np._NoValue:
             raise NotRepresentable(f"{name}(..., initial=...) on a symbolic array is not supported")
-        if k == "where" and v is not True and v is not np._NoValue:  # type: ignore[attr-defined]
+        if k == "where" and v is not True and v is not np._NoValue:
             raise NotRepresentable(f"{name}(..., where=...) on a symbolic array is not supported")
     if _selection(a) is not None:
         raise NotRepresentable(f"{name} of x[mask]: {_SELECTION_RULE}")
@@ -771,6 +773,7 @@ def where(cond: Any, a: Any = None, b: Any = None) -> Any:
         c = concrete(cond) if isinstance(cond, SymArray) else _ASARRAY(cond)
         if c is None:
             _refuse("where", "np.where(cond) with one argument returns indices that depend on the symbolic values")
+        assert c is not None
         return np.where(c)
     if isinstance(cond, SymArray):
         c = concrete(cond)
@@ -817,7 +820,7 @@ def _generic(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def _reduction(kind: str) -> Callable[..., Any]:
     def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False, **kw: Any) -> Any:
-        if keepdims is np._NoValue:  # type: ignore[attr-defined]
+        if keepdims is np._NoValue:
             keepdims = False
         a = a if isinstance(a, SymArray) else to_exprs(a)
         if kind == "max":
@@ -831,10 +834,10 @@ def _reduction(kind: str) -> Callable[..., Any]:
 
 def _max_fn(kind: str) -> Callable[..., Any]:
     def call(a: Any, axis: Any = None, out: Any = None, keepdims: Any = False, **kw: Any) -> Any:
-        if keepdims is np._NoValue:  # type: ignore[attr-defined]
+        if keepdims is np._NoValue:
             keepdims = False
         a = a if isinstance(a, SymArray) else to_exprs(a)
-        kw = {k: v for k, v in kw.items() if v is not np._NoValue}  # type: ignore[attr-defined]
+        kw = {k: v for k, v in kw.items() if v is not np._NoValue}
         return _out(getattr(a, kind)(axis=axis, keepdims=keepdims, **kw), out)
 
     return call
@@ -843,9 +846,9 @@ def _max_fn(kind: str) -> Callable[..., Any]:
 def _var_fn(kind: str) -> Callable[..., Any]:
     def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, ddof: int = 0, keepdims: Any = False,
              **kw: Any) -> Any:
-        if keepdims is np._NoValue:  # type: ignore[attr-defined]
+        if keepdims is np._NoValue:
             keepdims = False
-        kw = {k: v for k, v in kw.items() if v is not np._NoValue}  # type: ignore[attr-defined]
+        kw = {k: v for k, v in kw.items() if v is not np._NoValue}
         if kw:
             raise NotRepresentable(f"np.{kind}: keyword arguments {sorted(kw)} are not supported")
         a = a if isinstance(a, SymArray) else to_exprs(a)
@@ -856,9 +859,9 @@ def _var_fn(kind: str) -> Callable[..., Any]:
 
 def _sum_fn(kind: str) -> Callable[..., Any]:
     def call(a: Any, axis: Any = None, dtype: Any = None, out: Any = None, keepdims: Any = False, **kw: Any) -> Any:
-        if keepdims is np._NoValue:  # type: ignore[attr-defined]
+        if keepdims is np._NoValue:
             keepdims = False
-        kw = {k: v for k, v in kw.items() if v is not np._NoValue}  # type: ignore[attr-defined]
+        kw = {k: v for k, v in kw.items() if v is not np._NoValue}
         a = a if isinstance(a, SymArray) else to_exprs(a)
         return _out(getattr(a, kind)(axis=axis, keepdims=keepdims, **kw), out)
 

@@ -154,7 +154,7 @@ def _run(forward: Callable[..., Any], backward: Callable[..., Any] | None, names
             given = _copies(ups)  # backward code may write into dout (dx = dout; dx[x <= 0] = 0)
             upstream = given[0] if len(ups) == 1 and not isinstance(out, (tuple, list)) else tuple(given)
             grads = _call(backward, [upstream, *_copies(inputs)], "backward")
-            ups_list = ups
+            ups_list: list[SymArray | None] = list(ups)
         else:
             ups_list = [None]
     claimed = _gradients(grads, names, result.inputs)
@@ -258,7 +258,7 @@ def _gradients(grads: Any, names: list[str], shapes: dict[str, tuple[int, ...]])
 
 
 def _contracted(outputs: list[SymArray], ups: list[SymArray | None]) -> Expr:
-    terms = []
+    terms: list[Expr] = []
     for o, u in zip(outputs, ups, strict=True):
         oo = o.view(np.ndarray).reshape(-1)
         if u is None:
