@@ -274,3 +274,10 @@ def test_inputs_that_must_be_positive():
     c = r.counterexample
     assert c is not None and c.arrays["p"][c.index] > 0
     assert gradcheck(lambda p: np.log(p) * p, lambda d, p: d * (np.log(p) + 1), {"p": (2, 2)}).ok
+
+
+def test_large_shapes_are_refused_up_front():
+    from derive.code import BackwardError
+
+    with pytest.raises(BackwardError, match="smallest shapes"):
+        gradcheck(lambda x: x, lambda d, x: d, {"x": (64, 100)})

@@ -48,6 +48,7 @@ __all__ = ["gradcheck", "assert_backward", "BackwardError"]
 
 DEFAULT_TIMEOUT = 120.0
 POINTS = 8  # random points tried per gradient before giving up on a refutation
+MAX_ENTRIES = 2000  # input entries (symbols) a call may have: exact work grows fast with the sizes
 
 
 class BackwardError(DeriveError):
@@ -87,6 +88,10 @@ def gradcheck(
         raise BackwardError("gradcheck needs shapes={'x': (2, 3), ...}: the inputs to differentiate")
     started = time.monotonic()
     names = list(shapes)
+    entries = sum(int(np.prod(_shape(item)[1], dtype=np.int64)) for item in shapes.items())
+    if entries > MAX_ENTRIES:
+        raise BackwardError(f"{entries} input entries: derive differentiates and expands exactly, entry by entry; "
+                            f"use the smallest shapes that exercise the code (at most {MAX_ENTRIES} entries)")
     result = Result(verdict=Verdict.UNPROVEN, gradients={}, seconds=0.0, inputs=dict(_shape(s) for s in
                                                                                        shapes.items()))
     try:
