@@ -415,8 +415,8 @@ def _zero_off_kinks(d: Expr) -> bool:
     if not d.has(*PIECEWISE):
         return False
     offsets = case_offsets(normalized(d))  # relu′(relu(u)) is relu′(u): its kink is u = 0
-    if any(o.has(*PIECEWISE) or o.is_number for o in offsets):
-        return False  # the kinks must be a set of measure zero: nonconstant analytic arguments
+    if any(o.has(*PIECEWISE) or o.is_number or is_zero(o) for o in offsets):
+        return False  # the kinks must be a set of measure zero: arguments analytic and not identically 0
     return is_zero(by_cases(d, off_kinks=True))
 
 
