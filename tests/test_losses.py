@@ -242,3 +242,18 @@ def test_weight_decay_over_m_is_the_course_convention() -> None:
     assert sympy.expand(decay - lambd / 6 * sum(e**2 for e in w)) == 0  # (λ/m)/2 ‖W1‖², m = 3
     assert d.check_claim("dW1", "(A1 - Y) @ X.T / m + lambd / m * W1").verdict == "proven"
     assert d.check_claim("dW1", "(A1 - Y) @ X.T / m + lambd * W1").verdict == "refuted"
+
+
+def test_hinge_is_refuted_only_at_one_hot_targets() -> None:
+    # the course's SVM gradient uses y·a = a_c and relu′(m_c) = relu′(1) = 1, true only for
+    # one-hot y: derive proves over every y that sums to 1, so it cannot prove this form, but
+    # it must not refute it at a target the loss is never given (sample points are one-hot)
+    d = derive.from_dict({"name": "svm", "network": {
+        "inputs": 2, "layers": [{"units": 3, "activation": "identity"}], "loss": "hinge", "batch": 2}})
+    margins = "(A1 - sum(Y * A1, axis=0) + 1)"
+    one_hot_only = f"(relu_prime({margins}) - Y - Y * (sum(relu_prime({margins}), axis=0) - 1)) / m"
+    assert d.check_claim("dA1", one_hot_only).verdict != "refuted"
+    general = f"((1 - Y) * relu_prime({margins}) - Y * sum((1 - Y) * relu_prime({margins}), axis=0)) / m"
+    assert d.check_claim("dA1", general).verdict == "proven"
+    wrong = f"((1 - Y) * relu_prime({margins})) / m"  # the class's own score term dropped
+    assert d.check_claim("dA1", wrong).verdict == "refuted"

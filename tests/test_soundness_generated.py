@@ -296,10 +296,7 @@ PART1_SEEDS = range(16)
 # Right verdicts (refuted) whose counterexample prints a number where the claim is 0/0:
 # derive cannot yet show that relu_prime(A1) with A1 = relu(Z1) vanishes on an open set
 # (test_known_gaps below); the per-seed test tolerates exactly these.
-KNOWN_MISREPORTS = {
-    (1, "db1", "sum((dA1) * (A1 > 0) / (A1 > 0), axis=1)"),
-    (1, "db1", "sum(((dA1) * (A1 > 0)) / (A1 > 0), axis=1)"),
-}
+KNOWN_MISREPORTS: set[tuple[int, str, str]] = set()  # (the (A1 > 0) / (A1 > 0) cases are fixed)
 
 
 @needs_numpy
@@ -336,24 +333,20 @@ ISSUE_NET = {"inputs": 2, "layers": [{"units": 3, "activation": "relu"}, {"units
              "loss": "binary_cross_entropy", "batch": 2}
 ONE_UNIT_NET = {"inputs": 2, "layers": [{"units": 1, "activation": "relu"}, {"units": 1, "activation": "identity"}],
                 "loss": "mse", "batch": 3}
-MASK_OF_A = "relu_prime(A1) with A1 = relu(Z1) is 0 wherever Z1 < 0; derive cannot show it vanishes on an open set"
 
 
 @pytest.mark.parametrize("net, target, formula", [
-    # refuted, but "claimed 1.316..." at a point where the claim is 0/0 (NumPy: nan)
-    pytest.param(ISSUE_NET, "dZ1", "dA1 * (A1 > 0) / (A1 > 0)", marks=pytest.mark.xfail(strict=True, reason=MASK_OF_A)),
-    pytest.param(ONE_UNIT_NET, "dZ1", "dA1 * relu_prime(A1) / relu_prime(A1)",
-                 marks=pytest.mark.xfail(strict=True, reason=MASK_OF_A)),
-    # unproven: "could not show that relu_prime(A1[0,0]) (in a denominator) is nonzero a.e."
-    pytest.param(ISSUE_NET, "dA1", "dZ1 / (A1 > 0)", marks=pytest.mark.xfail(strict=True, reason=MASK_OF_A)),
-    pytest.param(ISSUE_NET, "dA1", "dA1 * (A1 > 0) / (A1 > 0)", marks=pytest.mark.xfail(strict=True, reason=MASK_OF_A)),
-    # unproven: "could not show that dZ1[0,0] (as the base of ** (1/2)) is nonnegative a.e."
-    # (refuted on ISSUE_NET; with one hidden unit no sample point shows the negative base)
-    pytest.param(ONE_UNIT_NET, "dZ1", "(dZ1 ** 0.5) ** 2", marks=pytest.mark.xfail(
-        strict=True, reason="a base negative on an open set is not found with one hidden unit")),
-    pytest.param(ONE_UNIT_NET, "dZ1", "((dA1 * relu_prime(Z1)) ** 0.5) ** 2", marks=pytest.mark.xfail(
-        strict=True, reason="a base negative on an open set is not found with one hidden unit")),
-    # the same claims where derive gets them right today
+    # were: refuted with "claimed 1.316..." at a point where the claim is 0/0 (NumPy: nan),
+    # or unproven ("could not show that relu_prime(A1[0,0]) is nonzero a.e."): a step function
+    # of relu(Z1) sits at its kink on the whole open set Z1 < 0, which is not a kink
+    (ISSUE_NET, "dZ1", "dA1 * (A1 > 0) / (A1 > 0)"),
+    (ONE_UNIT_NET, "dZ1", "dA1 * relu_prime(A1) / relu_prime(A1)"),
+    (ISSUE_NET, "dA1", "dZ1 / (A1 > 0)"),
+    (ISSUE_NET, "dA1", "dA1 * (A1 > 0) / (A1 > 0)"),
+    # were unproven: with one hidden unit six points missed the open set where the base is
+    # negative; the domain search now draws 18 more
+    (ONE_UNIT_NET, "dZ1", "(dZ1 ** 0.5) ** 2"),
+    (ONE_UNIT_NET, "dZ1", "((dA1 * relu_prime(Z1)) ** 0.5) ** 2"),
     (ISSUE_NET, "dZ1", "(dZ1 ** 0.5) ** 2"),
     (ISSUE_NET, "dZ1", "dA1 * relu_prime(Z1) / relu_prime(Z1)"),
     (ONE_UNIT_NET, "dA1", "(dA1 ** 0.5) ** 2"),

@@ -335,6 +335,11 @@ class Conditions:
                         s = ctx.sign(v)
                     except Undetermined:
                         s = 0
+                    if s == 0 and self._flat(args[0] - k):  # at the kink on a whole neighbourhood:
+                        if pw.right_of(i, 0):  # derive's convention there holds all around
+                            continue
+                        index = i
+                        break
                     if s == 0:
                         failed.append(x)
                         return x
@@ -348,6 +353,14 @@ class Conditions:
 
         g = walk(full)
         return None if failed else g
+
+    @staticmethod
+    def _flat(u: Expr) -> bool:
+        """Whether ``u`` (already reduced to the branches at a point) is identically 0."""
+        try:
+            return is_zero(u)
+        except TooLarge:
+            return False
 
     # ------------------------------------------------------------- judging
     def judge(self, conditions: Sequence[Condition],

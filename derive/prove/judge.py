@@ -31,6 +31,8 @@ from sympy import Expr, Matrix, Symbol
 from derive.model.network import Network, compose
 from derive.model.truth import AdjointSymbol, Truth
 from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_offsets
+from derive.ops.losses import ONE_HOT, UnknownLoss
+from derive.ops.losses import loss as loss_entry
 from derive.ops.registry import OpFunction
 from derive.prove.cases import by_cases, normalized, offsets
 from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
@@ -38,6 +40,8 @@ from derive.prove.domain import OK as DOMAIN_OK
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
 from derive.records import Counterexample
+
+DOMAIN_POINTS = 18  # extra points for the domain search (see Judge._domain_samples)
 
 __all__ = ["MAX_OPS", "TooLarge", "is_zero", "size_exceeds", "Judge", "Point"]
 
@@ -184,6 +188,7 @@ class Judge:
                 leaves = {s: _random_fraction(rng) for s in self.net.leaves}
                 for c in self.net.free_constants:
                     leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
+                leaves.update(self._one_hot_targets(rng))
                 point = Point(leaves, self._evaluator(leaves))
                 if not self._at_kink(point, self._network_kinks):
                     out.append(point)
@@ -193,6 +198,29 @@ class Judge:
                 out.extend(self._kink_points(out))
             self._cache = out
         return self._cache
+
+    def _one_hot_targets(self, rng: random.Random) -> dict[Symbol, Fraction]:
+        """For a loss whose targets are one-hot (hinge), a class per example: refutations
+        then stay inside the loss's own domain (proofs hold for every target that sums to 1,
+        one-hot included)."""
+        spec = self.net.spec
+        if spec is None or spec.equations is not None or "Y" not in self.net.matrices:
+            return {}
+        try:
+            if loss_entry(spec.loss.kind).targets != ONE_HOT:
+                return {}
+        except (UnknownLoss, AttributeError):
+            return {}
+        y = self.net.matrices["Y"]
+        rows = spec.batch_layout == "rows"
+        examples = [list(y.row(k)) for k in range(y.rows)] if rows else [list(y.col(k)) for k in range(y.cols)]
+        out: dict[Symbol, Fraction] = {}
+        for entries in examples:
+            c = rng.randrange(len(entries))
+            for i, e in enumerate(entries):
+                if isinstance(e, Symbol):  # the last class is 1 − the others: not a leaf
+                    out[e] = Fraction(int(i == c))
+        return out
 
     def _kink_points(self, points: list[Point]) -> list[Point]:
         """Extra points, one for each interval between the kinks of a piecewise function of
@@ -311,7 +339,16 @@ class Judge:
                           facts=self.net.domain)
 
     def _domain_samples(self) -> list[tuple[dict[Symbol, Fraction], Callable[[bool], Evaluator]]]:
-        return [(point.leaves, self._point_fn(point)) for point in self.sample_points()]
+        """The sample points, then as many again and more drawn for the domain search only:
+        an open set where a claim is undefined may need a sign pattern (one relu unit
+        active, its upstream gradient negative) that six points can miss."""
+        points = list(self.sample_points())
+        if "_more_points" not in self.__dict__:
+            more = Judge(self.net, self.truth, points=DOMAIN_POINTS, seed=self.seed + 1)
+            more._definitions = self._definitions
+            self.__dict__["_more_points"] = more.sample_points()
+        points += self.__dict__["_more_points"]
+        return [(point.leaves, self._point_fn(point)) for point in points]
 
     def _point_fn(self, point: Point) -> Callable[[bool], Evaluator]:
         """Evaluators of one sample point for the domain judge: exact, or intervals."""
