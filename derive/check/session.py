@@ -18,7 +18,7 @@ from derive.check import claims
 from derive.check.runner import DEFAULT_TIMEOUT, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
-from derive.lang.latex_reader import parse_latex_claim
+from derive.lang.latex_reader import parse_latex_tree
 from derive.model import evaluate
 from derive.model.build import build
 from derive.model.evaluate import Evaluator
@@ -71,10 +71,11 @@ class Derivation:
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
         for c in self.spec.claims_latex:
             try:
-                target, formula = parse_latex_claim(c.latex or "", self._shape_of, loss)
+                target_node, formula_node = parse_latex_tree(c.latex or "", self._shape_of, loss)
             except FormulaError as exc:
                 raise SpecError(self.spec.file, c.place, str(exc)) from None
-            self.claims.append(ClaimSpec(target, formula, c.place, c.expect, c.latex))
+            self.claims.append(ClaimSpec(F.unparse(target_node), F.unparse(formula_node), c.place, c.expect,
+                                         c.latex, node=formula_node))
         for c in self.claims:
             try:
                 tree = F.parse(c.target)
@@ -113,8 +114,9 @@ class Derivation:
     def check_latex_claim(self, latex: str) -> Check:
         """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``."""
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
-        target, formula = parse_latex_claim(latex, self._shape_of, loss)
-        return self.check_claim(target, formula)
+        target, formula = parse_latex_tree(latex, self._shape_of, loss)
+        return claims.check(self.evaluator, self.judge, F.unparse(target), F.unparse(formula), latex=latex,
+                            formula_node=formula)
 
     def check_rule(self, rule: Rule) -> Check:
         """Check one rule.  derive's own rules (built as trees) are checked as built; a
@@ -207,7 +209,7 @@ class Derivation:
     def check_spec_claim(self, claim: ClaimSpec) -> Check:
         try:
             return claims.check(self.evaluator, self.judge, claim.target, claim.formula,
-                                place=claim.place, expect=claim.expect, latex=claim.latex)
+                                place=claim.place, expect=claim.expect, latex=claim.latex, formula_node=claim.node)
         except FormulaError as exc:
             raise SpecError(self.spec.file, claim.place, str(exc)) from None
 

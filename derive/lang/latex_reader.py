@@ -100,7 +100,15 @@ class _Shape:
 
 
 def parse_latex_claim(text: str, shape_of: Callable[[str], tuple[int, int] | None], loss: str = "L") -> tuple[str, str]:
-    """``(target, formula)`` in the formula language; :class:`FormulaError` on bad input."""
+    """``(target, formula)`` as formula-language text, for display (see :func:`parse_latex_tree`)."""
+    target, formula = parse_latex_tree(text, shape_of, loss)
+    return F.unparse(target), F.unparse(formula)
+
+
+def parse_latex_tree(text: str, shape_of: Callable[[str], tuple[int, int] | None],
+                     loss: str = "L") -> tuple[F.Node, F.Node]:
+    """``(target, formula)`` as syntax trees of the formula language, which derive checks as
+    they are (never printed and parsed again); :class:`FormulaError` on bad input."""
     if not isinstance(text, str) or not text.strip():
         raise FormulaError(str(text), None, "empty LaTeX claim")
     if len(text) > F.LIMITS["max_length"]:
@@ -118,7 +126,7 @@ def parse_latex_claim(text: str, shape_of: Callable[[str], tuple[int, int] | Non
     if not (isinstance(target, F.Name) and target.id.startswith("d")) and not (
             isinstance(target, F.Call) and target.func == "vec"):
         raise FormulaError(text, None, r"the left side must be a derivative such as \frac{\partial L}{\partial w_1}")
-    return unparse(target), unparse(conv.node(rhs))
+    return target, conv.node(rhs)
 
 
 def _broadcast(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -135,29 +143,6 @@ def _broadcast(a: tuple[int, int] | None, b: tuple[int, int] | None) -> tuple[in
 
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
-
-
-def unparse(node: F.Node, parent: int = 0) -> str:
-    """Formula text for a syntax tree.  Like :func:`derive.lang.formula.unparse`, but a right
-    operand of the same precedence is always parenthesised: ``a * (B @ C)`` is not
-    ``(a * B) @ C`` (⊙ of a matrix product), and the formula language reads left to right."""
-    if isinstance(node, F.BinOp):
-        p = _PRECEDENCE[node.op]
-        left_p = p + 1 if node.op == "**" else p
-        right_p = p if node.op == "+" else p + 1
-        text = f"{unparse(node.left, left_p)} {node.op} {unparse(node.right, right_p)}"
-        return f"({text})" if parent > p else text
-    if isinstance(node, F.Neg):
-        inner = unparse(node.operand, 3)
-        return f"(-{inner})" if parent else f"-{inner}"
-    if isinstance(node, F.Transpose):
-        return f"{unparse(node.operand, 5)}.T"
-    if isinstance(node, F.Call):
-        args = [unparse(a) for a in node.args]
-        if node.axis is not None:
-            args.append(f"axis={unparse(node.axis)}")
-        return f"{node.func}({', '.join(args)})"
-    return F.unparse(node, parent)
 
 
 class _Convert:

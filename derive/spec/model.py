@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from derive.lang.formula import Node
 from derive.ops.layer_types import LAYER_TYPES
 from derive.ops.losses import LOSS_ALIASES as LOSS_ALIASES  # re-exported
 from derive.ops.losses import LOSSES as LOSS_REGISTRY
@@ -70,6 +71,7 @@ class ClaimSpec:
     place: str  # where in the file, for messages: "claims.dW2" or "claims[3]"
     expect: str = "proven"  # a worked example may ship a mistake that must be refuted
     latex: str | None = None  # the claim as written in LaTeX, when it came from claims_latex
+    node: Node | None = None  # the formula's syntax tree when derive built it (a LaTeX claim read)
 
 
 @dataclass(frozen=True)
