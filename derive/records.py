@@ -67,6 +67,23 @@ class ProofStep(StrEnum):
     SIGN_CASES = "cases on the sign of each relu argument"
 
 
+class RuleKind(StrEnum):
+    """Which of derive's own statements a rule is (per layer, or one chain-rule equation)."""
+
+    DA = "dA"
+    DZ = "dZ"
+    DW = "dW"
+    DB = "db"
+    VEC_Z = "vec(Z)"
+    VEC_DW = "vec(dW)"
+    VEC_ABC = "vec(ABC)"
+    CHAIN = "chain"  # a rule of a network written as equations
+
+    @property
+    def is_vec(self) -> bool:
+        return self in (RuleKind.VEC_Z, RuleKind.VEC_DW, RuleKind.VEC_ABC)
+
+
 class DiagnosisCode(StrEnum):
     """What kind of mistake a diagnosis names (its message says it in words)."""
 
@@ -124,7 +141,7 @@ class Check:
     entries: int
     seconds: float
     layer: int | None = None
-    rule: str | None = None  # dZ | dA | dW | db | vec(...)
+    rule: RuleKind | str | None = None  # derive's own rules: their kind
     finding: Diagnosis | None = None
     counterexample: Counterexample | None = None
     detail: str | None = None  # what was tried, or the shape error

@@ -15,7 +15,7 @@ import sympy
 
 from derive.check.session import Derivation
 from derive.model.truth import LocalTruth
-from derive.records import Check, Report
+from derive.records import Check, Report, RuleKind
 from derive.rules.identities import IdentityResult, identities
 
 
@@ -118,7 +118,7 @@ def backward(d: Derivation, report: Report) -> list[Section]:
             "The entry-level chain rule for a representative weight, then the matrix rules it "
             "generalises, each proven for all of its entries."], items))
     last = len(net.layers)
-    top = [c for c in report.rules if c.rule == "dA" and c.layer == last and c.target == f"dA{last}"]
+    top = [c for c in report.rules if c.rule == RuleKind.DA and c.layer == last and c.target == f"dA{last}"]
     if top:
         sections[0].items.insert(0, Statement(top[0].target, top[0].formula, top[0], "from the loss"))
     return sections
@@ -126,7 +126,7 @@ def backward(d: Derivation, report: Report) -> list[Section]:
 
 def kronecker(report: Report) -> Section:
     items: list[Entry | Statement] = [Statement(c.target, c.formula, c) for c in report.rules
-                                      if c.rule and c.rule.startswith("vec")]
+                                      if c.rule is not None and RuleKind(c.rule).is_vec]
     return Section("vec and Kronecker forms", [
         "vec stacks columns. Per layer, at this network's sizes; and in general, proven for all sizes "
         "by index calculus."], items, identities())

@@ -25,7 +25,7 @@ from derive.model.evaluate import Evaluator
 from derive.model.network import Network
 from derive.model.truth import Truth, make_truth
 from derive.prove.judge import Judge
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report, RuleKind
 from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
@@ -123,9 +123,10 @@ class Derivation:
         failure to evaluate one, or a shape error in one, is a bug in derive
         (:class:`~derive.rules.layer_rules.RuleConstructionError`, exit 3), and a resource limit met
         on the way is *unproven (limit)*, never a refutation."""
-        if rule.rule == "vec(ABC)" and self._abc_products(rule.layer) > min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES):
+        explicit = min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES)
+        if rule.rule == RuleKind.VEC_ABC and self._abc_products(rule.layer) > explicit:
             return self._abc_instance(rule)  # (the products are also the entries of its kron)
-        if rule.rule in ("vec(Z)", "vec(dW)") and self._kron_entries(rule.layer) > evaluate.MAX_ENTRIES:
+        if rule.rule in (RuleKind.VEC_Z, RuleKind.VEC_DW) and self._kron_entries(rule.layer) > evaluate.MAX_ENTRIES:
             return self._vec_instance(rule)
         if rule.node is None:  # a rule written as text by a caller: checked like a claim
             return claims.check(self.evaluator, self.judge, rule.target, rule.formula, kind="rule",
@@ -166,7 +167,7 @@ class Derivation:
         a, w, b = name("X" if l == 1 else f"A{l - 1}"), name(f"W{l}"), name(f"b{l}")
         dz = name(f"dZ{l}")
         identities = [general_vec_abc()]
-        if rule.rule == "vec(Z)":
+        if rule.rule == RuleKind.VEC_Z:
             identities.append(general_kron_x_delta())
             target = f"Z{l}"
             plain = add(matmul(a, _transpose(w)), _transpose(b)) if rows else add(matmul(w, a), b)

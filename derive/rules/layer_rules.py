@@ -27,6 +27,7 @@ import sympy
 from derive.lang import formula as F
 from derive.model.network import Network
 from derive.ops.losses import loss as registered_loss
+from derive.records import RuleKind
 from derive.rules.trees import (  # noqa: F401 (re-exported: the rule record and builders)
     Rule,
     RuleConstructionError,
@@ -108,14 +109,14 @@ def loss_rules(spec: Spec) -> list[Rule]:
     gradient = LOSS_GRADIENTS.get(entry.name)
     if gradient is None:
         raise RuleConstructionError(f"the loss {entry.name} has no output gradient in LOSS_GRADIENTS")
-    rules = [Rule.of(L, "dA", f"dA{L}", per(gradient(spec, a, y, spec.loss.values)))]
+    rules = [Rule.of(L, RuleKind.DA, f"dA{L}", per(gradient(spec, a, y, spec.loss.values)))]
     out_act = spec.layers[-1].activation
     if out_act in entry.combined:
         combined = COMBINED_DZ.get((entry.name, out_act))
         if combined is None:
             raise RuleConstructionError(f"the loss {entry.name} declares a combined dZ for {out_act} "
                                         "but COMBINED_DZ has none")
-        rules.append(Rule.of(L, "dZ", f"dZ{L}", per(combined(spec, L))))
+        rules.append(Rule.of(L, RuleKind.DZ, f"dZ{L}", per(combined(spec, L))))
     return rules
 
 
@@ -124,21 +125,21 @@ def dz_rule(spec: Spec, l: int) -> Rule:
     rows = spec.batch_layout == "rows"
     da, z, a = name(f"dA{l}"), name(f"Z{l}"), name(f"A{l}")
     if layer.activation == "identity":
-        return Rule.of(l, "dZ", f"dZ{l}", da)
+        return Rule.of(l, RuleKind.DZ, f"dZ{l}", da)
     if layer.activation == "softmax":
         n = layer.units
         if rows:
             inner = matmul(call("sum", mul(a, da), axis=1), call("ones", num(1), num(n)))
         else:
             inner = matmul(call("ones", num(n), num(1)), call("sum", mul(a, da), axis=0))
-        return Rule.of(l, "dZ", f"dZ{l}", mul(a, sub(da, inner)))
+        return Rule.of(l, RuleKind.DZ, f"dZ{l}", mul(a, sub(da, inner)))
     if layer.activation == "log_softmax":  # ∂ log p_i/∂z_j = δ_ij − p_j: dZ = dA − p ⊙ Σ dA
-        return Rule.of(l, "dZ", f"dZ{l}", sub(da, mul(call("softmax", z), _sum_per_example(spec, da))))
+        return Rule.of(l, RuleKind.DZ, f"dZ{l}", sub(da, mul(call("softmax", z), _sum_per_example(spec, da))))
     if layer.slope is not None:  # the activation's parameter (leaky_relu's slope)
         fn = call(f"{layer.activation}_prime", z, scalar(layer.slope))
     else:
         fn = call(f"{layer.activation}_prime", z)
-    return Rule.of(l, "dZ", f"dZ{l}", mul(da, fn))
+    return Rule.of(l, RuleKind.DZ, f"dZ{l}", mul(da, fn))
 
 
 def _decay(spec: Spec, node: F.Node, w: F.Node) -> F.Node:
@@ -153,18 +154,18 @@ def layer_rules(spec: Spec, l: int) -> list[Rule]:
     dz, w, prev = name(f"dZ{l}"), name(f"W{l}"), _a(l - 1)
     if rows:
         out = [
-            Rule.of(l, "dW", f"dW{l}", _decay(spec, matmul(T(dz), prev), w)),
-            Rule.of(l, "db", f"db{l}", T(call("sum", dz, axis=0))),
+            Rule.of(l, RuleKind.DW, f"dW{l}", _decay(spec, matmul(T(dz), prev), w)),
+            Rule.of(l, RuleKind.DB, f"db{l}", T(call("sum", dz, axis=0))),
         ]
         if l > 1:
-            out.append(Rule.of(l, "dA", f"dA{l - 1}", matmul(dz, w)))
+            out.append(Rule.of(l, RuleKind.DA, f"dA{l - 1}", matmul(dz, w)))
     else:
         out = [
-            Rule.of(l, "dW", f"dW{l}", _decay(spec, matmul(dz, T(prev)), w)),
-            Rule.of(l, "db", f"db{l}", call("sum", dz, axis=1)),
+            Rule.of(l, RuleKind.DW, f"dW{l}", _decay(spec, matmul(dz, T(prev)), w)),
+            Rule.of(l, RuleKind.DB, f"db{l}", call("sum", dz, axis=1)),
         ]
         if l > 1:
-            out.append(Rule.of(l, "dA", f"dA{l - 1}", matmul(T(w), dz)))
+            out.append(Rule.of(l, RuleKind.DA, f"dA{l - 1}", matmul(T(w), dz)))
     return out
 
 
@@ -181,17 +182,17 @@ def kronecker_rules(spec: Spec, l: int) -> list[Rule]:
     bias = call("kron", call("ones", name("m"), num(1)), b)
     if spec.batch_layout == "rows":
         return [
-            Rule.of(l, "vec(Z)", f"vec(Z{l}.T)", add(matmul(call("kron", a, eye), call("vec", w)), bias)),
-            Rule.of(l, "vec(dW)", f"vec(dW{l})",
+            Rule.of(l, RuleKind.VEC_Z, f"vec(Z{l}.T)", add(matmul(call("kron", a, eye), call("vec", w)), bias)),
+            Rule.of(l, RuleKind.VEC_DW, f"vec(dW{l})",
                     _decay(spec, matmul(call("kron", T(a), eye), call("vec", T(dz))), call("vec", w))),
-            Rule.of(l, "vec(ABC)", f"vec(W{l}.T @ dZ{l}.T @ {a.id})",
+            Rule.of(l, RuleKind.VEC_ABC, f"vec(W{l}.T @ dZ{l}.T @ {a.id})",
                     matmul(call("kron", T(a), T(w)), call("vec", T(dz)))),
         ]
     return [
-        Rule.of(l, "vec(Z)", f"vec(Z{l})", add(matmul(call("kron", T(a), eye), call("vec", w)), bias)),
-        Rule.of(l, "vec(dW)", f"vec(dW{l})",
+        Rule.of(l, RuleKind.VEC_Z, f"vec(Z{l})", add(matmul(call("kron", T(a), eye), call("vec", w)), bias)),
+        Rule.of(l, RuleKind.VEC_DW, f"vec(dW{l})",
                 _decay(spec, matmul(call("kron", a, eye), call("vec", dz)), call("vec", w))),
-        Rule.of(l, "vec(ABC)", f"vec(W{l}.T @ dZ{l} @ {a.id}.T)", matmul(call("kron", a, T(w)), call("vec", dz))),
+        Rule.of(l, RuleKind.VEC_ABC, f"vec(W{l}.T @ dZ{l} @ {a.id}.T)", matmul(call("kron", a, T(w)), call("vec", dz))),
     ]
 
 
@@ -215,7 +216,7 @@ def rules_for(net: Network, kronecker: bool = True) -> list[Rule]:
         return []
     if spec.equations is not None:
 
-        return [Rule.of(0, "chain", target, node) for target, node in equation_rules(net)[0]]
+        return [Rule.of(0, RuleKind.CHAIN, target, node) for target, node in equation_rules(net)[0]]
     L = len(spec.layers)
     out = loss_rules(spec)
     for l in range(L, 0, -1):

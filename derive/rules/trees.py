@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import sympy
 
 from derive.lang import formula as F
+from derive.records import RuleKind
 
 if TYPE_CHECKING:
     from derive.model.evaluate import Evaluator
@@ -26,13 +27,13 @@ class RuleConstructionError(RuntimeError):
 @dataclass(frozen=True)
 class Rule:
     layer: int
-    rule: str  # dZ | dA | dW | db | vec(Z) | vec(dW) | vec(ABC) | chain
+    rule: RuleKind
     target: str
     formula: str  # for display; when ``node`` is set it is ``unparse(node)``
     node: F.Node | None = field(default=None, compare=False, repr=False)  # what is checked
 
     @classmethod
-    def of(cls, layer: int, rule: str, target: str, node: F.Node) -> Rule:
+    def of(cls, layer: int, rule: RuleKind, target: str, node: F.Node) -> Rule:
         """A rule from its syntax tree (the text is printed from the tree)."""
         return cls(layer, rule, target, F.unparse(node), node)
 
