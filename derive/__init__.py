@@ -17,14 +17,16 @@ _PUBLIC = {
     "DeriveError": "derive.errors", "FormulaError": "derive.errors", "ShapeError": "derive.errors",
     "SpecError": "derive.errors",
     "Check": "derive.records", "Counterexample": "derive.records", "Report": "derive.records",
+    "gradcheck": "derive.code", "assert_backward": "derive.code",
 }
 __all__ = [
     "Check", "Counterexample", "DeriveError", "Derivation", "FormulaError", "Report",
-    "ShapeError", "SpecError", "from_dict", "load",
+    "ShapeError", "SpecError", "assert_backward", "from_dict", "gradcheck", "load",
 ]
 
 if TYPE_CHECKING:
     from derive.check.session import Derivation, from_dict, load
+    from derive.code import assert_backward, gradcheck
     from derive.errors import DeriveError, FormulaError, ShapeError, SpecError
     from derive.records import Check, Counterexample, Report
 

@@ -62,6 +62,15 @@ Budget = tuple[float | str | None, float | str | None]
 BUDGET: pytest.StashKey[Budget] = pytest.StashKey()
 
 
+@pytest.fixture
+def derive_backward() -> Any:
+    """``assert_backward``: check a NumPy backward function exactly (see README, "Check
+    your backward code"); imported when a test asks for it, not at plugin load."""
+    from derive.code import assert_backward
+
+    return assert_backward
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Read the budget once, so a bad value is a usage error before anything runs."""
     option = config.getoption("--derive-timeout", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from derive.check.claims import as_matrix
 from derive.check.document import Document
 from derive.check.session import Derivation
+from derive.code import assert_backward, gradcheck  # noqa: F401 (re-exported: check your backward code)
 from derive.lang.formula import parse
 from derive.records import PROVEN, REFUTED, Check, Report
 from derive.render import words

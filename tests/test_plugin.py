@@ -140,3 +140,22 @@ def test_the_plugin_offers_the_cli_strategies() -> None:
     from derive.check.session import STRATEGIES
 
     assert pytest_plugin.STRATEGIES == STRATEGIES
+
+
+def test_derive_backward_fixture_checks_backward_code(pytester: pytest.Pytester) -> None:
+    # the fixture is assert_backward: a right relu backward passes, a wrong one fails with arrays
+    pytester.makepyfile(test_relu='''
+import numpy as np
+
+def forward(x):
+    return np.maximum(x, 0)
+
+def test_right(derive_backward):
+    derive_backward(forward, lambda dout, x: dout * (x > 0), shapes={"x": (2, 3)})
+
+def test_wrong(derive_backward):
+    derive_backward(forward, lambda dout, x: dout * (x >= 0) * 2, shapes={"x": (2, 3)})
+''')
+    result = pytester.runpytest("test_relu.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*x = np.array(*"])
