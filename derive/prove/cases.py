@@ -61,34 +61,27 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     an identity then holds everywhere except on the kinks, which is worth saying of a
     claim that is not an identity (``(Z >= 0)`` for relu′(Z) differs only at Z = 0).
     """
-    expr = normalized(expr)
-    if not expr.has(*PIECEWISE):
-        return expr
-    arguments = offsets(expr)
-    cases = []
-    try:
-        for case in _cases(expr, {}, arguments, off_kinks):
-            cases.append(case)
-            if len(cases) > MAX_CASES:
-                return expr
-    except _Undecidable:
-        return expr
-    if not cases:  # never an empty sum: that would read as "0 in every case"
-        return expr
+    normal = normalized(expr)
+    if not normal.has(*PIECEWISE):
+        return normal
+    cases = branches(normal, MAX_CASES, off_kinks)
+    if cases is None:  # never an empty sum: that would read as "0 in every case"
+        return normal
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
 
 
-def branches(expr: Expr, limit: int = MAX_CASES) -> list[Expr] | None:
+def branches(expr: Expr, limit: int = MAX_CASES, off_kinks: bool = False) -> list[Expr] | None:
     """The expression in each sign case of its piecewise arguments (a list that covers
-    every point), or None when there are more than ``limit`` cases or a sign that no
-    split decides.  Unlike :func:`by_cases`, a case whose branch is 0 stays visible."""
+    every point, or every point off the kinks), or None when there are more than ``limit``
+    cases, none, or a sign that no split decides.  Unlike :func:`by_cases`, a case whose
+    branch is 0 stays visible."""
     expr = normalized(expr)
     if not expr.has(*PIECEWISE):
         return [expr]
     arguments = offsets(expr)
     out = []
     try:
-        for case in _cases(expr, {}, arguments, False):
+        for case in _cases(expr, {}, arguments, off_kinks):
             out.append(case)
             if len(out) > limit:
                 return None
