@@ -9,6 +9,7 @@ from fractions import Fraction
 import pytest
 import sympy
 
+import derive
 from derive.lang import formula as F
 from derive.lang.latex_reader import FUNCS, parse_latex_claim
 from derive.lang.symbols import FUNCTIONS as SYMBOLS
@@ -144,3 +145,46 @@ def test_parameters_are_declared_with_their_spec_key() -> None:
     assert {n: p.key for n, p in params.items()} == {"leaky_relu": "slope", "elu": "alpha"}
     assert isinstance(params["elu"], Param) and params["elu"].default == 1
     assert params["elu"].check(sympy.Integer(-1)) and params["elu"].check(sympy.Integer(2)) is None
+
+
+# ------------------------------------------------------------ formula functions
+def test_every_formula_function_is_complete_and_known_everywhere() -> None:
+    from derive.lang import formula as F
+    from derive.model.evaluate import Evaluator
+    from derive.ops.functions import FUNCTIONS
+    from derive.render.latex_printer import FormulaPrinter
+
+    d = derive.from_dict({"name": "f", "network": {"inputs": 2, "layers": [{"units": 2, "activation": "tanh"}],
+                                                   "loss": "mse", "batch": 2}})
+    ev = Evaluator(d.net, d.truth)
+    printer = FormulaPrinter()
+    for name, fn in FUNCTIONS.items():
+        assert name in ev.functions, name  # the evaluator reads the registry
+        args = ", ".join(["2"] * fn.arity[0]) if fn.sizes else ", ".join(["Z1"] * fn.arity[0])
+        assert fn.latex in printer(F.parse(f"{name}({args})")), name  # the printer writes its LaTeX
+        assert (fn.vjp is not None) == fn.differentiable, name
+
+
+def test_a_differentiable_function_without_a_vjp_is_a_named_error() -> None:
+    from derive.ops.functions import FormulaFunction, MissingFunctionFacet
+
+    with pytest.raises(MissingFunctionFacet, match="needs its vjp"):
+        FormulaFunction("cube", (1, 1), lambda a, k, s: a[0], r"\operatorname{cube}")
+
+
+@pytest.mark.parametrize("equations, wrong_target, wrong", [
+    ("y = exp(w * x)\nL = sum(y * t)", "dw", "sum(t * exp(w * x))"),          # the chain through w*x dropped
+    ("y = log(w * w + 1)\nL = sum(y * t)", "dw", "sum(t / (w * w + 1))"),     # 2w dropped
+    ("y = sum(W @ X, axis=1)\nL = sum(y * t)", "dW", "t @ X.T"),              # shapes: the sum not spread back
+    ("y = mean(W @ X, axis=0)\nL = sum(y * t)", "dW", "ones(2, 1) @ t @ X.T"),  # 1/2 (the mean) dropped
+])
+def test_registered_vjps_give_proven_rules(equations: str, wrong_target: str, wrong: str) -> None:
+    if "W" in equations:
+        shapes = {"W": [2, 2], "X": [2, 3], "t": [2, 1] if "axis=1" in equations else [1, 3]}
+        spec = {"equations": equations, "parameters": ["W"], "shapes": shapes}
+    else:
+        spec = {"equations": equations, "parameters": ["w"]}
+    d = derive.from_dict({"name": "vjp", "network": spec})
+    rules = d.check_rules()
+    assert rules and all(c.verdict == "proven" for c in rules), [(c.statement, c.verdict) for c in rules]
+    assert d.check_claim(wrong_target, wrong).verdict == "refuted"

@@ -28,7 +28,8 @@ from derive.model.conditions import NONNEGATIVE, NONZERO, POSITIVE, Condition
 from derive.model.network import COST, Network, compose, downstream
 from derive.model.truth import Truth
 from derive.ops.activations import ACTIVATIONS, SoftmaxEntry
-from derive.ops.matrices import Value, broadcast, is_matrix, kron, matmul, vec
+from derive.ops.functions import FUNCTIONS, FormulaFunction
+from derive.ops.matrices import Value, broadcast, is_matrix, matmul, vec
 
 MAX_ENTRIES = 1_000_000
 
@@ -60,11 +61,9 @@ class Evaluator:
         for layer in net.layers:
             self.functions[f"g{layer.index}"] = self._layer_fn(layer.index, prime=False)
             self.functions[f"g{layer.index}_prime"] = self._layer_fn(layer.index, prime=True)
-        self.functions.update(
-            exp=self._elementwise(sympy.exp), log=self._log, sum=self._sum, eye=self._eye,
-            ones=self._ones, zeros=self._zeros, diag=self._diag, vec=self._vec, kron=self._kron,
-            J=self._jacobian, mean=self._mean,
-        )
+        for fn in FUNCTIONS.values():  # the formula language's own functions (derive.ops.functions)
+            self.functions[fn.name] = self._registered(fn)
+        self.functions["J"] = self._jacobian
         self.functions["d"] = self._gradient_call  # d(V): ∂J/∂V, also where a value is named dV
 
     # ----------------------------------------------------------------- names
@@ -292,7 +291,8 @@ class Evaluator:
         if not low <= len(args) <= high:
             want = str(low) if low == high else f"{low} to {high}"
             raise FormulaError(text, node.col, f"{node.func}() takes {want} argument(s), got {len(args)}")
-        if node.axis is not None and node.func not in ("sum", "softmax", "mean"):
+        takes_axis = node.func == "softmax" or (node.func in FUNCTIONS and FUNCTIONS[node.func].axis)
+        if node.axis is not None and not takes_axis:
             raise FormulaError(text, node.col, f"{node.func}() takes no axis")
 
     def _elementwise(self, f: Callable[[Expr], Expr]) -> Callable[[F.Call, list[Value], str], Value]:
@@ -303,10 +303,26 @@ class Evaluator:
             return v.applyfunc(g) if is_matrix(v) else g(v)
         return apply
 
-    def _log(self, node: F.Call, args: list[Value], text: str) -> Value:
-        if args:
-            self._record(POSITIVE, args[0], "as the argument of log")
-        return self._elementwise(sympy.log)(node, args, text)
+    def _registered(self, fn: FormulaFunction) -> Callable[[F.Call, list[Value], str], Value]:
+        """A function of :mod:`derive.ops.functions`, with the evaluator's checks around it:
+        arity, axis, sizes, the size guard, and its domain condition recorded first."""
+        def apply(node: F.Call, args: list[Value], text: str) -> Value:
+            self._arity(node, args, text, *fn.arity)
+            if fn.condition is not None:
+                self._record(fn.condition, args[0], f"as the argument of {fn.name}")
+            if fn.elementwise is not None:
+                return self._elementwise(fn.elementwise)(node, args, text)
+            axis = None
+            if fn.axis and node.axis is not None:
+                axis = self._int(node.axis, text, node.col, axis_of=args[0])
+            sizes = self._size_args(node, args, text) if fn.sizes else []
+            if fn.entries is not None:
+                self._guard(fn.entries(args, sizes))
+            try:
+                return fn.forward(args, axis, sizes)
+            except ShapeError as exc:
+                raise ShapeError(f"{text!r}: {exc}") from None
+        return apply
 
     def _slope(self, name: str, node: F.Call, args: list[Value], text: str) -> Expr:
         """The activation's parameter (leaky_relu's slope, elu's alpha): the second
@@ -398,31 +414,6 @@ class Evaluator:
                                "(2-D: axis 0 or 1, or -1 and -2 counting from the end)")
         return k % 2
 
-    def _sum(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 1)
-        v = args[0]
-        if not is_matrix(v):
-            if node.axis is not None:
-                self._int(node.axis, text, node.col, axis_of=v)  # a scalar is 1×1: axis 7 is still wrong
-            return v
-        if node.axis is None:
-            return sympy.Add(*v)
-        axis = self._int(node.axis, text, node.col, axis_of=v)
-        if axis == 0:
-            return Matrix(1, v.shape[1], lambda i, j: sympy.Add(*v.col(j)))
-        return Matrix(v.shape[0], 1, lambda i, j: sympy.Add(*v.row(i)))
-
-    def _mean(self, node: F.Call, args: list[Value], text: str) -> Value:
-        """mean(M, axis=k) = sum(M, axis=k) / (size along k); mean(M) = sum(M) / entries."""
-        total = self._sum(node, args, text)
-        v = args[0]
-        if not is_matrix(v):
-            return v
-        if node.axis is None:
-            return total / len(v)
-        count = v.shape[self._int(node.axis, text, node.col, axis_of=v)]
-        return total / count
-
     def _size_args(self, node: F.Call, args: list[Value], text: str) -> list[int]:
         out = []
         for a in args:
@@ -430,49 +421,6 @@ class Evaluator:
                 raise FormulaError(text, node.col, f"{node.func}() needs sizes from 1 to 10000, got {a}")
             out.append(int(a))
         return out
-
-    def _eye(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 1)
-        (n,) = self._size_args(node, args, text)
-        return sympy.eye(n)
-
-    def _ones(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 2)
-        r, c = (self._size_args(node, args, text) + [1])[:2]
-        self._guard(r * c)
-        return sympy.ones(r, c)
-
-    def _zeros(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 2)
-        r, c = (self._size_args(node, args, text) + [1])[:2]
-        self._guard(r * c)
-        return sympy.zeros(r, c)
-
-    def _diag(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 1)
-        v = args[0]
-        if not is_matrix(v):
-            return Matrix([[v]])
-        r, c = v.shape
-        if r == 1 or c == 1:
-            self._guard(len(v) ** 2)
-            return sympy.diag(*list(v))
-        if r == c:
-            return Matrix(r, 1, lambda i, j: v[i, i])
-        raise ShapeError(f"{text!r}: diag() needs a vector or a square matrix, got {r}×{c}")
-
-    def _vec(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 1, 1)
-        v = args[0]
-        if not is_matrix(v):
-            return Matrix([[v]])
-        return vec(v)
-
-    def _kron(self, node: F.Call, args: list[Value], text: str) -> Value:
-        self._arity(node, args, text, 2, 2)
-        a, b = (x if is_matrix(x) else Matrix([[x]]) for x in args)
-        self._guard(len(a) * len(b))
-        return kron(a, b)
 
     def _jacobian(self, node: F.Call, args: list[Value], text: str) -> Value:
         """J(y, x) or J(y, x, k): ∂vec(y)/∂vec(x) in the spec's layout (numerator: n×k).

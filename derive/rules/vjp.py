@@ -30,6 +30,7 @@ from derive.model.build_equations import order
 from derive.model.evaluate import Evaluator
 from derive.model.network import Network
 from derive.ops.activations import ACTIVATIONS
+from derive.ops.functions import FUNCTIONS
 from derive.ops.matrices import is_matrix
 from derive.rules.trees import RuleConstructionError, T, add, call, div, grad_ref, matmul, mul, neg, num, power
 
@@ -98,20 +99,11 @@ class _Pusher:
             if node.func in ELEMENTWISE:
                 self.push(a, mul(up, call(f"{node.func}_prime", *node.args)), up_shape)
                 return
-            if node.func == "exp":
-                self.push(a, mul(up, call("exp", a)), up_shape)
-                return
-            if node.func == "log":
-                self.push(a, div(up, a), up_shape)
-                return
-        if node.func in ("sum", "mean") and len(node.args) == 1:
-            r, c = self.shape(a)
-            axis = self._axis(node, (r, c))
-            back = mul(up, call("ones", num(r), num(c))) if (r, c) != (1, 1) else up
-            if node.func == "mean":
-                count = r * c if axis is None else (r, c)[axis]
-                back = div(back, num(count))
-            self.push(a, back, (r, c))
+        fn = FUNCTIONS.get(node.func)  # the formula language's own functions: their registered VJP
+        if fn is not None and fn.vjp is not None and len(node.args) == 1:
+            shape = self.shape(a)
+            axis = self._axis(node, shape) if fn.axis else None
+            self.push(a, fn.vjp(node.args, up, shape, axis), shape)
             return
         raise Unsupported
 
