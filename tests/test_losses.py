@@ -257,3 +257,13 @@ def test_hinge_is_refuted_only_at_one_hot_targets() -> None:
     assert d.check_claim("dA1", general).verdict == "proven"
     wrong = f"((1 - Y) * relu_prime({margins})) / m"  # the class's own score term dropped
     assert d.check_claim("dA1", wrong).verdict == "refuted"
+
+
+def test_the_report_shows_the_loss_parameters_and_the_weight_decay() -> None:
+    d = derive.from_dict({"name": "hub", "network": {
+        "inputs": 2, "layers": [{"units": 2, "activation": "tanh"}, {"units": 1, "activation": "identity"}],
+        "loss": {"type": "huber", "delta": 2}, "batch": 2, "weight_decay": "lambd/m"}})
+    report = d.report(rules=False)
+    assert report.conventions["delta"] == "2" and report.conventions["weight_decay"] == "lambd/m"
+    from derive.render import words
+    assert "δ = 2" in words.conventions(report)[0]

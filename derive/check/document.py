@@ -15,6 +15,7 @@ import sympy
 
 from derive.check.session import Derivation
 from derive.model.truth import LocalTruth
+from derive.ops.layer_types import LAYER_TYPES
 from derive.records import Check, Report, RuleKind
 from derive.rules.identities import IdentityResult, identities
 
@@ -75,10 +76,10 @@ def forward(d: Derivation) -> Section:
             items.append(Statement(e.name, e.formula))
     else:
         rows = spec.batch_layout == "rows"
-        for layer in net.layers:
+        for layer, layer_spec in zip(net.layers, spec.layers, strict=True):
             l = layer.index
             a = "X" if l == 1 else f"A{l - 1}"
-            items.append(Statement(f"Z{l}", f"{a} @ W{l}.T + ones(m, 1) @ b{l}.T" if rows else f"W{l} @ {a} + b{l}"))
+            items.append(Statement(f"Z{l}", LAYER_TYPES[layer_spec.type].statement(l, a, rows)))
             items.append(Statement(f"A{l}", f"{layer.activation.name}(Z{l})"))
     first = next(iter(net.definitions))
     items.append(Entry(first, net.definitions[first], "one representative entry, written out"))

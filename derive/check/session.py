@@ -277,8 +277,11 @@ class Derivation:
             conventions = {
                 "activations": [layer.activation for layer in spec.layers],
                 "loss": spec.loss.kind, "scale": str(spec.loss.scale),
+                **{key: str(value) for key, value in spec.loss.params},  # huber: delta
                 "average": spec.average, "batch_layout": spec.batch_layout,
             }
+            if spec.weight_decay != 0:
+                conventions["weight_decay"] = str(spec.weight_decay)
         return Report(
             spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
             self.assumptions, checked_rules, checked_claims,

@@ -143,8 +143,10 @@ def conventions(report: Report) -> list[str]:
     loss = c.get("loss", "?")
     if loss == "mse":
         loss = f"mse, ℓ = {c.get('scale')}·‖a − y‖²"
+    elif "delta" in c:
+        loss = f"{loss}, δ = {c['delta']}"
     lines = [f"examples as {c.get('batch_layout', 'columns')}; {COST[bool(c.get('average', True))]}; loss {loss}",
-             f"truth: {report.strategy}"]
+             f"truth: {report.strategy}"]  # (a weight decay is among the assumptions)
     return lines + [f"assuming {a}" for a in report.assumptions]
 
 
