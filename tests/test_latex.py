@@ -119,3 +119,16 @@ def test_explain_in_the_terminal() -> None:
     assert "3. Backward pass, layer 2" in r.stdout
     assert "dW2[0,0] = A1[0,0]*dZ2[0,0]" in r.stdout
     assert "chain rule: W2[0,0] enters Z2 only through the entries of its row" in r.stdout
+
+
+@pytest.mark.parametrize("formula, printed", [
+    ("sum(A, axis=-1)", r"A \, \mathbf{1}"),            # -1 is axis 1: it used to print a bare Σ A
+    ("sum(A, axis=-2)", r"\mathbf{1}^{\top} A"),
+    ("mean(A, axis=1)", r"\operatorname{mean}_{\text{axis } 1}\left(A\right)"),  # the axis used to be dropped
+    ("mean(A)", r"\operatorname{mean}\left(A\right)"),
+])
+def test_sums_and_means_keep_their_axis(formula: str, printed: str) -> None:
+    from derive.lang import formula as F
+    from derive.render.latex_printer import FormulaPrinter
+
+    assert FormulaPrinter()(F.parse(formula)) == printed

@@ -111,18 +111,32 @@ class FormulaPrinter:
             sym = r"\mathbf{1}" if f == "ones" else r"\mathbf{0}"
             size = r" \times ".join(args)
             return rf"{sym}_{{{size}}}"
-        if f == "sum":
-            axis = self(node.axis) if node.axis is not None else None
-            if axis == "1":
+        if f in ("sum", "mean"):
+            axis = _axis(node.axis)
+            if f == "mean":  # the axis is part of the meaning: never dropped
+                where = "" if axis is None else rf"_{{\text{{axis }} {axis}}}"
+                return rf"\operatorname{{mean}}{where}\left({args[0]}\right)"
+            if axis == 1:
                 return rf"{self(node.args[0], 5)} \, \mathbf{{1}}"
-            if axis == "0":
+            if axis == 0:
                 return rf"\mathbf{{1}}^{{\top}} {self(node.args[0], 5)}"
+            if node.axis is not None:
+                return rf"\textstyle\sum_{{\text{{axis }} {self(node.axis)}}} {self(node.args[0], 5)}"
             return rf"\textstyle\sum {self(node.args[0], 5)}"
         if f == "J":
             y, x = args[:2]
             return rf"\frac{{\partial {y}}}{{\partial {x}}}"
         head = FUNCTIONS.get(f, rf"\operatorname{{{f}}}")
         return rf"{head}\left({', '.join(args)}\right)"
+
+
+def _axis(node: F.Node | None) -> int | None:
+    """A literal axis as derive's 2-D values read it (-1 is 1, -2 is 0); None otherwise."""
+    if isinstance(node, F.Num) and node.value.is_Integer and -2 <= int(node.value) <= 1:
+        return int(node.value) % 2
+    if isinstance(node, F.Neg) and isinstance(node.operand, F.Num) and node.operand.value in (1, 2):
+        return (-int(node.operand.value)) % 2
+    return None
 
 
 def formula_latex(text: str, notation: str = "default", is_scalar: Callable[[F.Node], bool] | None = None) -> str:
