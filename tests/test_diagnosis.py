@@ -59,7 +59,7 @@ def _exact_endpoints(x) -> tuple[Fraction, Fraction]:  # type: ignore[no-untyped
 
 
 def test_simplest_rational_at_200_bits() -> None:
-    from derive.diagnose.semantic import simplest_rational
+    from derive.prove.numeric import simplest_rational
 
     iv.prec = 200
     e = iv.exp(iv.mpf(1))
@@ -71,7 +71,7 @@ def test_simplest_rational_at_200_bits() -> None:
 
 
 def test_simplest_rational_against_brute_force() -> None:
-    from derive.diagnose.semantic import simplest_rational
+    from derive.prove.numeric import simplest_rational
 
     def brute(lo: Fraction, hi: Fraction) -> Fraction:
         for q in range(1, 100):

@@ -37,6 +37,7 @@ from derive.errors import DeriveError
 from derive.ops.activations import Relu, ReluPrime, Sigmoid, Tanh
 from derive.prove.zero import TooLarge, is_zero
 from derive.util import budget
+from test_fractional import BATCH_NORM  # the same batch-norm network, written once
 
 try:
     import numpy as np
@@ -373,18 +374,7 @@ class FracNet:
 
 
 FRACTIONAL = [
-    FracNet("batch_norm", {
-        "equations": """
-            mu = mean(X, axis=1)
-            D = X - mu
-            v = mean(D**2, axis=1)
-            Y = D * (v + eps) ** -0.5
-            Z = g * Y + b
-            L = sum((Z - T)**2) / 2
-        """,
-        "parameters": ["g", "b"],
-        "shapes": {"X": [2, "m"], "T": [2, "m"], "g": [2, 1], "b": [2, 1]},
-        "batch": 3}, "batch_norm",
+    FracNet("batch_norm", BATCH_NORM, "batch_norm",
         (("dZ", "Z - T"),
          ("dg", "sum(dZ * Y, axis=1)"),
          ("db", "sum(dZ, axis=1)"),

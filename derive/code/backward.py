@@ -28,7 +28,6 @@ from dataclasses import field
 from fractions import Fraction
 from typing import Any
 
-import mpmath
 import numpy as np
 import sympy
 from sympy import Expr
@@ -39,7 +38,15 @@ from derive.errors import DeriveError
 from derive.ops.activations import PIECEWISE, Undetermined, kink_offsets
 from derive.prove.cases import by_cases, normalized
 from derive.prove.cases import offsets as case_offsets
-from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact, Undefined
+from derive.prove.numeric import (
+    Evaluator,
+    ExactContext,
+    IntervalContext,
+    NotExact,
+    Undefined,
+    interval_endpoints,
+    simplest_rational,
+)
 from derive.prove.zero import TooLarge, is_zero
 from derive.records import Verdict
 from derive.util import budget
@@ -563,40 +570,10 @@ def _ratio(c: Any, t: Any) -> Fraction | None:
         if not (t.a > 0 or t.b < 0):
             return None
         r = c / t
-        lo, hi = _endpoints(r)
+        bounds = interval_endpoints(r)
     except (AttributeError, TypeError, ZeroDivisionError):
         return None
-    return _simplest(lo, hi)
-
-
-def _endpoints(r: Any) -> tuple[Fraction, Fraction]:
-    a, b = (mpmath.mpf(r.a), mpmath.mpf(r.b))
-    return Fraction(*mpmath.libmp.to_rational(a._mpf_)), Fraction(*mpmath.libmp.to_rational(b._mpf_))
-
-
-def _simplest(lo: Fraction, hi: Fraction, max_den: int = 1000) -> Fraction | None:
-    """The rational with the smallest denominator in [lo, hi] (Stern–Brocot), if ≤ max_den."""
-    if lo > hi:
-        return None
-    if lo <= 0 <= hi:
-        return Fraction(0)
-    if hi < 0:
-        s = _simplest(-hi, -lo, max_den)
-        return None if s is None else -s
-    terms: list[int] = []
-    while True:
-        whole = lo.numerator // lo.denominator
-        if whole == lo or whole + 1 <= hi:
-            terms.append(whole if whole == lo else whole + 1)
-            break
-        terms.append(whole)
-        lo, hi = 1 / (hi - whole), 1 / (lo - whole)
-        if len(terms) > 60:
-            return None
-    value = Fraction(terms[-1])
-    for a in reversed(terms[:-1]):
-        value = a + 1 / value
-    return value if value.denominator <= max_den else None
+    return None if bounds is None else simplest_rational(*bounds, max_denominator=1000)
 
 
 def _overall(result: Result) -> Verdict:

@@ -10,16 +10,14 @@ never a replacement for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 
 import sympy
-from mpmath import libmp
 from sympy import Expr, Matrix
 
 from derive.model.network import Network
 from derive.ops.activations import Undetermined
 from derive.prove.judge import Judge, Point, TooLarge, is_zero, size_exceeds
-from derive.prove.numeric import NotExact
+from derive.prove.numeric import NotExact, interval_endpoints, simplest_rational
 from derive.records import Diagnosis, DiagnosisCode, ProofStep
 
 MAX_RATIO_OPS = 3_000
@@ -130,13 +128,12 @@ def _sampled_ratio(judge: Judge, point: Point, claimed: Matrix, true: Matrix) ->
 
 #: a candidate ratio with a larger denominator is not a "constant factor" worth naming (an
 #: irrational ratio's simplest rational in a 200-bit interval has a denominator near 2¹⁰⁰)
-MAX_RATIO_DENOMINATOR = 2**64
 
 
 def _rational_in(interval: object) -> sympy.Rational | None:
     """The simplest rational inside an mpmath interval (endpoints read exactly), if its
     denominator is at most :data:`MAX_RATIO_DENOMINATOR`; None otherwise."""
-    bounds = _endpoints(interval)
+    bounds = interval_endpoints(interval)
     if bounds is None:
         return None
     lo, hi = bounds
@@ -144,47 +141,6 @@ def _rational_in(interval: object) -> sympy.Rational | None:
     if q is None or not lo <= q <= hi:  # accepted only inside the interval
         return None
     return sympy.Rational(q.numerator, q.denominator)
-
-
-def _endpoints(interval: object) -> tuple[Fraction, Fraction] | None:
-    """An mpmath interval's endpoints as exact fractions (binary floats are rationals)."""
-    try:
-        a, b = interval._mpi_  # type: ignore[attr-defined]
-    except AttributeError:
-        return None
-    special = (libmp.finf, libmp.fninf, libmp.fnan)
-    if a in special or b in special:
-        return None
-    lo, hi = (Fraction(*libmp.to_rational(x)) for x in (a, b))
-    return (lo, hi) if lo <= hi else None
-
-
-def simplest_rational(lo: Fraction, hi: Fraction, max_denominator: int = MAX_RATIO_DENOMINATOR) -> Fraction | None:
-    """The rational with the smallest denominator in the closed interval [lo, hi] (the
-    continued-fraction / Stern–Brocot search), or None when that denominator exceeds
-    ``max_denominator``.  Exact: no floating point anywhere."""
-    if lo > hi:
-        return None
-    if lo <= 0 <= hi:
-        return Fraction(0)
-    if hi < 0:
-        found = simplest_rational(-hi, -lo, max_denominator)
-        return None if found is None else -found
-    # 0 < lo <= hi: continued-fraction terms shared by both ends, then the first integer between
-    terms: list[int] = []
-    while True:
-        whole = lo.numerator // lo.denominator  # floor(lo)
-        if whole == lo or whole + 1 <= hi:  # an integer lies in [lo, hi]: the smallest one
-            terms.append(whole if whole == lo else whole + 1)
-            break
-        terms.append(whole)  # lo, hi both in (whole, whole + 1): x = whole + 1/y
-        lo, hi = 1 / (hi - whole), 1 / (lo - whole)
-        if len(terms) > 200:
-            return None
-    value = Fraction(terms[-1])
-    for a in reversed(terms[:-1]):
-        value = a + 1 / value
-    return value if value.denominator <= max_denominator else None
 
 
 @candidate

@@ -317,13 +317,22 @@ def _elu_alpha(v: Expr) -> str | None:
 _SIX = Integer(6)
 
 
+def _clip(lo: Expr, hi: Expr) -> Piecewise:
+    """u clipped to [lo, hi] (relu6, hardtanh): constant outside, u between."""
+    return Piecewise((lo, hi), (lambda u: lo, lambda u: u, lambda u: hi), (LEFT, RIGHT))
+
+
+def _window(lo: Expr, hi: Expr) -> Piecewise:
+    """The clip's derivative: 1 on the open interval (lo, hi), 0 elsewhere, kinks included."""
+    return Piecewise((lo, hi), (lambda u: Integer(0), lambda u: Integer(1), lambda u: Integer(0)), (LEFT, RIGHT))
+
+
 class Relu6Prime(OpFunction):
     """1 on the open interval (0, 6), 0 elsewhere (relu6′(0) = relu6′(6) = 0)."""
 
     nargs = 1
     printed = "relu6_prime"
-    piecewise = Piecewise((Integer(0), _SIX), (lambda u: Integer(0), lambda u: Integer(1), lambda u: Integer(0)),
-                          (LEFT, RIGHT))
+    piecewise = _window(Integer(0), _SIX)
     value_range = staticmethod(lambda rs: R.UNIT_CLOSED)
 
     def fdiff(self, argindex: int = 1) -> Expr:
@@ -335,7 +344,7 @@ class Relu6(OpFunction):
 
     nargs = 1
     printed = "relu6"
-    piecewise = Piecewise((Integer(0), _SIX), (lambda u: Integer(0), lambda u: u, lambda u: _SIX), (LEFT, RIGHT))
+    piecewise = _clip(Integer(0), _SIX)
     value_range = staticmethod(lambda rs: R.between(0, 6, True, True))
 
     def fdiff(self, argindex: int = 1) -> Expr:
@@ -347,8 +356,7 @@ class HardTanhPrime(OpFunction):
 
     nargs = 1
     printed = "hardtanh_prime"
-    piecewise = Piecewise((Integer(-1), Integer(1)), (lambda u: Integer(0), lambda u: Integer(1), lambda u: Integer(0)),
-                          (LEFT, RIGHT))
+    piecewise = _window(Integer(-1), Integer(1))
     value_range = staticmethod(lambda rs: R.UNIT_CLOSED)
 
     def fdiff(self, argindex: int = 1) -> Expr:
@@ -360,8 +368,7 @@ class HardTanh(OpFunction):
 
     nargs = 1
     printed = "hardtanh"
-    piecewise = Piecewise((Integer(-1), Integer(1)), (lambda u: Integer(-1), lambda u: u, lambda u: Integer(1)),
-                          (LEFT, RIGHT))
+    piecewise = _clip(Integer(-1), Integer(1))
     value_range = staticmethod(lambda rs: R.between(-1, 1, True, True))
 
     def fdiff(self, argindex: int = 1) -> Expr:

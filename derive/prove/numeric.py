@@ -39,7 +39,7 @@ from typing import Any
 
 import mpmath
 import sympy
-from mpmath import iv
+from mpmath import iv, libmp
 
 from derive.ops.registry import OpFunction, Undetermined
 
@@ -374,3 +374,49 @@ def _piece_value(ctx: Any, cls: type[OpFunction], index: int, args: list[Any]) -
     if expr in xs:  # the argument itself (relu(u) = u): the same value object
         return args[xs.index(expr)]
     return Evaluator(ctx, dict(zip(xs, args, strict=True)))(expr)
+
+
+# ------------------------------------------------------------ rationals in an interval
+#: the largest denominator a "simplest rational in an interval" may have
+MAX_RATIO_DENOMINATOR = 2**64
+
+
+def interval_endpoints(interval: object) -> tuple[Fraction, Fraction] | None:
+    """An mpmath interval's endpoints as exact fractions (binary floats are rationals)."""
+    try:
+        a, b = interval._mpi_  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+    special = (libmp.finf, libmp.fninf, libmp.fnan)
+    if a in special or b in special:
+        return None
+    lo, hi = (Fraction(*libmp.to_rational(x)) for x in (a, b))
+    return (lo, hi) if lo <= hi else None
+
+
+def simplest_rational(lo: Fraction, hi: Fraction, max_denominator: int = MAX_RATIO_DENOMINATOR) -> Fraction | None:
+    """The rational with the smallest denominator in the closed interval [lo, hi] (the
+    continued-fraction / Stern–Brocot search), or None when that denominator exceeds
+    ``max_denominator``.  Exact: no floating point anywhere."""
+    if lo > hi:
+        return None
+    if lo <= 0 <= hi:
+        return Fraction(0)
+    if hi < 0:
+        found = simplest_rational(-hi, -lo, max_denominator)
+        return None if found is None else -found
+    # 0 < lo <= hi: continued-fraction terms shared by both ends, then the first integer between
+    terms: list[int] = []
+    while True:
+        whole = lo.numerator // lo.denominator  # floor(lo)
+        if whole == lo or whole + 1 <= hi:  # an integer lies in [lo, hi]: the smallest one
+            terms.append(whole if whole == lo else whole + 1)
+            break
+        terms.append(whole)  # lo, hi both in (whole, whole + 1): x = whole + 1/y
+        lo, hi = 1 / (hi - whole), 1 / (lo - whole)
+        if len(terms) > 200:
+            return None
+    value = Fraction(terms[-1])
+    for a in reversed(terms[:-1]):
+        value = a + 1 / value
+    return value if value.denominator <= max_denominator else None

@@ -5,6 +5,7 @@ is only what ``unparse`` prints for display.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -120,11 +121,7 @@ def scalar(expr: sympy.Expr) -> F.Node:
     if expr.is_Symbol:
         return name(expr.name)
     if expr.is_Add:
-        terms = [scalar(a) for a in expr.args]
-        out = terms[0]
-        for t in terms[1:]:
-            out = add(out, t)
-        return out
+        return functools.reduce(add, [scalar(a) for a in expr.args])
     if expr.is_Mul or expr.is_Pow:
         top, bottom = sympy.fraction(expr)
         if bottom != 1:
@@ -134,11 +131,7 @@ def scalar(expr: sympy.Expr) -> F.Node:
             if exponent.is_Rational:
                 return power(scalar(base), exponent)
         elif expr.is_Mul:
-            factors = [scalar(a) for a in expr.args]
-            out = factors[0]
-            for f in factors[1:]:
-                out = mul(out, f)
-            return out
+            return functools.reduce(mul, [scalar(a) for a in expr.args])
     raise RuleConstructionError(f"no formula for the constant {expr}")
 
 
