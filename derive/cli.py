@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -163,7 +163,7 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     return status
 
 
-def _write_latex(d: derive.Derivation, report: derive.Report, path: str, pdf: bool,
+def _write_latex(d: Any, report: derive.Report, path: str, pdf: bool,
                  notation: str | None, err: Console) -> int:
     try:
         produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
@@ -203,7 +203,7 @@ def _identities(args: argparse.Namespace, out: Console) -> int:
     return OK if ok else FAILED
 
 
-def _run(d: derive.Derivation, rules: bool, err: Console, args: argparse.Namespace) -> derive.Report:
+def _run(d: Any, rules: bool, err: Console, args: argparse.Namespace) -> derive.Report:
     total = d.count_checks(rules)
     options = dict(jobs=args.jobs, timeout=args.timeout, timeout_run=args.timeout_run)
     if not err.is_terminal:  # no progress bar in a pipe

@@ -97,16 +97,15 @@ def _seconds(config: pytest.Config, ini: str, default: float | None | str) -> fl
 
 
 class DeriveFile(pytest.File):
-    _derivation: Derivation | None = None
+    _derivation: Any = None  # a Derivation, or a BlockDerivation for a spec written as NumPy code
     _runner: Runner | None = None
 
     def derivation(self) -> Derivation:
         if self._derivation is None:
-            from derive.check.session import Derivation  # lazy: SymPy loads with the first spec file
-            from derive.spec import load_spec
+            from derive.check.session import load  # lazy: SymPy loads with the first spec file
 
             strategy = self.config.getoption("--derive-strategy")
-            self._derivation = Derivation(load_spec(self.path), strategy)
+            self._derivation = load(self.path, strategy)
         return self._derivation
 
     def runner(self) -> Runner:
@@ -128,12 +127,42 @@ class DeriveFile(pytest.File):
             d = self.derivation()
         except DeriveError as exc:
             raise self.CollectError(str(exc)) from None
+        if d.net is None:  # a spec written as NumPy code: its blocks run together, one item
+            yield DeriveBlockItem.from_parent(self, name="backward block and claims")
+            return
         for rule in d.rules():
             name = _item_name(f"rule L{rule.layer} {rule.target} = {rule.formula}")
             yield DeriveItem.from_parent(self, name=name, payload=rule)
         for claim in d.claims:
             name = _item_name(f"claim {claim.latex or f'{claim.target} = {claim.formula}'}")
             yield DeriveItem.from_parent(self, name=name, payload=claim)
+
+
+class DeriveBlockItem(pytest.Item):
+    """Every gradient of a backward block, and every claim, of a spec written as NumPy code."""
+
+    def runtest(self) -> None:
+        from derive.render.words import why
+
+        parent = self.parent
+        assert isinstance(parent, DeriveFile)
+        d = parent.derivation()
+        item, run = self.config.stash[BUDGET]
+        timeout = None if isinstance(run, str) else run
+        report = d.report(timeout_run=timeout) if timeout is not None else d.report()
+        failed = [c for c in report.claims if not c.ok]
+        if failed:
+            lines = [f"{c.target} = {c.formula}: {c.verdict}" + (f" (expected {c.expect})" if c.expect != "proven"
+                                                                 else "") + f"; {why(c)}" for c in failed]
+            raise DeriveFailure(failed[0], "\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, DeriveFailure):
+            return excinfo.value.text
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
 
 
 def _item_name(statement: str) -> str:

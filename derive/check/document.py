@@ -10,6 +10,7 @@ expressions of atoms (entries); renderers decide how they look.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -144,12 +145,27 @@ class Document:
     notation: str = "default"  # W_l (default) or W^{[l]} (course), for LaTeX
 
 
-def build(d: Derivation, report: Report, *, sections: bool = False, notation: str | None = None,
+def build(d: Any, report: Report, *, sections: bool = False, notation: str | None = None,
           true_forms: dict[str, str] | None = None) -> Document:
     """The document of ``report`` (checked on ``d``); ``sections`` writes the derivation out."""
+    if d.net is None:  # a derivation written as NumPy code: its blocks are the document
+        return Document(report, blocks(d, report) if sections else None, {}, dict(true_forms or {}),
+                        notation or d.spec.notation)
     shapes = {name: (int(m.shape[0]), int(m.shape[1])) for name, m in d.net.matrices.items()}
     return Document(report, explain(d, report) if sections else None, shapes, dict(true_forms or {}),
                     notation or d.spec.notation)
+
+
+def blocks(d: Any, report: Report) -> list[Section]:
+    """The sections of a derivation written as NumPy code: its inputs, its blocks, its checks."""
+    spec = d.spec
+    inputs = ", ".join(f"{n} {'×'.join(map(str, s)) or 'scalar'}" for n, s in spec.shapes.items())
+    text = [f"Inputs: {inputs}; parameters: {', '.join(spec.parameters) or 'none'}.",
+            *(f"Assumption: {a}." for a in report.assumptions)]
+    forward = [f"{s.line}: {s.text}" for s in spec.forward]
+    backward = [f"{s.line}: {s.text}" for s in spec.backward]
+    return [Section("Inputs and conventions", text), Section("Forward block", forward),
+            Section("Backward block", backward), Section("Your gradients", [], [], [], list(report.claims))]
 
 
 def explain(d: Derivation, report: Report) -> list[Section]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from derive.check import claims
+from derive.check.blocks import BlockDerivation
 from derive.check.runner import DEFAULT_TIMEOUT, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
@@ -31,7 +32,7 @@ from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
 from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
 from derive.rules.layer_rules import T as _transpose
-from derive.spec import ClaimSpec, Limits, Spec, load_spec, parse_spec
+from derive.spec import ClaimSpec, Limits, ProgramSpec, Spec, load_spec, parse_spec
 from derive.util import budget
 
 STRATEGIES = ("auto", "global", "local")
@@ -289,11 +290,18 @@ class Derivation:
         )
 
 
-def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation:
-    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input."""
-    return Derivation(load_spec(path, limits), strategy)
+def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation | BlockDerivation:
+    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input.
+    A spec written as NumPy code (a backward block) gives a :class:`BlockDerivation`."""
+    return _derivation(load_spec(path, limits), strategy)
 
 
-def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation:
+def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation | BlockDerivation:
     """Build a derivation from an already-parsed mapping (same schema as the YAML)."""
-    return Derivation(parse_spec(data, name), strategy)
+    return _derivation(parse_spec(data, name), strategy)
+
+
+def _derivation(spec: Spec | ProgramSpec, strategy: str) -> Derivation | BlockDerivation:
+    if isinstance(spec, ProgramSpec):
+        return BlockDerivation(spec)
+    return Derivation(spec, strategy)

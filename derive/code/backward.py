@@ -33,6 +33,7 @@ import sympy
 from sympy import Expr
 
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
+from derive.code.domains import Domains
 from derive.code.report import Counterexample, GradientCheck, Result, array_text
 from derive.errors import DeriveError
 from derive.ops.activations import PIECEWISE, Undetermined, kink_offsets
@@ -290,7 +291,10 @@ def _truth(loss: Expr, x: SymArray) -> np.ndarray:
 
 # ------------------------------------------------------------------ judging one gradient
 def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Expr, Fraction]], names: list[str],
-           inputs: list[SymArray], ups: list[SymArray | None], upstream_name: str) -> GradientCheck:
+           inputs: list[SymArray], ups: list[SymArray | None], upstream_name: str,
+           domains: Domains | None = None) -> GradientCheck:
+    """The verdict on one gradient, entry by entry; ``domains``: the declared input
+    domains (proofs on them by cases, and the labels in a counterexample)."""
     claimed = claimed_arr.view(np.ndarray)
     check = GradientCheck(name=name, verdict=Verdict.UNPROVEN, entries=int(true.size))
     note = ""
@@ -337,10 +341,12 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
                 check.verdict = Verdict.REFUTED
                 check.why = "counterexample " + ("exact (rational arithmetic)" if exact else
                                                  "certified by 200-bit interval arithmetic")
+                arrays = _arrays(values, names, inputs, ups, upstream_name)
+                if domains is not None:
+                    arrays.update(domains.concrete(values))
                 check.counterexample = Counterexample(
                     entry=f"d{name}[{', '.join(map(str, idx))}]" if idx else f"d{name}",
-                    index=idx, claimed=c_val, true=t_val, exact=exact,
-                    arrays=_arrays(values, names, inputs, ups, upstream_name))
+                    index=idx, claimed=c_val, true=t_val, exact=exact, arrays=arrays)
                 check.differing = list(differing)
                 check.diagnosis = _bounded("", _diagnose, name, claimed, true, c_val, t_val, at)
                 return check
@@ -349,9 +355,19 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     # 2. a refutation before the expensive proofs by cases, when something already failed
     if (differing or stepped) and refute(differing + stepped) is not None:
         return check
-    # 3. proofs by cases for the entries with step functions
+    # 3. on the declared domains (by cases over the finite inputs), then proofs by cases for
+    # the entries with step functions
+    on_domain: list[tuple[int, ...]] = []
+    if domains is not None and domains.declared:
+        for idx in list(differing):
+            if domains.zero(claimed[idx] - true[idx]):
+                differing.remove(idx)
+                on_domain.append(idx)
     for idx in stepped:
         d = claimed[idx] - true[idx]
+        if domains is not None and domains.involves(d) and domains.zero(d):
+            on_domain.append(idx)  # the finite inputs first: each case is far simpler than the whole
+            continue
         try:
             if _zero_as_written(d, slow) or _zero_by_cases(d):
                 continue
@@ -368,6 +384,9 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
             check.why += f", {len(kinks_only)} of them almost everywhere (equal except where entries of a max tie " \
                          "or the argument of a step is 0)"
             check.almost_everywhere = True
+        if on_domain and domains is not None:
+            check.on_domain = domains.text()
+            check.why += f", {len(on_domain)} of them on the declared domain only ({check.on_domain})"
         check.why = f"{check.why} {note}".strip()
         return check
     if refute(differing) is not None:

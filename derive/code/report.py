@@ -20,6 +20,8 @@ __all__ = ["Counterexample", "GradientCheck", "Result", "array_text", "value_tex
 
 def array_text(a: np.ndarray) -> str:
     """An array as Python source: ``np.array([[0.5, -1.0]])``, or a float for a scalar."""
+    if a.dtype.kind in "iu":  # integer labels stay integers
+        return repr(int(a)) if a.shape == () else f"np.array({a.tolist()})"
     if a.shape == ():
         return repr(float(a))
     return f"np.array({_nested(a.tolist())})"
@@ -101,6 +103,8 @@ class GradientCheck:
     #: the entries whose difference did not reduce to 0 (for a refutation: where to look)
     differing: list[tuple[int, ...]] = field(default_factory=list)
     almost_everywhere: bool = False
+    #: proven only on the declared input domains (what they are, in words), else ""
+    on_domain: str = ""
 
     def line(self) -> str:
         text = f"d{self.name:<10} {self.verdict.value:<9} {self.why}"

@@ -370,8 +370,8 @@ class _Converter:
             torch_style |= kw.arg in ("dim", "keepdim", "unbiased")
             if key == "dtype":
                 continue  # a dtype changes nothing in exact arithmetic (int casts of masks included)
-            value = self.convert(kw.value, d) if not _is_bool(kw.value) else Num(sympy.Integer(int(kw.value.value)),
-                                                                                 col)
+            flag = kw.value.value if isinstance(kw.value, ast.Constant) and _is_bool(kw.value) else None
+            value = self.convert(kw.value, d) if flag is None else Num(sympy.Integer(int(bool(flag))), col)
             if key == "axis":
                 axis = value
             else:
@@ -401,8 +401,9 @@ class _Converter:
         if fname == ".T" and len(args) == 1:
             return Transpose(args[0], col)
         if fname == "transpose":
-            if len(args) == 1 or (len(args) == 3 and all(isinstance(a, Num) for a in args[1:])
-                                  and {int(a.value) for a in args[1:]} == {0, 1} and not torch_style):
+            nums = [a.value for a in args[1:] if isinstance(a, Num)]
+            if len(args) == 1 or (len(args) == 3 and len(nums) == 2 and {int(v) for v in nums} == {0, 1}
+                                  and not torch_style):
                 return Transpose(args[0], col)
             return Call("transpose", args, None, col)
         if fname in ("copy", "float_cast"):
@@ -467,7 +468,8 @@ class _Converter:
                 raise self.fail(node, f"{fname} with the unbiased estimate (ddof=1; torch's default) is not "
                                       "supported: batch norm uses the biased one (ddof=0, unbiased=False)")
             if len(args) == 2 and axis is None:
-                args, axis = args[:1], args[1]
+                axis = args[1]
+                args = tuple(args[:1])
             self._arity(node, args, 1)
             keep = dict(keywords).get("keepdims")
             inner = Call("mean", args, axis, col)
@@ -476,7 +478,8 @@ class _Converter:
             var = Call("mean", (centred,), axis, col, outer_kw)
             return var if fname == "var" else BinOp("**", var, Num(sympy.Rational(1, 2), col), col)
         if fname in AXIS_FUNCTIONS and len(args) == 2 and axis is None:
-            args, axis = args[:1], args[1]  # x.sum(0), np.sum(x, 1): the axis given by position
+            axis = args[1]  # x.sum(0), np.sum(x, 1): the axis given by position
+            args = tuple(args[:1])
         if fname in ("ones", "zeros") and len(args) == 1 and isinstance(args[0], Tuple):
             args = args[0].items  # np.ones((N, D)) is ones(N, D)
         if fname == "shape" and len(args) == 2 and not isinstance(args[1], Num):

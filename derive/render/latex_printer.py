@@ -72,6 +72,8 @@ class FormulaPrinter:
             return rf"\left({self(operand)}\right)^{{\top}}"
         if isinstance(node, F.Call):
             return self.call(node)
+        if not isinstance(node, F.BinOp):  # the NumPy dialect's subscripts and tuples: as text
+            return r"\texttt{" + F.unparse(node).replace("_", r"\_").replace("[", "{[}").replace("]", "{]}") + "}"
         return self.binop(node, parent)
 
     def binop(self, node: F.BinOp, parent: int) -> str:

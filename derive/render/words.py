@@ -81,6 +81,8 @@ def why(c: Check) -> str:
             parts.append(f"exact almost everywhere, {count(c.entries, 'entry')}: {c.detail}")
         else:
             parts.append(f"exact, {count(c.entries, 'entry')}")
+        if c.method == Method.EXACT and c.basis:  # proven on the declared input domains only
+            parts.append(c.basis)
     return "; ".join(parts)
 
 

@@ -18,20 +18,24 @@ from derive.spec.common import _check_keys, _choice, _fail
 from derive.spec.equations import equation_spec
 from derive.spec.layers import layer_stack_spec
 from derive.spec.model import Limits, Spec
+from derive.spec.program import ProgramSpec, is_program, program_spec
 from derive.spec.yaml_io import read_yaml
 
 
-def load_spec(path: str | Path, limits: Limits = Limits()) -> Spec:
+def load_spec(path: str | Path, limits: Limits = Limits()) -> Spec | ProgramSpec:
     """Load and validate a spec file."""
     return parse_spec(read_yaml(path, limits), str(path), limits)
 
 
-def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Spec:
+def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Spec | ProgramSpec:
     """Validate a spec already read from YAML (a mapping)."""
     if data is None:
         raise _fail(file, "", "empty file (expected a mapping with a 'network' key)")
     if not isinstance(data, dict):
         raise _fail(file, "", f"expected a mapping with a 'network' key, got {type(data).__name__}")
+    name_ = data.get("name", Path(file).stem)
+    if isinstance(data.get("network"), dict) and is_program(data) and isinstance(name_, str):
+        return program_spec(file, name_, data, limits)
     _check_keys(file, "", data, ("name", "description", "network", "claims", "claims_latex", "notation"))
     notation = _choice(file, "notation", data.get("notation", "default"), ("default", "course"), "notation")
     name = data.get("name", Path(file).stem)

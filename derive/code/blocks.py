@@ -1,0 +1,385 @@
+"""A spec's forward equations and backward block, checked gradient by gradient.
+
+The forward block runs on symbolic inputs (:mod:`derive.code.interpret`, NumPy's exact
+semantics); the loss is the spec's scalar loss, or Σ out ⊙ dout for ``upstream:
+{out: dout}`` with ``dout`` a free input.  The backward block runs on the forward's values
+and the upstream gradients; every name it assigns that is ``d`` + the name of an input,
+a parameter or a forward value (``dx``, ``dgamma``, ``dx_hat``, ``dW1``) is a gradient
+and is judged, entry by entry, against the truth ∂L/∂V:
+
+- for an input or a parameter, ``sympy.diff`` of the loss by each entry;
+- for a forward value V, the forward pass is run again with V cut loose (its entries
+  fresh symbols after its last assignment), differentiated by them, and V's value put
+  back: ∂L/∂V with everything downstream of V, exactly as backpropagation means it.
+
+Each gradient is then proven, refuted with a counterexample inside the declared domains
+(labels given as integer vectors, as the user's code would see them), or unproven; the
+judge is :func:`derive.code.backward._judge`.  This never runs the user's code: the
+blocks are parsed, and interpreted through a fixed table of NumPy operations.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+from sympy import Expr, Symbol
+
+from derive.code import backward as B
+from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
+from derive.code.domains import Domains
+from derive.code.interpret import BlockError, Interpreter, Labels
+from derive.code.report import GradientCheck, array_text, value_text
+from derive.lang import formula as F
+from derive.lang import program as P
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
+from derive.util import budget
+
+__all__ = ["Program", "BlockResult", "check_program"]
+
+MAX_ENTRIES = 2000  # symbols of the inputs together
+_EMPTY = np.empty  # NumPy's own, also while symbolic_numpy() replaces it
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a spec with a backward block declares."""
+
+    forward: tuple[P.Statement, ...]
+    backward: tuple[P.Statement, ...]
+    shapes: Mapping[str, tuple[int, ...]]  # every leaf (input or parameter); () for a scalar
+    parameters: tuple[str, ...]
+    upstream: Mapping[str, str] = field(default_factory=dict)  # forward output → its upstream gradient's name
+    loss: str | None = None
+    domains: Mapping[str, str] = field(default_factory=dict)
+    places: Mapping[str, str] = field(default_factory=dict)  # gradient name → where its last line is
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``target = formula`` judged locally: dV on the right is the true ∂L/∂V."""
+
+    target: str
+    formula: F.Node
+    text: str
+    place: str | None = None
+    expect: Verdict = PROVEN
+
+
+@dataclass
+class BlockResult:
+    checks: list[Check]
+    gradients: dict[str, GradientCheck]
+    unchecked: list[str]  # names assigned that are not gradients of anything
+    seconds: float
+    symbols: int
+
+
+def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
+                  timeout: float | None = B.DEFAULT_TIMEOUT, claims: tuple[Claim, ...] = ()) -> BlockResult:
+    """Run both blocks and judge every gradient the backward block assigns (and each claim)."""
+    started = time.monotonic()
+    entries = sum(int(np.prod(s, dtype=np.int64)) for s in program.shapes.values())
+    if entries > MAX_ENTRIES:
+        raise BlockError("", None, f"{entries} input entries: derive works entry by entry; use the smallest "
+                                   f"sizes that exercise the derivation (at most {MAX_ENTRIES})")
+    run = _Run(program)
+    result = BlockResult([], {}, [], 0.0, 0)
+    try:
+        with budget.limit(timeout):
+            run.forward_and_backward()
+            result.unchecked = run.unchecked
+            for name in run.targets:
+                t0 = time.monotonic()
+                g = run.judge(name, seed, points)
+                g.seconds = time.monotonic() - t0
+                result.gradients[name] = g
+            for c in claims:
+                t0 = time.monotonic()
+                g = run.claim(c, seed, points)
+                g.seconds = time.monotonic() - t0
+                result.checks.append(_claim_check(g, c))
+    except budget.Timeout:
+        for name in run.targets:
+            base = _base_of(name, set(run.leaves) | set(run.last), set(run.ups)) or name
+            result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
+                                                            why=f"timeout after {timeout:g} s: not checked"))
+    result.symbols = run.symbol_count
+    result.checks = [to_check(g, program, run) for g in result.gradients.values()] + result.checks
+    result.seconds = time.monotonic() - started
+    return result
+
+
+class _Run:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.domains = Domains(dict(program.domains))
+        self.leaves: dict[str, Any] = {n: self.domains.leaf(n, tuple(s)) for n, s in program.shapes.items()}
+        self.forward_env: dict[str, Any] = {}
+        self.backward_env: dict[str, Any] = {}
+        self.ups: dict[str, SymArray] = {}
+        self.loss: Expr = sympy.Integer(0)
+        self.targets: list[str] = []
+        self.unchecked: list[str] = []
+        self.last: dict[str, int] = {}  # forward name → index of its last top-level assignment
+        self._truth: dict[str, np.ndarray] = {}
+        self.symbol_count = 0
+
+    # ------------------------------------------------------------ running
+    def forward_and_backward(self) -> None:
+        p = self.program
+        for k, s in enumerate(p.forward):
+            for n in P.assigned((s,)):
+                self.last[n] = k
+        with symbolic_numpy():
+            env = dict(self.leaves)
+            Interpreter(env).run(p.forward)
+            self.forward_env = env
+            self.loss = self._loss(env, make_upstream=True)
+            benv = dict(env)
+            benv.update(self.ups)
+            Interpreter(benv).run(p.backward)
+            self.backward_env = benv
+        values = set(self.leaves) | set(self.last)
+        for name in P.assigned(p.backward):
+            base = _base_of(name, values, set(self.ups))
+            if base is None:
+                self.unchecked.append(name)
+            elif isinstance(self.leaves.get(base), Labels):
+                self.unchecked.append(name)
+            else:
+                self.targets.append(name)
+        self.symbol_count = len(self.loss.free_symbols)
+
+    def _loss(self, env: dict[str, Any], make_upstream: bool) -> Expr:
+        p = self.program
+        if p.upstream:
+            terms: list[Expr] = []
+            for out, up in p.upstream.items():
+                value = env.get(out)
+                if not isinstance(value, np.ndarray):
+                    raise BlockError("", None, f"upstream: '{out}' is not an array the forward block computes")
+                if make_upstream:
+                    self.ups[up] = symbols_array(up, value.shape)
+                u = self.ups[up]
+                if u.shape != value.shape:
+                    raise BlockError("", None, f"upstream {up} has shape {u.shape}, {out} {value.shape}")
+                terms.extend(a * g for a, g in zip(value.view(np.ndarray).reshape(-1),
+                                                   u.view(np.ndarray).reshape(-1), strict=True))
+            return sympy.Add(*terms)
+        assert p.loss is not None
+        value = env.get(p.loss)
+        if not isinstance(value, np.ndarray) or value.size != 1:
+            raise BlockError("", None, f"the loss '{p.loss}' must be a scalar, got "
+                                       f"{getattr(value, 'shape', value)}")
+        return value.view(np.ndarray).reshape(-1)[0]
+
+    # ------------------------------------------------------------ the truth
+    def truth(self, base: str) -> np.ndarray:
+        if base not in self._truth:
+            self._truth[base] = self._compute_truth(base)
+        return self._truth[base]
+
+    def _compute_truth(self, base: str) -> np.ndarray:
+        if base in self.leaves and base not in self.last:
+            plain = self.leaves[base].view(np.ndarray)
+            out = _EMPTY(plain.shape, dtype=object)
+            for idx in np.ndindex(*plain.shape):
+                out[idx] = sympy.diff(self.loss, plain[idx])
+            return out
+        k = self.last[base]
+        original = self.forward_env[base]
+        if not isinstance(original, np.ndarray):
+            raise NotRepresentable(f"{base} is not an array")
+        atoms = _EMPTY(original.shape, dtype=object)
+        for idx in np.ndindex(*original.shape):
+            atoms[idx] = Symbol(f"⟨{base}⟩[{','.join(map(str, idx))}]", real=True)
+        cut = atoms.view(SymArray)
+
+        def after(s: P.Statement, j: int) -> None:
+            if j == k:
+                env[base] = cut.copy()
+
+        with symbolic_numpy():
+            env = dict(self.leaves)
+            Interpreter(env).run(self.program.forward, after)
+            loss = self._loss(env, make_upstream=False)
+        back = dict(zip(atoms.reshape(-1), original.view(np.ndarray).reshape(-1), strict=True))
+        out = _EMPTY(original.shape, dtype=object)
+        for idx in np.ndindex(*original.shape):
+            out[idx] = sympy.diff(loss, atoms[idx]).xreplace(back)
+        return out
+
+    # ------------------------------------------------------------ judging
+    def judge(self, name: str, seed: int, points: int) -> GradientCheck:
+        base = _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
+        assert base is not None
+        return self._judge_values(base, self.backward_env[name], seed, points)
+
+    def _judge_values(self, base: str, claimed: Any, seed: int, points: int) -> GradientCheck:
+        if not isinstance(claimed, np.ndarray):
+            claimed = to_exprs(claimed)
+        true = self.truth(base)
+        arrays = [a for a in self.leaves.values() if isinstance(a, SymArray)]
+        names = [n for n, a in self.leaves.items() if isinstance(a, SymArray)]
+        ups = list(self.ups.values())
+        pts = self._points(seed, points, arrays, ups)
+        up_name = next(iter(self.ups)) if len(self.ups) == 1 else "d_out"
+        check = B._judge(base, claimed, true, pts, names, arrays, list(ups), up_name, self.domains)
+        check.name = base
+        ce = check.counterexample
+        if ce is not None and len(self.ups) > 1:  # the upstream gradients by their own names
+            for k, up in enumerate(self.ups):
+                if f"{up_name}{k}" in ce.arrays:
+                    ce.arrays[up] = ce.arrays.pop(f"{up_name}{k}")
+        if check.verdict == REFUTED and not check.diagnosis:
+            check.diagnosis = B._bounded("", self._domain_hint, claimed, true)
+        return check
+
+    def claim(self, c: Claim, seed: int, points: int) -> GradientCheck:
+        base = _base_of(c.target, set(self.leaves) | set(self.last), set(self.ups))
+        if base is None:
+            raise BlockError(c.text, None, f"{c.target}: a claim's target is d + the name of an input, a parameter "
+                                           "or a forward value")
+        env = _Env(self)
+        with symbolic_numpy():
+            claimed = Interpreter(env).value(c.formula, c.text)
+        return self._judge_values(base, claimed, seed, points)
+
+    def _points(self, seed: int, n: int, arrays: list[SymArray], ups: list[SymArray]) -> list[dict[Expr, Any]]:
+        rng = random.Random(seed)
+        pts = B._points(rng, arrays, list(ups), n)
+        symbols_of = {k: v for k, v in self.leaves.items() if isinstance(v, SymArray)}
+        for values in pts:
+            self.domains.sample(rng, values, symbols_of)
+        return pts
+
+    def _domain_hint(self, claimed: np.ndarray, true: np.ndarray) -> str:
+        """"true if Y is one-hot": the claim holds on a domain nobody declared (proven)."""
+        if claimed.shape != true.shape:
+            return ""
+        for name, arr in self.leaves.items():
+            if not isinstance(arr, SymArray) or name in self.program.parameters or name in self.domains.kinds:
+                continue
+            kinds = ["one_hot", "one_hot_columns", "binary"] if arr.ndim == 2 else ["binary"] if arr.ndim else []
+            for kind in kinds:
+                trial = Domains({name: kind}, {name: arr})
+                plain_c, plain_t = claimed.view(np.ndarray), true
+                if all(B.is_zero(c - t) or trial.zero(c - t) for c, t in
+                       zip(plain_c.reshape(-1), plain_t.reshape(-1), strict=True)):
+                    words = {"one_hot": "one-hot (each row)", "one_hot_columns": "one-hot (each column)",
+                             "binary": "a 0/1 mask"}[kind]
+                    return (f"true if {name} is {words}: declare it (domains: {{{name}: {kind}}}) and it is "
+                            "proven on that domain")
+        return ""
+
+
+class _Env(dict):
+    """The forward values and upstream gradients, and dV as the true ∂L/∂V on demand."""
+
+    def __init__(self, run: _Run) -> None:
+        super().__init__(run.forward_env)
+        self.update(run.ups)
+        self.run = run
+
+    def _gradient(self, key: object) -> str | None:
+        if not isinstance(key, str) or dict.__contains__(self, key):
+            return None
+        return _base_of(key, set(self.run.leaves) | set(self.run.last), set(self.run.ups))
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or self._gradient(key) is not None
+
+    def __getitem__(self, key: str) -> Any:
+        base = self._gradient(key)
+        if base is not None:
+            return to_exprs(self.run.truth(base))
+        return dict.__getitem__(self, key)
+
+
+def _claim_check(g: GradientCheck, c: Claim) -> Check:
+    check = _record(g, c.target, c.text, c.place)
+    return Check(**{**check.__dict__, "expect": c.expect})
+
+
+def _base_of(name: str, values: set[str], upstream: set[str]) -> str | None:
+    """The V of a gradient name dV (``dx_hat`` → ``x_hat``, ``d_x`` → ``x``), or None."""
+    if not name.startswith("d") or name in upstream or name in values:
+        return None
+    for base in (name[1:], name[2:] if name.startswith("d_") else None):
+        if base and base in values and base not in upstream:
+            return base
+    return None
+
+
+# ------------------------------------------------------------------ records
+_CODES = (
+    ("transposed", DiagnosisCode.TRANSPOSE), ("opposite sign", DiagnosisCode.OPPOSITE_SIGN),
+    ("constant factor", DiagnosisCode.CONSTANT_FACTOR), ("zero:", DiagnosisCode.CONSTANT_FACTOR),
+    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("true if", DiagnosisCode.CONDITION),
+)
+
+
+def _diagnosis(text: str) -> Diagnosis | None:
+    if not text:
+        return None
+    for key, code in _CODES:
+        if text.startswith(key) or key in text[:40]:
+            return Diagnosis(code, text)
+    return Diagnosis(DiagnosisCode.CONDITION, text)
+
+
+def to_check(g: GradientCheck, program: Program, run: _Run) -> Check:
+    """A block gradient as the report's record (a claim: ``dV = <its line>``)."""
+    target = next((n for n in run.targets if _base_of(n, set(run.leaves) | set(run.last),
+                                                       set(run.ups)) == g.name), f"d{g.name}")
+    return _record(g, target, _last_line(program.backward, target), program.places.get(target))
+
+
+def _record(g: GradientCheck, target: str, formula: str, place: str | None) -> Check:
+    ce = None
+    method = Method.NEITHER
+    detail: str | None = g.why
+    if g.verdict == PROVEN:
+        method = Method.EXACT_ALMOST_EVERYWHERE if g.almost_everywhere else Method.EXACT
+        detail = g.why if (g.almost_everywhere or g.on_domain) else None
+    elif g.verdict == REFUTED and g.counterexample is not None:
+        c = g.counterexample
+        method = Method.COUNTEREXAMPLE_EXACT if c.exact else Method.COUNTEREXAMPLE_INTERVAL
+        idx = tuple(c.index)
+        entry = (0, 0) if not idx else (0, idx[0]) if len(idx) == 1 else (idx[0], idx[1]) if len(idx) == 2 else (
+            idx[0], idx[1])
+        ce = Counterexample({k: array_text(v) for k, v in c.arrays.items()}, entry, value_text(c.claimed),
+                            value_text(c.true), c.exact)
+        detail = f"entry {c.entry}" if len(idx) > 2 else None
+    elif g.verdict == REFUTED:
+        method = Method.SHAPES
+    elif "timeout" in g.why:
+        method = Method.TIMEOUT
+    return Check("claim", target, formula, g.verdict, method, g.entries, g.seconds, finding=_diagnosis(g.diagnosis),
+                 counterexample=ce, detail=detail, place=place,
+                 basis=(f"on the declared domain ({g.on_domain})" if g.on_domain else None))
+
+
+def _last_line(statements: tuple[P.Statement, ...], name: str) -> str:
+    """What the block assigns to ``name``, as written: its lines joined by '; ' from the last
+    whole assignment on (``probs.copy(); dx[np.arange(N), y] -= 1; dx /= N``)."""
+    lines: list[str] = []
+    for s in statements:
+        if name not in P.assigned((s,)):
+            continue
+        if isinstance(s, P.For):
+            lines.append(f"for {s.var} in range(...): ...")
+        elif isinstance(s, P.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], F.Name):
+            lines = [s.text.split("=", 1)[1].strip()]
+        else:
+            lines.append(s.text)
+    return "; ".join(lines) or name
+
+
+_ = (Verdict, UNPROVEN)
