@@ -215,7 +215,7 @@ def test_one_hot_claim_refuted_without_domain_and_diagnosed(tmp_path: Path) -> N
     c = spec(tmp_path, text).claims[0]
     assert c.verdict == Verdict.REFUTED
     assert c.diagnosis and "true if Y is one-hot" in c.diagnosis
-    declared = text.replace("loss: L", "loss: L\n  domains: {Y: one_hot}")
+    declared = text.replace("      loss: L", "      loss: L\n      domains: {Y: one_hot}")
     assert spec(tmp_path, declared).claims[0].verdict == Verdict.PROVEN
 
 

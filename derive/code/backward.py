@@ -449,6 +449,7 @@ def _zero_off_kinks(d: Expr) -> bool:
 def _all_zero(a: np.ndarray, b: np.ndarray, at: _At | None = None) -> bool | None:
     """Every a − b identically 0; ``at`` a point where each is first evaluated (a difference
     certified nonzero there ends it before any expanding)."""
+    a, b = _objects(a), _objects(b)  # a 0-d array times a number is a bare expression
     if at is not None:
         for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True):
             if at.nonzero(x - y):
@@ -457,6 +458,14 @@ def _all_zero(a: np.ndarray, b: np.ndarray, at: _At | None = None) -> bool | Non
         return all(is_zero(x - y) for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True))
     except TooLarge:
         return None
+
+
+def _objects(a: Any) -> np.ndarray:
+    if isinstance(a, np.ndarray):
+        return a.view(np.ndarray)
+    box = np.empty((), dtype=object)
+    box[()] = a
+    return box
 
 
 # ------------------------------------------------------------------ points
