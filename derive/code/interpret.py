@@ -528,6 +528,9 @@ def _calls() -> dict[str, Call]:
             if ACTIVATIONS[name].prime is not None:
                 table[f"{name}_prime"] = _elementwise(f"{name}_prime")
     table["relu_prime"] = _elementwise("relu_prime")
+    from derive.code.tensor_ops import CALLS  # convolution, pooling, ...: registered there
+
+    table.update(CALLS)
     return table
 
 
