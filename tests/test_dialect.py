@@ -333,3 +333,81 @@ def test_shipped_worked_examples() -> None:
         assert report.ok, [(c.target, c.verdict) for c in report.claims if not c.ok]
         assert any(c.verdict == Verdict.REFUTED for c in report.claims), name
         assert sum(c.verdict == Verdict.PROVEN for c in report.claims) >= 1
+
+
+# ------------------------------------------------------------------ the chain (issue 17, in blocks)
+COURSE = """
+network:
+  equations: |
+    Z1 = W1 @ X + b1
+    A1 = np.tanh(Z1)
+    Z2 = W2 @ A1 + b2
+    A2 = sigmoid(Z2)
+    m = X.shape[1]
+    J = -np.sum(Y * np.log(A2) + (1 - Y) * np.log(1 - A2)) / m
+  parameters: [W1, b1, W2, b2]
+  shapes: {X: [2, 2], Y: [1, 2], W1: [2, 2], b1: [2, 1], W2: [1, 2], b2: [1, 1]}
+  loss: J
+  domains: {Y: binary}
+backward: |
+  dZ2 = A2 - Y
+  dW2 = (1 / m) * dZ2 @ A1.T
+  db2 = (1 / m) * np.sum(dZ2, axis=1, keepdims=True)
+  dZ1 = W2.T @ dZ2 * (1 - A1 ** 2)
+  dW1 = (1 / m) * dZ1 @ X.T
+  db1 = (1 / m) * np.sum(dZ1, axis=1, keepdims=True)
+"""
+
+
+def test_course_chain_is_right_under_the_per_example_convention(tmp_path: Path) -> None:
+    report = spec(tmp_path, COURSE)
+    assert report.ok
+    by = {c.target.split()[0]: c for c in report.claims}
+    assert by["dZ2"].diagnosis and "2·∂L/∂Z2" in by["dZ2"].diagnosis
+    assert by["dZ2"].finding is not None and by["dZ2"].finding.code == "per-example"
+    assert by["dW2"].verdict == Verdict.PROVEN and by["db1"].verdict == Verdict.PROVEN
+    assert any("per-example convention" in n for n in report.conventions["notes"])
+
+
+def test_chain_with_a_forgotten_factor_is_not_a_convention(tmp_path: Path) -> None:
+    """dW2 without its 1/m: the per-example dZ2 is then not undone, so it is wrong, and
+    dW2 is right *given the true dZ2* — the report says where the chain breaks."""
+    report = spec(tmp_path, COURSE.replace("dW2 = (1 / m) * dZ2 @ A1.T", "dW2 = dZ2 @ A1.T"))
+    by = {c.target.split()[0]: c for c in report.claims}
+    assert by["dZ2"].verdict == Verdict.REFUTED
+    assert "constant factor 2" in (by["dZ2"].diagnosis or "")
+    assert by["dW2"].verdict == Verdict.REFUTED
+    assert "mistake is upstream" in (by["dW2"].detail or "")
+    assert any("first line wrong on its own" in n and "dZ2" in n for n in report.conventions["notes"])
+
+
+def test_line_wrong_on_its_own_is_named(tmp_path: Path) -> None:
+    text = COURSE.replace("dZ1 = W2.T @ dZ2 * (1 - A1 ** 2)", "dZ1 = W2.T @ dZ2 * (1 - A1)").replace(
+        "dZ2 = A2 - Y", "dZ2 = (A2 - Y) / m").replace("(1 / m) * ", "")
+    report = spec(tmp_path, text)
+    by = {c.target.split()[0]: c for c in report.claims}
+    assert by["dZ2"].verdict == Verdict.PROVEN and by["dW2"].verdict == Verdict.PROVEN
+    assert by["dZ1"].verdict == Verdict.REFUTED and "wrong even given" in (by["dZ1"].detail or "")
+    assert by["dW1"].verdict == Verdict.REFUTED and "upstream" in (by["dW1"].detail or "")
+    assert any("dZ1" in n and "first line wrong" in n for n in report.conventions["notes"])
+
+
+def test_tanh_written_through_sigmoid_is_used_through_its_definition(tmp_path: Path) -> None:
+    text = """
+    network:
+      equations: |
+        z = w * x
+        a = sigmoid(2*z) - sigmoid(-2*z)
+        L = (a - y)**2 / 2
+      parameters: [w]
+      loss: L
+      domains: {}
+    claims:
+      - dz: (a - y) * (1 - a**2)
+      - dw: (a - y) * (1 - np.tanh(z)**2) * x
+      - target: dw
+        formula: (a - y) * (1 - a) * x
+        expect: refuted
+    """
+    report = spec(tmp_path, text)
+    assert report.ok, [(c.target, c.verdict) for c in report.claims]

@@ -82,7 +82,7 @@ class BlockDerivation:
             "equations": len(self.spec.forward), "backward_lines": len(self.spec.backward),
             "parameter_names": list(self.spec.parameters), "loss": self.spec.loss or "Σ out ⊙ upstream",
             "upstream": dict(self.spec.upstream), "domains": dict(self.spec.domains),
-            "not_gradients": result.unchecked,
+            "not_gradients": result.unchecked, "notes": result.notes,
         }
         batch = next((s[0] for n, s in self.spec.shapes.items() if s and n not in self.spec.parameters), 1)
         return Report(self.spec.file, self.spec.name, [], batch, self.spec.parameter_count, "blocks",

@@ -78,6 +78,9 @@ class BlockResult:
     unchecked: list[str]  # names assigned that are not gradients of anything
     seconds: float
     symbols: int
+    #: each gradient judged locally: its own lines, given the true value of every other gradient
+    local: dict[str, GradientCheck] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the chain in words: first wrong line, conventions
 
 
 def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
@@ -99,6 +102,9 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
                 g = run.judge(name, seed, points)
                 g.seconds = time.monotonic() - t0
                 result.gradients[name] = g
+            if any(g.verdict != PROVEN for g in result.gradients.values()):
+                for name in run.targets:  # where does the chain go wrong? each line with true inputs
+                    result.local[name] = run.judge_local(name, seed, points)
             for c in claims:
                 t0 = time.monotonic()
                 g = run.claim(c, seed, points)
@@ -110,7 +116,33 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"))
     result.symbols = run.symbol_count
-    result.checks = [to_check(g, program, run) for g in result.gradients.values()] + result.checks
+    conventions = _conventions(run, result)
+    result.notes = _chain_notes(run, result, conventions)
+    own = []
+    for name, g in result.gradients.items():
+        check = to_check(g, program, run)
+        if name in conventions:
+            k, users = conventions[name]
+            base = g.name
+            right = [u for u in users if u not in conventions]
+            carried = [u for u in users if u in conventions]
+            words = f"your {name} is {k}·∂L/∂{base}: a per-example (or unscaled) convention; " + "; ".join(
+                x for x in ((f"{', '.join(right)} apply the factor 1/{k}, so they are right" if right else ""),
+                            (f"{', '.join(carried)} carry it on" if carried else "")) if x)
+            check = Check(**{**check.__dict__, "target": f"{name} (as {k}·∂L/∂{base})", "verdict": PROVEN,
+                             "method": Method.EXACT, "counterexample": None, "detail": None,
+                             "finding": Diagnosis(DiagnosisCode.PER_EXAMPLE, words), "basis": None})
+        elif name in result.local:
+            local = result.local[name]
+            where = ""
+            if local.verdict == PROVEN and g.verdict == REFUTED:
+                where = "this line is right given the true gradients it uses: the mistake is upstream"
+            elif local.verdict == REFUTED:
+                where = "this line is wrong even given the true gradients it uses"
+            if where:
+                check = Check(**{**check.__dict__, "detail": "; ".join(x for x in (check.detail, where) if x)})
+        own.append(check)
+    result.checks = own + result.checks
     result.seconds = time.monotonic() - started
     return result
 
@@ -241,6 +273,31 @@ class _Run:
             check.diagnosis = B._bounded("", self._domain_hint, claimed, true)
         return check
 
+    def judge_local(self, name: str, seed: int, points: int) -> GradientCheck:
+        """dV from its own lines (from its last whole assignment on), every other gradient
+        the block computes replaced by its true value first."""
+        base = _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
+        assert base is not None
+        statements = self.program.backward
+        group = _group(statements, name)
+        if not group:
+            return GradientCheck(name=base, verdict=Verdict.UNPROVEN, why="assigned in a loop: not judged locally")
+        with symbolic_numpy():
+            env = dict(self.forward_env)
+            env.update(self.ups)
+            interpreter = Interpreter(env)
+            for k, s in enumerate(statements):
+                if k > group[-1]:
+                    break
+                if k == group[0]:
+                    for other in self.targets:
+                        if other != name:
+                            b = _base_of(other, set(self.leaves) | set(self.last), set(self.ups))
+                            env[other] = to_exprs(self.truth(b or other))
+                interpreter.statement(s)
+            value = env[name]
+        return self._judge_values(base, value, seed, points)
+
     def claim(self, c: Claim, seed: int, points: int) -> GradientCheck:
         base = _base_of(c.target, set(self.leaves) | set(self.last), set(self.ups))
         if base is None:
@@ -305,6 +362,77 @@ class _Env(dict):
 def _claim_check(g: GradientCheck, c: Claim) -> Check:
     check = _record(g, c.target, c.text, c.place)
     return Check(**{**check.__dict__, "expect": c.expect})
+
+
+def _group(statements: tuple[P.Statement, ...], name: str) -> list[int]:
+    """The top-level statements that make ``name``'s final value, from its last whole
+    assignment on (empty when a loop assigns it)."""
+    out: list[int] = []
+    for k, s in enumerate(statements):
+        if name not in P.assigned((s,)):
+            continue
+        if isinstance(s, P.For):
+            return []
+        if isinstance(s, P.Assign) and any(isinstance(t, F.Name) and t.id == name for t in s.targets):
+            out = [k]
+        else:
+            out.append(k)
+    return out
+
+
+def _conventions(run: _Run, result: BlockResult) -> dict[str, tuple[Any, list[str]]]:
+    """Gradients off by a constant factor k that every later line using them undoes: the
+    course's per-example dZ = A − Y with the 1/m applied in dW.  A user that is itself off
+    by the same k (dZ1 from the per-example dZ2) is consistent too.  name → (k, users)."""
+    statements = run.program.backward
+    factors: dict[str, Any] = {}
+    for name, g in result.gradients.items():
+        if g.verdict != REFUTED or g.counterexample is None or not _group(statements, name):
+            continue
+        k = B._ratio(g.counterexample.claimed, g.counterexample.true)
+        if k is None or k in (0, 1):
+            continue
+        claimed = run.backward_env[name]
+        true = run.truth(g.name)
+        if B._all_zero(claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed),
+                       true * sympy.Rational(k.numerator, k.denominator)):
+            factors[name] = k
+
+    def users(name: str) -> list[str]:
+        group = _group(statements, name)
+        return [o for o in run.targets if o != name and _group(statements, o) and _group(statements, o)[0] > group[-1]
+                and name in P.used(tuple(statements[j] for j in _group(statements, o)))]
+
+    accepted = dict(factors)
+    changed = True
+    while changed:  # drop a factor whose users are neither right nor off by the same factor
+        changed = False
+        for name, k in list(accepted.items()):
+            us = users(name)
+            if not us or not all(result.gradients[u].verdict == PROVEN or accepted.get(u) == k for u in us):
+                del accepted[name]
+                changed = True
+    return {name: (k, users(name)) for name, k in accepted.items()}
+
+
+def _chain_notes(run: _Run, result: BlockResult, conventions: dict[str, Any]) -> list[str]:
+    notes: list[str] = []
+    wrong_local = [n for n in run.targets if n in result.local and result.local[n].verdict == REFUTED
+                   and n not in conventions and not any(n in users for _, users in conventions.values())]
+    if wrong_local:
+        first = wrong_local[0]
+        place = run.program.places.get(first, "")
+        notes.append(f"first line wrong on its own (given the true gradients it uses): {first}"
+                     + (f" ({place})" if place else ""))
+    chain_wrong = [n for n, g in result.gradients.items() if g.verdict == REFUTED and n not in conventions]
+    if result.local and chain_wrong:
+        notes.append(f"wrong in your chain: {', '.join(chain_wrong)}")
+    if conventions:
+        names = ", ".join(conventions)
+        k = next(iter(conventions.values()))[0]
+        notes.append(f"right under the per-example convention for {names}: they are {k}·∂L/∂V, and the lines "
+                     f"that use them apply the 1/{k}")
+    return notes
 
 
 def _base_of(name: str, values: set[str], upstream: set[str]) -> str | None:

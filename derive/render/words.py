@@ -141,7 +141,8 @@ def conventions(report: Report) -> list[str]:
     """The conventions every verdict of the report rests on, one line each."""
     c = report.conventions
     if "equations" in c:
-        return [f"loss {c['loss']}; parameters {', '.join(c['parameter_names'])}", f"truth: {report.strategy}"]
+        return [f"loss {c['loss']}; parameters {', '.join(c['parameter_names'])}", f"truth: {report.strategy}",
+                *c.get("notes", [])]
     loss = c.get("loss", "?")
     if loss == "mse":
         loss = f"mse, ℓ = {c.get('scale')}·‖a − y‖²"
