@@ -101,6 +101,13 @@ class DiagnosisCode(StrEnum):
     WRONG_NAMES = "wrong names"  # two of them
     TRANSPOSED_NAME = "transposed name"  # one name transposed
     FUNCTION_FOR_DERIVATIVE = "function for derivative"  # σ where σ′ belongs, or back
+    WRONG_PATH = "wrong path"  # k·∂L/∂v·u: the gradient of another weight of the graph
+    DIVIDED_BY_FACTOR = "divided by factor"  # x / g′ where x * g′ belongs
+    EXTRA_FACTOR = "extra factor"  # a factor the truth does not have
+    MISSING_FACTOR = "missing factor"  # a factor of the truth left out
+    WRONG_FACTOR = "wrong factor"  # one factor where another belongs ((1 − A) for (1 − A²))
+    WRONG_AXIS = "wrong axis"  # a sum over the other axis
+    DOMAIN = "domain"  # true only on a domain nobody declared (one-hot targets, 0/1 masks)
 
 
 @dataclass(frozen=True)

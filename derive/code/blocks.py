@@ -35,8 +35,11 @@ from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbo
 from derive.code.domains import Domains
 from derive.code.interpret import BlockError, Interpreter, Labels
 from derive.code.report import GradientCheck, array_text, value_text
+from derive.diagnose.syntactic import structural_edits
+from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
+from derive.ops.activations import ACTIVATIONS
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
 
@@ -251,9 +254,53 @@ class _Run:
     def judge(self, name: str, seed: int, points: int) -> GradientCheck:
         base = _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
         assert base is not None
-        return self._judge_values(base, self.backward_env[name], seed, points)
+        return self._judge_values(base, self.backward_env[name], seed, points, self._line(name))
 
-    def _judge_values(self, base: str, claimed: Any, seed: int, points: int) -> GradientCheck:
+    def _line(self, name: str) -> tuple[str, P.Assign, dict[str, Any]] | None:
+        """dV's one defining line (``dV = expr``, nothing after it) with the names before it."""
+        statements = self.program.backward
+        group = _group(statements, name)
+        if len(group) != 1 or not isinstance(statements[group[0]], P.Assign):
+            return None
+        with symbolic_numpy():
+            env = dict(self.forward_env)
+            env.update(self.ups)
+            interpreter = Interpreter(env)
+            for s in statements[:group[0]]:
+                interpreter.statement(s)
+        line = statements[group[0]]
+        assert isinstance(line, P.Assign)
+        return name, line, env
+
+    def _derivatives(self) -> list[str]:
+        """g′ of every activation the forward block applies to a whole value: tanh_prime(Z1), ..."""
+        out = []
+        for s in self.program.forward:
+            if isinstance(s, P.Assign) and len(s.targets) == 1 and isinstance(s.value, F.Call):
+                f, args = s.value.func, s.value.args
+                if f in ACTIVATIONS and ACTIVATIONS[f].prime is not None and len(args) == 1 and isinstance(
+                        args[0], F.Name):
+                    out.append(f"{f}_prime({args[0].id})")
+                elif f == "relu" and len(args) == 1:
+                    out.append(f"relu_prime({F.unparse(args[0])})")
+        return out
+
+    def _repair(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
+        """The smallest proven structural change to dV's line (see derive.diagnose.syntactic)."""
+        name, statement, env = line
+        for candidate, _code, message in structural_edits(statement.value, self._derivatives()):
+            try:
+                with symbolic_numpy():
+                    value = Interpreter(dict(env)).value(candidate, statement.text)
+            except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
+                continue
+            value = value if isinstance(value, np.ndarray) else to_exprs(value)
+            if value.shape == true.shape and B._all_zero(value.view(np.ndarray), true):
+                return message
+        return ""
+
+    def _judge_values(self, base: str, claimed: Any, seed: int, points: int,
+                      line: tuple[str, P.Assign, dict[str, Any]] | None = None) -> GradientCheck:
         if not isinstance(claimed, np.ndarray):
             claimed = to_exprs(claimed)
         true = self.truth(base)
@@ -271,6 +318,8 @@ class _Run:
                     ce.arrays[up] = ce.arrays.pop(f"{up_name}{k}")
         if check.verdict == REFUTED and not check.diagnosis:
             check.diagnosis = B._bounded("", self._domain_hint, claimed, true)
+        if check.verdict == REFUTED and not check.diagnosis and line is not None:
+            check.diagnosis = B._bounded("", self._repair, line, true)
         return check
 
     def judge_local(self, name: str, seed: int, points: int) -> GradientCheck:
@@ -448,8 +497,11 @@ def _base_of(name: str, values: set[str], upstream: set[str]) -> str | None:
 # ------------------------------------------------------------------ records
 _CODES = (
     ("transposed", DiagnosisCode.TRANSPOSE), ("opposite sign", DiagnosisCode.OPPOSITE_SIGN),
-    ("constant factor", DiagnosisCode.CONSTANT_FACTOR), ("zero:", DiagnosisCode.CONSTANT_FACTOR),
-    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("true if", DiagnosisCode.CONDITION),
+    ("off by a constant factor", DiagnosisCode.CONSTANT_FACTOR), ("zero:", DiagnosisCode.CONSTANT_FACTOR),
+    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("true if", DiagnosisCode.DOMAIN),
+    ("divides by", DiagnosisCode.DIVIDED_BY_FACTOR), ("true without", DiagnosisCode.EXTRA_FACTOR),
+    ("a sum over the other axis", DiagnosisCode.WRONG_AXIS), ("a mean over the other axis", DiagnosisCode.WRONG_AXIS),
+    (" belongs", DiagnosisCode.WRONG_FACTOR),
 )
 
 
@@ -457,7 +509,7 @@ def _diagnosis(text: str) -> Diagnosis | None:
     if not text:
         return None
     for key, code in _CODES:
-        if text.startswith(key) or key in text[:40]:
+        if text.startswith(key) or key in text:
             return Diagnosis(code, text)
     return Diagnosis(DiagnosisCode.CONDITION, text)
 

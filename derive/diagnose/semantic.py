@@ -25,6 +25,8 @@ MAX_RATIO_OPS = 3_000
 
 #: a factor made of constants or inputs (x1/x2, alpha/2): a wrong name may explain it better
 SYMBOLIC_FACTOR_PRIORITY = 10
+#: a claim that is another weight's gradient: a fix by one or two names (priority 30) says it shorter
+PATH_PRIORITY = 25
 
 #: one candidate: a proven diagnosis of ``claimed`` against ``true``, or None
 Candidate = Callable[[Network, Judge, Matrix, Matrix], Diagnosis | None]
@@ -77,6 +79,11 @@ def _ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
     sampled = [_sampled_ratio(judge, point, claimed, true) for point in judge.sample_points()[:2]]
     if sampled[0] is not None and all(r == sampled[0] for r in sampled):
         return sampled[0] if sampled[0] != 1 else None
+    return _symbolic_ratio(judge, claimed, true)
+
+
+def _symbolic_ratio(judge: Judge, claimed: Matrix, true: Matrix) -> Expr | None:
+    """claimed/true as a function of the free constants alone, or None (a candidate)."""
     constants = set(judge.net.free_constants)
     if not constants:
         return None
@@ -222,6 +229,101 @@ def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Dia
                 if not vanishes and all(is_zero(e) for e in fixed):  # "x = 0" making both sides 0 says nothing
                     return Diagnosis(DiagnosisCode.CONDITION, f"holds only when {c} = {value}")
         return None
+    return None
+
+
+@candidate
+def _path(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
+    """The claim is k·∂L/∂v·u for a node v and a value u of the network (proven): the
+    gradient of a weight that takes u into v.  Said in the network's own terms, with where
+    the target really sits ("w1 takes x1 into z0, equation 1").  Scalar claims of a network
+    written as equations (the notes' index-by-index derivation)."""
+    eq = net.spec.equations if net.spec is not None else None
+    if eq is None or claimed.shape != (1, 1) or true.shape != (1, 1):
+        return None
+    edges = _edges(eq)  # (weight, input, node, equation number)
+    nodes = sorted({v for _, _, v, _ in edges})
+    values = sorted({u for _, u, _, _ in edges} - {None}, key=str)
+    target = _target_of(judge, true, edges)
+    for v in nodes:
+        try:
+            dv = judge.truth.grad(v)
+        except Exception:  # noqa: BLE001 - a name the truth engine does not differentiate by
+            continue
+        for u in [None, *values]:
+            candidate = dv if u is None else dv.multiply_elementwise(net.matrices[u])
+            if candidate.shape != true.shape or (candidate - true).is_zero_matrix:
+                continue
+            k = _factor(judge, claimed, candidate)
+            if k is None:
+                continue
+            factor = "" if k == 1 else f"{sympy.sstr(k)}·"
+            what = (f"∂{eq.loss}/∂{v}" if u is None else f"∂{eq.loss}/∂{v} · {u}")
+            kind = f"a bias of {v}" if u is None else f"a weight that takes {u} into {v}"
+            words = f"your formula is {factor}{what}, the gradient of {kind}"
+            if target is not None:
+                w, tu, tv, number = target
+                right = f"∂{eq.loss}/∂{tv}" + ("" if tu is None else f" · {tu}")
+                takes = f"is a bias of {tv}" if tu is None else f"takes {tu} into {tv}"
+                words += f"; {w} {takes} (equation {number}), so ∂{eq.loss}/∂{w} = {right}"
+            if k != 1:
+                words += f" (and off by a factor {sympy.sstr(k)})"
+            return Diagnosis(DiagnosisCode.WRONG_PATH, words, PATH_PRIORITY)
+    return None
+
+
+def _factor(judge: Judge, claimed: Matrix, candidate: Matrix) -> Expr | None:
+    """k with claimed = k·candidate, proven (1 included), or None."""
+    if not judge.agrees_numerically(claimed, candidate) or judge.prove(claimed, candidate) is None:
+        for k in (_ratio(judge, claimed, candidate), _symbolic_ratio(judge, claimed, candidate)):
+            if k is not None and k != 0 and _proven(judge, claimed, candidate * k):
+                return k
+        return None
+    return sympy.Integer(1)
+
+
+def _edges(eq: object) -> list[tuple[str, str | None, str, int]]:
+    """(weight, input, node, equation number) for each term weight·input (or a bias: input
+    None) of the equations ``node = Σ weight·input + bias``."""
+    from derive.lang import formula as F  # (parsing the spec's own equations once more)
+
+    out: list[tuple[str, str | None, str, int]] = []
+    params = set(getattr(eq, "parameters", ()))
+    for number, e in enumerate(getattr(eq, "equations", ()), start=1):
+        try:
+            tree = F.parse(e.formula)
+        except Exception:  # noqa: BLE001 - validated at load time; a rewrite may differ
+            continue
+        terms: list[F.Node] = []
+        stack = [tree]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, F.BinOp) and t.op == "+":
+                stack += [t.left, t.right]
+            else:
+                terms.append(t)
+        for t in terms:
+            if isinstance(t, F.Name) and t.id in params:
+                out.append((t.id, None, e.name, number))
+            elif isinstance(t, F.BinOp) and t.op == "*" and isinstance(t.left, F.Name) and isinstance(t.right, F.Name):
+                a, b = t.left.id, t.right.id
+                if a in params and b not in params:
+                    out.append((a, b, e.name, number))
+                elif b in params and a not in params:
+                    out.append((b, a, e.name, number))
+    return out
+
+
+def _target_of(judge: Judge, true: Matrix, edges: list[tuple[str, str | None, str, int]]
+               ) -> tuple[str, str | None, str, int] | None:
+    """The edge whose weight's gradient is the truth here (which parameter the claim is about)."""
+    for edge in edges:
+        try:
+            g = judge.truth.grad(edge[0])
+        except Exception:  # noqa: BLE001
+            continue
+        if g.shape == true.shape and (g - true).is_zero_matrix:
+            return edge
     return None
 
 

@@ -137,6 +137,10 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
             return None
         if works(substitute(tree, {n: o})):
             return fix(DiagnosisCode.WRONG_NAME, f"true if {n} → {o} (a wrong index along the path?)")
+    edits = structural_edits(tree, _factors(ev))
+    for candidate, code, message in [e for e in edits if e[1] == DiagnosisCode.WRONG_AXIS]:
+        if works(candidate):  # before transposes: sum(dZ, axis=0) is also sum(dZ.T, axis=1), said less well
+            return fix(code, message)
     for n in names:  # a stray or missing transpose on one name
         if tried < MAX_CANDIDATES and works(substitute(tree, {}, None, n)):
             return fix(DiagnosisCode.TRANSPOSED_NAME, f"true with {n} transposed (a stray or missing transpose)")
@@ -155,6 +159,11 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
             if works(F.parse(form)):
                 done = "added" if words == "missing" else "removed"
                 return fix(code, f"true with the factor {factor} {done} (a {words} g′ factor)")
+    for candidate, code, message in [e for e in edits if e[1] != DiagnosisCode.WRONG_AXIS]:  # one structural change
+        if tried >= MAX_CANDIDATES:
+            return None
+        if works(candidate):
+            return fix(code, message)
     for (n1, o1), (n2, o2) in itertools.combinations(singles, 2):
         if n1 == n2:
             continue
@@ -164,3 +173,57 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
             return fix(DiagnosisCode.WRONG_NAMES,
                        f"true if {n1} → {o1} and {n2} → {o2} (wrong indices along the path?)")
     return None
+
+
+Edit = tuple[F.Node, DiagnosisCode, str]
+
+
+def structural_edits(node: F.Node, factors: list[str]) -> list[Edit]:
+    """Each single structural change of the tree: a division that should multiply
+    (``x / g′`` for ``x * g′``), a factor left out or one too many, one factor where a
+    derivative g′ belongs (``(1 − A1)`` where ``tanh_prime(Z1)``), a sum over the other axis."""
+    out: list[Edit] = []
+
+    def text(n: F.Node) -> str:
+        return F.unparse(n)
+
+    def here(n: F.Node) -> list[Edit]:
+        found: list[Edit] = []
+        if isinstance(n, F.BinOp) and n.op == "/":
+            found.append((F.BinOp("*", n.left, n.right, n.col), DiagnosisCode.DIVIDED_BY_FACTOR,
+                          f"divides by {text(n.right)} where it multiplies: true with * {text(n.right)}"))
+            found.append((n.left, DiagnosisCode.EXTRA_FACTOR, f"true without the division by {text(n.right)}"))
+        if isinstance(n, F.BinOp) and n.op == "*":
+            for keep, drop in ((n.left, n.right), (n.right, n.left)):
+                found.append((keep, DiagnosisCode.EXTRA_FACTOR, f"true without the factor {text(drop)}"))
+            for side in ("left", "right"):
+                old = n.left if side == "left" else n.right
+                for g in factors:
+                    new = F.parse(g)
+                    if text(old) == g:
+                        continue
+                    rebuilt = F.BinOp("*", new, n.right, n.col) if side == "left" else F.BinOp("*", n.left, new, n.col)
+                    found.append((rebuilt, DiagnosisCode.WRONG_FACTOR, f"{text(old)} where {g} belongs"))
+        if isinstance(n, F.Call) and n.func in ("sum", "mean") and isinstance(n.axis, F.Num) and n.axis.value in (0, 1):
+            other = F.Num(1 - n.axis.value, n.axis.col)
+            found.append((F.Call(n.func, n.args, other, n.col, n.keywords), DiagnosisCode.WRONG_AXIS,
+                          f"a {n.func} over the other axis: true with axis={other.value}"))
+        return found
+
+    def walk(n: F.Node, rebuild: object) -> None:
+        for new, code, message in here(n):
+            out.append((rebuild(new), code, message))  # type: ignore[operator]
+        if isinstance(n, F.BinOp):
+            walk(n.left, lambda x, n=n: rebuild(F.BinOp(n.op, x, n.right, n.col)))  # type: ignore[operator]
+            walk(n.right, lambda x, n=n: rebuild(F.BinOp(n.op, n.left, x, n.col)))  # type: ignore[operator]
+        elif isinstance(n, F.Neg):
+            walk(n.operand, lambda x, n=n: rebuild(F.Neg(x, n.col)))  # type: ignore[operator]
+        elif isinstance(n, F.Transpose):
+            walk(n.operand, lambda x, n=n: rebuild(F.Transpose(x, n.col)))  # type: ignore[operator]
+        elif isinstance(n, F.Call):
+            for i, a in enumerate(n.args):
+                walk(a, lambda x, n=n, i=i: rebuild(F.Call(n.func, n.args[:i] + (x,) + n.args[i + 1:], n.axis,  # type: ignore[operator]
+                                                           n.col, n.keywords)))
+
+    walk(node, lambda x: x)
+    return out
