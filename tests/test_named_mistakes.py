@@ -127,3 +127,9 @@ def test_block_mistakes_are_named(tmp_path: Path, line: str, wrong: str, code: D
     assert c.finding is not None and c.finding.code == code, c.diagnosis
     path.write_text(textwrap.dedent(BLOCK))
     assert derive.load(path).report().ok
+
+
+def test_a_wrong_name_and_a_missing_factor_at_once(notes: derive.Derivation) -> None:
+    c = notes.check_claim("dw4", "(a2 - y) * sigmoid_prime(z2) * a1")
+    assert c.verdict == Verdict.REFUTED
+    assert c.finding is not None and "a1 → a0" in c.finding.message and "2/alpha" in c.finding.message

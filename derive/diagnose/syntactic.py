@@ -164,6 +164,14 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
             return None
         if works(candidate):
             return fix(code, message)
+    for n, o in singles:  # a wrong name and a constant factor at once (a missing 2/alpha, 1/m)
+        if tried >= MAX_CANDIDATES:
+            return None
+        scaled = _scaled(ev, judge, substitute(tree, {n: o}), true)
+        if scaled is not None:
+            tried += 1
+            return fix(DiagnosisCode.WRONG_NAME, f"true if {n} → {o} and the whole is multiplied by {scaled} "
+                                                 "(a wrong index and a missing factor)")
     for (n1, o1), (n2, o2) in itertools.combinations(singles, 2):
         if n1 == n2:
             continue
@@ -172,6 +180,29 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
         if works(substitute(tree, {n1: o1, n2: o2})):
             return fix(DiagnosisCode.WRONG_NAMES,
                        f"true if {n1} → {o1} and {n2} → {o2} (wrong indices along the path?)")
+    return None
+
+
+def _scaled(ev: Evaluator, judge: Judge, candidate: F.Node, true: Matrix) -> str | None:
+    """k (as text) when k·candidate = true is proven for a constant k ≠ 0, 1; else None."""
+    from derive.diagnose.semantic import _proven, _ratio, _symbolic_ratio
+
+    try:
+        value = ev.evaluate(candidate, F.unparse(candidate))
+    except DeriveError:
+        return None
+    value = value if is_matrix(value) else Matrix([[value]])
+    if value.shape != true.shape:
+        return None
+    try:
+        for k in (_ratio(judge, true, value), _symbolic_ratio(judge, true, value)):
+            named = F.names(candidate)
+            if k is None or k in (0, 1) or any(str(s) in named for s in getattr(k, "free_symbols", ())):
+                continue  # a ratio of the formula's own values (x1/x0) is no missing constant
+            if _proven(judge, value * k, true):
+                return str(k)
+    except TooLarge:
+        return None
     return None
 
 
