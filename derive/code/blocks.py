@@ -39,7 +39,7 @@ from derive.diagnose.syntactic import structural_edits
 from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
-from derive.ops.activations import ACTIVATIONS
+from derive.ops.activations import ACTIVATIONS, PIECEWISE
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
 
@@ -164,6 +164,7 @@ class _Run:
         self.last: dict[str, int] = {}  # forward name → index of its last top-level assignment
         self._truth: dict[str, np.ndarray] = {}
         self.symbol_count = 0
+        self._at: B._At | None = None  # a sample point inside the domains, for quick rejections
 
     # ------------------------------------------------------------ running
     def forward_and_backward(self) -> None:
@@ -288,15 +289,63 @@ class _Run:
     def _repair(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
         """The smallest proven structural change to dV's line (see derive.diagnose.syntactic)."""
         name, statement, env = line
-        for candidate, _code, message in structural_edits(statement.value, self._derivatives()):
+        scalars = tuple(n for n, v in self.leaves.items() if isinstance(v, SymArray) and v.shape == ()
+                        and n not in self.program.parameters)
+        decay = self._missing_decay(line, true)
+        if decay:
+            return decay
+        for candidate, _code, message in structural_edits(statement.value, self._derivatives(), scalars):
             try:
                 with symbolic_numpy():
-                    value = Interpreter(dict(env)).value(candidate, statement.text)
+                    value = Interpreter(env if isinstance(env, _Env) else dict(env)).value(candidate, statement.text)
             except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
                 continue
             value = value if isinstance(value, np.ndarray) else to_exprs(value)
-            if value.shape == true.shape and B._all_zero(value.view(np.ndarray), true):
+            if value.shape == true.shape and self._same(value.view(np.ndarray), true):
                 return message
+        return ""
+
+    def _same(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """a = b entry by entry: as written, on the declared domains, or by cases at the kinks
+        (off the kinks: a set of measure zero, as the gradients' own proofs allow)."""
+        a, b = B._objects(a), B._objects(b)  # a 0-d array times a number is a bare expression
+        at = self._at
+        if at is not None:  # a certified difference at a sample point ends it before any proof
+            for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True):
+                if at.nonzero(x - y) is True:
+                    return False
+        for x, y in zip(a.reshape(-1), b.reshape(-1), strict=True):
+            d = x - y
+            try:
+                if B.is_zero(d) or (self.domains.declared and self.domains.zero(d)):
+                    continue
+                if d.has(*PIECEWISE) and (B._zero_by_cases(d) or B._zero_off_kinks(d)):
+                    continue
+            except B.TooLarge:
+                return False
+            return False
+        return True
+
+    def _missing_decay(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
+        """true − claimed = s·P for a parameter P and a scalar s: the weight decay's term left out."""
+        name, statement, env = line
+        try:
+            with symbolic_numpy():
+                value = Interpreter(env if isinstance(env, _Env) else dict(env)).value(statement.value, statement.text)
+        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
+            return ""
+        value = value if isinstance(value, np.ndarray) else to_exprs(value)
+        if value.shape != true.shape:
+            return ""
+        for p in self.program.parameters:
+            param = self.leaves.get(p)
+            if not isinstance(param, SymArray) or param.shape != true.shape:
+                continue
+            for s, leaf in self.leaves.items():
+                if isinstance(leaf, SymArray) and leaf.shape == () and s not in self.program.parameters:
+                    scale = leaf.view(np.ndarray)[()]
+                    if self._same(value.view(np.ndarray) + param.view(np.ndarray) * scale, true):
+                        return f"the regularisation term {s} * {p} is missing: true with + {s} * {p}"
         return ""
 
     def _judge_values(self, base: str, claimed: Any, seed: int, points: int,
@@ -308,6 +357,7 @@ class _Run:
         names = [n for n, a in self.leaves.items() if isinstance(a, SymArray)]
         ups = list(self.ups.values())
         pts = self._points(seed, points, arrays, ups)
+        self._at = B._At(pts[0]) if pts else None
         up_name = next(iter(self.ups)) if len(self.ups) == 1 else "d_out"
         check = B._judge(base, claimed, true, pts, names, arrays, list(ups), up_name, self.domains)
         check.name = base
@@ -319,7 +369,7 @@ class _Run:
         if check.verdict == REFUTED and not check.diagnosis:
             check.diagnosis = B._bounded("", self._domain_hint, claimed, true)
         if check.verdict == REFUTED and not check.diagnosis and line is not None:
-            check.diagnosis = B._bounded("", self._repair, line, true)
+            check.diagnosis = _within(REPAIR_SECONDS, "", self._repair, line, true)
         return check
 
     def judge_local(self, name: str, seed: int, points: int) -> GradientCheck:
@@ -355,7 +405,8 @@ class _Run:
         env = _Env(self)
         with symbolic_numpy():
             claimed = Interpreter(env).value(c.formula, c.text)
-        return self._judge_values(base, claimed, seed, points)
+        line = (c.target, P.Assign((F.Name(c.target, 0),), c.formula, 0, c.text), env)
+        return self._judge_values(base, claimed, seed, points, line)
 
     def _points(self, seed: int, n: int, arrays: list[SymArray], ups: list[SymArray]) -> list[dict[Expr, Any]]:
         rng = random.Random(seed)
@@ -411,6 +462,20 @@ class _Env(dict):
 def _claim_check(g: GradientCheck, c: Claim) -> Check:
     check = _record(g, c.target, c.text, c.place)
     return Check(**{**check.__dict__, "expect": c.expect})
+
+
+REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
+
+
+def _within(seconds: float, default: Any, work: Any, *args: Any) -> Any:
+    """``work(*args)`` within its own few seconds (nested in the run's budget), else ``default``."""
+    try:
+        with budget.limit(seconds):
+            return work(*args)
+    except (budget.Timeout, B.TooLarge):
+        if budget.outer_expired():
+            raise budget.Timeout from None
+        return default
 
 
 def _group(statements: tuple[P.Statement, ...], name: str) -> list[int]:
@@ -501,7 +566,9 @@ _CODES = (
     ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("true if", DiagnosisCode.DOMAIN),
     ("divides by", DiagnosisCode.DIVIDED_BY_FACTOR), ("true without", DiagnosisCode.EXTRA_FACTOR),
     ("a sum over the other axis", DiagnosisCode.WRONG_AXIS), ("a mean over the other axis", DiagnosisCode.WRONG_AXIS),
-    (" belongs", DiagnosisCode.WRONG_FACTOR),
+    (" belongs", DiagnosisCode.WRONG_FACTOR), ("is missing: true with / ", DiagnosisCode.MISSING_FACTOR),
+    ("is missing: true with * ", DiagnosisCode.MISSING_FACTOR),
+    ("regularisation term", DiagnosisCode.MISSING_FACTOR),
 )
 
 

@@ -209,7 +209,7 @@ def _scaled(ev: Evaluator, judge: Judge, candidate: F.Node, true: Matrix) -> str
 Edit = tuple[F.Node, DiagnosisCode, str]
 
 
-def structural_edits(node: F.Node, factors: list[str]) -> list[Edit]:
+def structural_edits(node: F.Node, factors: list[str], scalars: tuple[str, ...] = ()) -> list[Edit]:
     """Each single structural change of the tree: a division that should multiply
     (``x / g′`` for ``x * g′``), a factor left out or one too many, one factor where a
     derivative g′ belongs (``(1 − A1)`` where ``tanh_prime(Z1)``), a sum over the other axis."""
@@ -257,4 +257,12 @@ def structural_edits(node: F.Node, factors: list[str]) -> list[Edit]:
                                                            n.col, n.keywords)))
 
     walk(node, lambda x: x)
+    for name in scalars:  # a whole factor 1/p or p forgotten (inverted dropout's 1/keep_prob, a 1/N)
+        if name in F.names(node):
+            continue
+        scalar = F.Name(name, 0)
+        out.append((F.BinOp("/", node, scalar, 0), DiagnosisCode.MISSING_FACTOR,
+                    f"a factor 1/{name} is missing: true with / {name}"))
+        out.append((F.BinOp("*", node, scalar, 0), DiagnosisCode.MISSING_FACTOR,
+                    f"a factor {name} is missing: true with * {name}"))
     return out
