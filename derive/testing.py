@@ -21,6 +21,11 @@ from derive.render.text import TextRenderer
 
 def true_form(d: Derivation, target: str) -> str:
     """The proven closed-form rule for ``target`` if derive has one, else its first entry."""
+    if getattr(d, "net", None) is None:  # a derivation written as NumPy code
+        try:
+            return str(d.true_form(target))  # type: ignore[attr-defined]
+        except Exception:  # the explanation must never hide the failure it explains
+            return f"{target} (∂L/∂{target[1:]})"
     for rule in d.rules():
         if rule.target == target:
             check = d.check_rule(rule)
@@ -45,8 +50,10 @@ def explain(check: Check, d: Derivation | None = None) -> str:
 def failure_text(d: Derivation, checks: list[Check]) -> str:
     """The plain-text renderer's view of ``checks`` (made on ``d``): each one that is not
     as expected written out with its true form, then the summary line."""
-    report = Report(d.spec.file, d.spec.name, d.spec.sizes, d.spec.batch, d.net.parameter_count,
-                    d.truth.method, rules=[c for c in checks if c.kind == "rule"],
+    blocks = getattr(d, "net", None) is None  # a derivation written as NumPy code
+    report = Report(d.spec.file, d.spec.name, [] if blocks else d.spec.sizes, 0 if blocks else d.spec.batch,
+                    d.spec.parameter_count if blocks else d.net.parameter_count,  # type: ignore[attr-defined]
+                    "blocks" if blocks else d.truth.method, rules=[c for c in checks if c.kind == "rule"],
                     claims=[c for c in checks if c.kind == "claim"])
     forms = {c.target: true_form(d, c.target) for c in checks if not c.ok}
     return TextRenderer().render(Document(report, true_forms=forms))

@@ -411,3 +411,14 @@ def test_tanh_written_through_sigmoid_is_used_through_its_definition(tmp_path: P
     """
     report = spec(tmp_path, text)
     assert report.ok, [(c.target, c.verdict) for c in report.claims]
+
+
+def test_python_api_for_block_specs() -> None:
+    from derive.testing import assert_claim, assert_refuted
+
+    d = derive.load(ROOT / "derivations" / "dropout_inverted.yaml")
+    assert assert_claim(d, "dx", "dout * keep / p").verdict == Verdict.PROVEN  # type: ignore[arg-type]
+    c = assert_refuted(d, "dx", "dout * keep", "1/p is missing")  # type: ignore[arg-type]
+    assert c.finding is not None and c.finding.code == "missing factor"
+    with pytest.raises(AssertionError, match=r"true:    dx\[0,0\] = dout\[0,0\]\*keep\[0,0\]/p"):
+        assert_claim(d, "dx", "dout * keep")  # type: ignore[arg-type]

@@ -39,6 +39,25 @@ class BlockDerivation:
                 raise SpecError(spec.file, c.place, str(exc)) from None
             self.claims.append(Claim(c.target, node, c.formula, c.place, Verdict(c.expect)))
 
+    def rules(self) -> list[Any]:
+        """No built-in rules: the user's own block is the derivation."""
+        return []
+
+    def check_claim(self, target: str, formula: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
+        """Check ``target = formula`` (NumPy dialect; dV on the right is the true ∂L/∂V)."""
+        F.check_target(F.parse(target), target)
+        claim = Claim(target, F.parse(formula), formula)
+        result = check_program(Program(self.spec.forward, (), self.spec.shapes, self.spec.parameters,
+                                       self.spec.upstream, self.spec.loss, self.spec.domains), timeout=timeout,
+                               claims=(claim,))
+        return result.checks[-1]
+
+    def true_form(self, target: str) -> str:
+        """The true ∂L/∂V's first entry, written out (SymPy's text), for a failure message."""
+        from derive.code.blocks import true_entry
+
+        return true_entry(self.program, target)
+
     def count_checks(self, rules: bool = True) -> int:
         return len(P.assigned(self.spec.backward)) + len(self.claims)
 

@@ -478,6 +478,22 @@ def _within(seconds: float, default: Any, work: Any, *args: Any) -> Any:
         return default
 
 
+def true_entry(program: Program, target: str, width: int = 300) -> str:
+    """``dV[0,0] = <the true ∂L/∂V's first entry>``, for messages (shortened past ``width``)."""
+    run = _Run(Program(program.forward, (), program.shapes, program.parameters, program.upstream, program.loss,
+                       program.domains))
+    run.forward_and_backward()
+    base = _base_of(target, set(run.leaves) | set(run.last), set(run.ups))
+    if base is None:
+        return f"{target} (not the gradient of a value here)"
+    true = run.truth(base)
+    first = true.reshape(-1)[0] if true.size else sympy.Integer(0)
+    text = str(first)
+    index = ",".join("0" for _ in true.shape)
+    text = text if len(text) <= width else text[:width] + " …"
+    return f"{target}[{index}] = {text}" if true.shape else f"{target} = {text}"
+
+
 def _group(statements: tuple[P.Statement, ...], name: str) -> list[int]:
     """The top-level statements that make ``name``'s final value, from its last whole
     assignment on (empty when a loop assigns it)."""
