@@ -422,3 +422,16 @@ def test_python_api_for_block_specs() -> None:
     assert c.finding is not None and c.finding.code == "missing factor"
     with pytest.raises(AssertionError, match=r"true:    dx\[0,0\] = dout\[0,0\]\*keep\[0,0\]/p"):
         assert_claim(d, "dx", "dout * keep")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("block, place, message", [
+    ("  dx = dout * 2\n  dy = dq @ dx\n", "backward", "line 2: unknown name 'dq'"),
+    ("  dx = np.ones((100000, 100000))\n", "backward", "larger than the limit"),
+    ("  dx = dout\n  for t in range(1000):\n      dx = dx + 0\n", "backward", "the loop runs 1000 steps"),
+])
+def test_block_errors_are_one_line_with_the_place(tmp_path: Path, block: str, place: str, message: str) -> None:
+    text = "network:\n  equations: |\n    out = x * 2\n  shapes: {x: [2]}\nupstream: {out: dout}\nbackward: |\n" + block
+    with pytest.raises(SpecError) as info:
+        spec(tmp_path, text)
+    assert f": {place}: " in str(info.value) and message in str(info.value)
+    assert "\n" not in str(info.value)

@@ -90,7 +90,7 @@ class BlockDerivation:
         try:
             result = check_program(self.program, timeout=limit, claims=tuple(self.claims))
         except FormulaError as exc:
-            raise SpecError(self.spec.file, "backward" if "line" in str(exc) else "network", str(exc)) from None
+            raise SpecError(self.spec.file, getattr(exc, "place", None) or "network", str(exc)) from None
         checks = []
         for c in result.checks:
             expect = Verdict(self.spec.expect.get(c.target, c.expect))

@@ -20,9 +20,10 @@ blocks are parsed, and interpreted through a fixed table of NumPy operations.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,12 +175,15 @@ class _Run:
                 self.last[n] = k
         with symbolic_numpy():
             env = dict(self.leaves)
-            Interpreter(env).run(p.forward)
+            with _block("network.equations"):
+                Interpreter(env).run(p.forward)
             self.forward_env = env
-            self.loss = self._loss(env, make_upstream=True)
+            with _block("network.loss" if p.loss else "upstream"):
+                self.loss = self._loss(env, make_upstream=True)
             benv = dict(env)
             benv.update(self.ups)
-            Interpreter(benv).run(p.backward)
+            with _block("backward"):
+                Interpreter(benv).run(p.backward)
             self.backward_env = benv
         values = set(self.leaves) | set(self.last)
         for name in P.assigned(p.backward):
@@ -476,6 +480,17 @@ def _within(seconds: float, default: Any, work: Any, *args: Any) -> Any:
         if budget.outer_expired():
             raise budget.Timeout from None
         return default
+
+
+@contextlib.contextmanager
+def _block(place: str) -> Iterator[None]:
+    """Errors while running a block name the block (``backward line 3: ...``)."""
+    try:
+        yield
+    except BlockError as exc:
+        if getattr(exc, "place", None) is None:
+            exc.place = place  # type: ignore[attr-defined]
+        raise
 
 
 def true_entry(program: Program, target: str, width: int = 300) -> str:

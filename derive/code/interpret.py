@@ -393,10 +393,26 @@ def _ufunc(fn: Callable[..., Any]) -> Call:
     return call
 
 
+MAX_VALUE_ENTRIES = 100_000  # entries of one array a block may make (np.ones((N, D)), np.arange(N), kron)
+
+
 def _sizes(args: list[Any]) -> tuple[int, ...]:
     if len(args) == 1 and isinstance(args[0], tuple):
         args = list(args[0])
-    return tuple(_int(a, "a size") for a in args)
+    sizes = tuple(_int(a, "a size") for a in args)
+    _guard(sizes)
+    return sizes
+
+
+def _guard(sizes: tuple[int, ...]) -> None:
+    total = 1
+    for n in sizes:
+        if n < 0:
+            raise NotRepresentable(f"a negative size {n}")
+        total *= n
+        if total > MAX_VALUE_ENTRIES:
+            raise NotRepresentable(f"an array of shape {sizes} is larger than the limit of {MAX_VALUE_ENTRIES} "
+                                   "entries: derive works entry by entry; use small sizes")
 
 
 def _shape(node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
@@ -463,6 +479,7 @@ def _len(node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
 def _outer(node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
     _one("outer", args, 2)
     a, b = (_arr(x).reshape(-1) for x in args)
+    _guard((a.size, b.size))
     return np.multiply.outer(a.view(np.ndarray), b.view(np.ndarray)).view(SymArray)
 
 
@@ -477,6 +494,7 @@ def _kron(node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
     a, b = (_arr(x).view(np.ndarray) for x in args)
     if a.ndim != 2 or b.ndim != 2:
         raise NotRepresentable("kron takes two matrices")
+    _guard((a.shape[0] * b.shape[0], a.shape[1] * b.shape[1]))
     out = _EMPTY((a.shape[0] * b.shape[0], a.shape[1] * b.shape[1]), dtype=object)
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):

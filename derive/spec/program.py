@@ -113,7 +113,7 @@ def program_spec(file: str, name: str, data: dict[str, Any], limits: Limits) -> 
             raise _fail(file, place, f"expected a list of at most {MAX_RANK} sizes such as [4, 3], got {value!r}")
         dims = [_int(file, place, batch if v == "m" else v, 1, limits.max_units, "a size (or m)") for v in value]
         shapes[key] = tuple(dims)
-    used = P.used(forward) | P.used(backward)
+    used = P.used(forward)  # the inputs are what the forward block reads; the backward block reads values
     upstream: dict[str, str] = {}
     raw_up = data.get("upstream")
     if raw_up is not None:
@@ -137,7 +137,7 @@ def program_spec(file: str, name: str, data: dict[str, Any], limits: Limits) -> 
                                           "gradient of an output (upstream: {out: dout})")
     # leaves: every name read and never assigned (nor an upstream gradient, nor a loop variable)
     loops = _loop_vars(forward) | _loop_vars(backward)
-    leaves = sorted(used - set(defined) - set(P.assigned(backward)) - set(upstream.values()) - loops - {"None"})
+    leaves = sorted(used - set(defined) - loops - {"None"})
     for n in leaves:
         shapes.setdefault(n, ())
     for p in params:
