@@ -133,3 +133,16 @@ def test_a_wrong_name_and_a_missing_factor_at_once(notes: derive.Derivation) -> 
     c = notes.check_claim("dw4", "(a2 - y) * sigmoid_prime(z2) * a1")
     assert c.verdict == Verdict.REFUTED
     assert c.finding is not None and "a1 → a0" in c.finding.message and "2/alpha" in c.finding.message
+
+
+@pytest.mark.parametrize("formula, code, words", [
+    ("diag(A1)", DiagnosisCode.MISSING_FACTOR, "− s sᵀ term of the softmax Jacobian is missing"),
+    ("diag(A1) + A1 @ A1.T", DiagnosisCode.OPPOSITE_SIGN, "+ s sᵀ where"),
+])
+def test_softmax_jacobian_mistakes(formula: str, code: DiagnosisCode, words: str) -> None:
+    d = derive.from_dict({"network": {"inputs": 2, "layers": [{"units": 3, "activation": "softmax"}],
+                                      "loss": "cross_entropy"}})
+    assert d.check_claim("J(A1, Z1)", "diag(A1) - A1 @ A1.T").verdict == Verdict.PROVEN
+    c = d.check_claim("J(A1, Z1)", formula)
+    assert c.verdict == Verdict.REFUTED
+    assert c.finding is not None and c.finding.code == code and words in c.finding.message

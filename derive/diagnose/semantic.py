@@ -204,6 +204,25 @@ def _activation_factor(net: Network, judge: Judge, claimed: Matrix, true: Matrix
 
 
 @candidate
+def _softmax_jacobian(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
+    """The softmax Jacobian written diag(s) (the − s sᵀ term left out) or with + s sᵀ."""
+    for layer in net.layers:
+        a = net.matrices.get(f"A{layer.index}")
+        if layer.activation.name != "softmax" or a is None or a.shape[1] != 1:
+            continue
+        outer = a * a.T
+        if claimed.shape != outer.shape or true.shape != outer.shape:
+            continue
+        if _proven(judge, claimed - outer, true):
+            return Diagnosis(DiagnosisCode.MISSING_FACTOR, f"the − s sᵀ term of the softmax Jacobian is missing "
+                             f"(J = diag(s) − s sᵀ with s = A{layer.index})")
+        if _proven(judge, claimed - 2 * outer, true):
+            return Diagnosis(DiagnosisCode.OPPOSITE_SIGN, f"+ s sᵀ where the softmax Jacobian has − s sᵀ "
+                             f"(J = diag(s) − s sᵀ with s = A{layer.index})")
+    return None
+
+
+@candidate
 def _condition(net: Network, judge: Judge, claimed: Matrix, true: Matrix) -> Diagnosis | None:
     constants = net.free_constants
     if not constants or claimed.shape != true.shape:
