@@ -24,7 +24,7 @@ from derive.lang import formula as F
 from derive.records import REFUTED
 from derive.render import formats
 from derive.render import terminal as render
-from derive.render.latex import PdfError, write
+from derive.render.latex import LatexFailed, PdfError, write
 from derive.rules.identities import ALL_SIZES, check_sizes, identities
 from derive.spec import Limits
 from derive.util.files import write_atomic
@@ -167,9 +167,10 @@ def _write_latex(d: derive.Derivation, report: derive.Report, path: str, pdf: bo
                  notation: str | None, err: Console) -> int:
     try:
         produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
-    except PdfError as exc:
-        err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
-        return BAD_INPUT
+    except PdfError as exc:  # pdflatex rejecting derive's own document is a bug in derive
+        err.print(f"derive: {'internal ' if isinstance(exc, LatexFailed) else ''}error: {exc}", markup=False,
+                  soft_wrap=True)
+        return INTERNAL if isinstance(exc, LatexFailed) else BAD_INPUT
     except OSError as exc:
         err.print(f"derive: error: cannot write {path}: {exc}", markup=False)
         return BAD_INPUT

@@ -150,10 +150,18 @@ class Check:
     latex: str | None = None  # the claim as the user wrote it in LaTeX
     step: ProofStep | None = None  # Method.EXACT: the deepest proof step any entry needed
     basis: str | None = None  # what the proof rests on: the truth engine, or the identity instantiated
+    #: derive's own rule as printed for reading (constants collected; derive.render.readable):
+    #: equal to ``formula`` by identities only, set by the report document, never proven itself
+    display: str | None = None
 
     @property
     def statement(self) -> str:
         return f"{self.target} = {self.formula}"
+
+    @property
+    def shown(self) -> str:
+        """The statement as printed for reading: ``display`` when there is one."""
+        return f"{self.target} = {self.display or self.formula}"
 
     @property
     def diagnosis(self) -> str | None:

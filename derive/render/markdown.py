@@ -13,7 +13,7 @@ def check(c: Check) -> str:
     if c.diagnosis:
         lines.append(f"- diagnosis: {c.diagnosis}")
     if c.counterexample is not None:
-        lines.append(f"- counterexample {words.at_entry(c.counterexample)} ({words.arithmetic(c.counterexample)})")
+        lines.append(f"- counterexample {words.at_entry(c.counterexample, c.entries == 1)} ({words.arithmetic(c.counterexample)})")
     if c.detail and c.verdict != PROVEN:
         lines.append(f"- {c.detail}")
     return "\n".join(lines)
