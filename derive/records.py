@@ -176,6 +176,12 @@ class Check:
     def _repr_markdown_(self) -> str:  # Jupyter
         return _show_markdown(self)
 
+    def _repr_html_(self) -> str:  # Jupyter: the HTML report's fragment for this check
+        return _show("html", self)
+
+    def _repr_latex_(self) -> str:
+        return _show("latex", self)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -206,6 +212,12 @@ class Report:
     def _repr_markdown_(self) -> str:  # Jupyter
         return _show_markdown(self)
 
+    def _repr_html_(self) -> str:  # Jupyter: the HTML report's fragment (refuted first, then tables)
+        return _show("html", self)
+
+    def _repr_latex_(self) -> str:
+        return _show("latex", self)
+
 
 #: how records show themselves in Jupyter: installed by :mod:`derive.render.markdown` when it
 #: is imported (records import nothing above them; ``import derive`` then loads it)
@@ -221,3 +233,25 @@ def _show_markdown(record: Check | Report) -> str:
     if markdown_view is None:  # no renderer loaded: the bare facts
         return repr(record)
     return markdown_view(record)
+
+
+#: further views (``"html"``, ``"latex"``, ``"derivation html"``, ...) installed by their
+#: renderers (derive.render.html): what Jupyter shows of records and derivations
+VIEWS: dict[str, Callable[[Any], str]] = {}
+
+
+def show_with(kind: str, view: Callable[[Any], str]) -> None:
+    VIEWS[kind] = view
+
+
+def show(kind: str, thing: Any) -> str:
+    """``thing`` in the view ``kind``; without that view (no renderer loaded), its repr."""
+    view = VIEWS.get(kind)
+    return repr(thing) if view is None else view(thing)
+
+
+def _show(kind: str, record: Check | Report) -> str:
+    view = VIEWS.get(kind)
+    if view is None:  # no renderer loaded: the Markdown view (itself the bare facts without one)
+        return _show_markdown(record)
+    return view(record)

@@ -57,7 +57,8 @@ def conventions(d: Derivation, report: Report) -> Section:
     else:
         sizes = "-".join(str(n) for n in spec.sizes)
         acts = ", ".join(layer.activation for layer in spec.layers)
-        batch = "one example (m = 1)" if spec.batch == 1 else f"a batch of m = {spec.batch} examples as {spec.batch_layout}"
+        batch = ("one example (m = 1)" if spec.batch == 1
+                 else f"a batch of m = {spec.batch} examples as {spec.batch_layout}")
         text.append(f"Layer sizes {sizes}; activations {acts}; {batch}.")
         cost = "J = (1/m) Σ ℓ (averaged)" if spec.average else "J = Σ ℓ (summed over the batch)"
         loss = spec.loss.kind + (f" with scale {spec.loss.scale}" if spec.loss.kind == "mse" else "")
