@@ -72,6 +72,9 @@ def scalar_test(shapes: dict[str, tuple[int, int]]) -> Callable[[F.Node], bool]:
         if isinstance(node, F.Num):
             return True
         if isinstance(node, F.Name):
+            if not shapes:  # no network at hand (a check shown on its own): W, A, dZ are matrices
+                bare = node.id[1:] if node.id.startswith("d") and len(node.id) > 1 else node.id
+                return not bare[:1].isupper()
             base = node.id[1:] if node.id.startswith("d") and node.id[1:] in shapes else node.id
             shape = shapes.get(base)
             return shape is None or shape == (1, 1)
