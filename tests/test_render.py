@@ -26,11 +26,11 @@ def checked() -> tuple[derive.Derivation, Report]:
 
 
 def test_registry_has_every_format() -> None:
-    assert formats.names() == ["json", "latex", "markdown", "terminal", "text"]
+    assert formats.names() == ["html", "json", "latex", "markdown", "terminal", "text"]
     for name in formats.names():
         r = formats.get(name)
         assert isinstance(r, base.Renderer) and r.name == name and r.extension.startswith(".")
-    with pytest.raises(KeyError, match="unknown output format 'yaml' .expected one of: json, latex"):
+    with pytest.raises(KeyError, match="unknown output format 'yaml' .expected one of: html, json, latex"):
         formats.get("yaml")
 
 

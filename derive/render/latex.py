@@ -40,6 +40,14 @@ _SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": 
             "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:/\d+)?(?:e-?\d+)?$")
+
+
+def value_tex(text: str) -> str:
+    """A value of a counterexample: a number in math mode (a true minus sign), else text."""
+    return f"${text}$" if _NUMBER.match(text) else tex_text(text)
+
+
 def index_tex(text: str) -> str:
     """An index-calculus step (derive.rules.identities) with its mathematics typeset."""
     return "".join(tex_text(piece) if kind == "text" else f"${piece}$" for kind, piece in index_segments(text))
@@ -143,14 +151,15 @@ class _Writer:
             how = words.arithmetic(ce)
             where = "" if c.entries == 1 else f"at entry $[{i},{j}]$ "
             out += (f"\\noindent Counterexample ({tex_text(how)}): {where}the claim gives "
-                    f"{tex_text(ce.claimed)} and the true value is {tex_text(ce.true)}, with\\par\n")
+                    f"{value_tex(ce.claimed)} and the true value is {value_tex(ce.true)}, with\\par\n")
             values = list(ce.values.items())
-            cells = [f"${self.name(k)}$ & {tex_text(v)}" for k, v in values[:MAX_VALUES]]
+            cells = [f"${self.name(k)}$ & {value_tex(v)}" for k, v in values[:MAX_VALUES]]
             rows = [" & ".join(cells[i:i + 4]) + " \\\\" for i in range(0, len(cells), 4)]
             out += ("\\begin{center}\\small\\begin{tabular}{llllllll}\n" + "\n".join(rows)
                     + "\n\\end{tabular}\\end{center}\n")
             if len(values) > MAX_VALUES:
-                out += f"\\noindent and {len(values) - MAX_VALUES} more values (derive check --json lists all).\\par\n"
+                more = tex_text(f"and {len(values) - MAX_VALUES} more values (derive check --json lists all).")
+                out += f"\\noindent {more}\\par\n"
         return out + "\\medskip\n"
 
     def section(self, number: int, s: Section) -> str:
