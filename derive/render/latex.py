@@ -92,7 +92,10 @@ class _Writer:
     def formula(self, formula: str, check: Check | None = None) -> str:
         """derive's own rules are shown in their display form (readable; printing only)."""
         if check is not None and check.kind == "rule":
-            return self.printer(readable_tree(formula, self.shapes, self.doc.constants, self.is_scalar))
+            try:
+                return self.printer(readable_tree(formula, self.shapes, self.doc.constants, self.is_scalar))
+            except Exception:  # the display form is a nicety: the rule as built is always printable
+                pass
         return self.printer(F.parse(formula))
 
     def statement(self, target: str, formula: str, check: Check | None = None) -> str:
