@@ -136,4 +136,4 @@ def test_jupyter_views_come_from_the_markdown_renderer(checked: tuple[derive.Der
 
 def test_files_get_the_extension_of_their_format(tmp_path: Path) -> None:
     assert {n: formats.get(n).extension for n in formats.names()} == {
-        "json": ".json", "latex": ".tex", "markdown": ".md", "terminal": ".txt", "text": ".txt"}
+        "html": ".html", "json": ".json", "latex": ".tex", "markdown": ".md", "terminal": ".txt", "text": ".txt"}
