@@ -165,7 +165,8 @@ def assertion(c: Check, true_form: str | None = None) -> str:
     ce = c.counterexample
     if ce is not None:
         i, j = ce.entry
-        lines.append(f"  counterexample ({arithmetic(ce)}): entry [{i},{j}] claimed {ce.claimed}, true {ce.true}")
+        where = "" if c.entries == 1 else f"entry [{i},{j}] "
+        lines.append(f"  counterexample ({arithmetic(ce)}): {where}claimed {ce.claimed}, true {ce.true}")
         lines.append("    at " + ", ".join(f"{k} = {v}" for k, v in ce.values.items()))
     if c.detail:
         lines.append(f"  {c.detail}")
