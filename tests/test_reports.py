@@ -163,10 +163,13 @@ def test_readable_rules_in_the_terminal() -> None:
     ("1 / alpha * 2 * (o - y)", "2 / alpha * (o - y)"),
     ("-(1 / alpha * 2 * (y - a2))", "2 / alpha * (a2 - y)"),
     ("1 / (2 * m) * ones(3, 2) * 2 * (A2 - Y)", "1 / m * (A2 - Y)"),
+    ("(1/2) * beta * 2 * (o - y)", "beta * (o - y)"),  # numbers that cancel are collected too
     ("dZ1 @ X.T", "dZ1 @ X.T"),
+    ("dh * tanh_prime(u * x + c) * x", "dh * tanh_prime(u * x + c) * x"),  # nothing to collect: kept as built
 ])
 def test_readable_forms(formula: str, shown: str) -> None:
-    shapes = {"o": (1, 1), "y": (1, 1), "a2": (1, 1), "alpha": (1, 1), "A2": (3, 2), "Y": (3, 2),
+    shapes = {"o": (1, 1), "y": (1, 1), "a2": (1, 1), "alpha": (1, 1), "beta": (1, 1), "A2": (3, 2), "Y": (3, 2),
+              "dh": (1, 1), "u": (1, 1), "x": (1, 1), "c": (1, 1),
               "Z1": (4, 3), "X": (2, 3)}
     assert readable_text(formula, shapes, {"alpha"}, scalar_test(shapes)) == shown
 
@@ -284,3 +287,10 @@ def test_check_latex_option_writes_both(tmp_path: Path) -> None:
     pdf = write(derive.load(ROOT / "derivations" / "tanh_scalar_equations.yaml"),
                 derive.load(ROOT / "derivations" / "tanh_scalar_equations.yaml").report(), out, pdf=True)
     assert pdf is not None and pdf.exists()
+
+
+def test_unicode_names_are_safe_and_greek_where_they_can_be() -> None:
+    assert name("α") == r"\alpha" and name("λ") == r"\lambda"
+    for odd in ("xé", "ж", "a\u202eb"):
+        printed = name(odd)
+        assert printed.isascii() and "\\" not in printed.replace(r"\mathit", "")

@@ -13,6 +13,7 @@ artefacts.  Renderers only: no mathematics is decided here.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 import sympy
@@ -30,13 +31,30 @@ _NAME = re.compile(r"^([A-Za-z]+?)(\d+)$")
 
 
 def _ident(text: str) -> str:
-    """An identifier's text with nothing LaTeX could read as a command (ASCII letters and digits)."""
-    return "".join(ch for ch in text if ch.isascii() and ch.isalnum()) or "?"
+    """An identifier's text with nothing LaTeX could read as a command (ASCII letters and
+    digits; a Greek letter spelled in Unicode, α, as its name; anything else as its code point)."""
+    out = []
+    for ch in text:
+        if ch.isascii() and ch.isalnum():
+            out.append(ch)
+        elif not ch.isascii():
+            greek = _unicode_greek(ch)
+            out.append(greek if greek is not None else f"u{ord(ch):04x}")
+    return "".join(out) or "x"
+
+
+def _unicode_greek(ch: str) -> str | None:
+    """``α`` → ``alpha`` (a small Greek letter derive's printer knows), else None."""
+    words = unicodedata.name(ch, "").split()
+    letter = words[3].lower().replace("lamda", "lambda") if len(words) == 4 else ""
+    return letter if words[:3] == ["GREEK", "SMALL", "LETTER"] and letter in GREEK else None
 
 
 def _greek(text: str) -> str | None:
-    """``alpha`` and the reader's ``lambda_`` (a Python keyword, renamed) are Greek letters."""
+    """``alpha``, ``α`` and the reader's ``lambda_`` (a Python keyword, renamed) are Greek letters."""
     bare = text.rstrip("_")
+    if len(bare) == 1 and not bare.isascii():
+        bare = _unicode_greek(bare) or bare
     return "\\" + bare if bare in GREEK else None
 
 

@@ -35,14 +35,17 @@ Shape = tuple[int, int]
 class _Product:
     def __init__(self) -> None:
         self.coefficient = sympy.Rational(1)
+        self.absorbed = 0  # numbers and signs taken into the coefficient
         self.num: list[F.Node] = []
         self.den: list[F.Node] = []
 
     def take(self, node: F.Node, top: bool = True) -> None:
         if isinstance(node, F.Neg):
             self.coefficient = -self.coefficient
+            self.absorbed += 1
             self.take(node.operand, top)
         elif isinstance(node, F.Num) and node.value != 0:
+            self.absorbed += 1
             self.coefficient = self.coefficient * node.value if top else self.coefficient / node.value
         elif isinstance(node, F.BinOp) and node.op == "*":
             self.take(node.left, top)
@@ -143,7 +146,7 @@ class Readable:
                     num = [f for f in num if f is not one]
         c = p.coefficient
         constants = [f for f in num if self.is_constant(f)]
-        if c == 1 and len(num) == len(p.num) and not p.den and not constants:
+        if not p.absorbed and len(num) == len(p.num) and not p.den and not constants:
             return node  # nothing to collect: the factors stay in their order
         if c < 0:  # -(y - a) is a - y
             for k, f in enumerate(num):
