@@ -61,6 +61,8 @@ def test_every_format_renders_the_same_document(checked: tuple[derive.Derivation
     assert "| claim | `dZ2 = A2 - Y` | refuted (expected) |" in out["markdown"]
     assert out["text"] == words.summary_line(report)  # everything as expected: nothing to write out
     assert "\\begin{document}" in out["latex"] and words.counts(report) in out["latex"]
+    assert out["html"].startswith("<!DOCTYPE html>") and words.counts(report) in out["html"]
+    assert out["html"].index("Refuted and unproven (1)") < out["html"].index("3. Backward pass, layer 2")
     console = Console(width=120, color_system=None, record=True)
     console.print(out["terminal"])
     shown = console.export_text()
