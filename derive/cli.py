@@ -24,7 +24,7 @@ from derive.lang import formula as F
 from derive.records import REFUTED
 from derive.render import formats
 from derive.render import terminal as render
-from derive.render.latex import PdfError, write
+from derive.render.latex import LatexFailed, PdfError, write
 from derive.rules.identities import ALL_SIZES, check_sizes, identities
 from derive.spec import Limits
 from derive.util.files import write_atomic
@@ -61,8 +61,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--explain", action="store_true", help="print the derivation step by step")
     c.add_argument("--latex", metavar="FILE.tex", help="also write the derivation as a LaTeX document")
     c.add_argument("--pdf", action="store_true", help="with --latex: also run pdflatex")
+    c.add_argument("--html", metavar="FILE.html",
+                   help="also write the derivation as a self-contained HTML report (math typeset by embedded KaTeX)")
     c.add_argument("--notation", choices=("default", "course"), default=None,
-                   help="W_l (default) or W^{[l]} (course) in the LaTeX document")
+                   help="W_l (default) or W^{[l]} (course) in the LaTeX document and the HTML report")
     c.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
@@ -86,6 +88,19 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--notation", choices=("default", "course"), default=None,
                    help="W_l (default) or W^{[l]} (course)")
     t.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
+    h = sub.add_parser("report", help="write the derivation as a self-contained HTML report")
+    h.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
+    h.add_argument("-o", "--output", required=True, metavar="FILE.html", help="where to write the report")
+    h.add_argument("--notation", choices=("default", "course"), default=None,
+                   help="W_l (default) or W^{[l]} (course)")
+    h.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
+    w = sub.add_parser("watch", help="re-check a spec file whenever it changes (Ctrl-C to stop)")
+    w.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
+    w.add_argument("--interval", type=float, default=0.2, metavar="S",
+                   help="seconds between looks at the file (default 0.2)")
+    w.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
+    w.add_argument("--no-rules", action="store_true", help="check only the claims")
+    w.add_argument("--once", action="store_true", help=argparse.SUPPRESS)  # tests: one check, no loop
     i = sub.add_parser("identities", help="prove the vec/Kronecker identities for all sizes")
     i.add_argument("--json", action="store_true", help="one JSON object on stdout")
     i.add_argument("--check-sizes", type=int, default=0, metavar="N",
@@ -102,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _identities(args, out)
         if args.command == "latex":
             return _latex(args, err)
+        if args.command == "report":
+            return _report(args, err)
+        if args.command == "watch":
+            return _watch(args, out, err)
         return _check(args, out, err)
     except KeyboardInterrupt:
         err.print("derive: interrupted")
@@ -152,6 +171,8 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.latex:
             code = _write_latex(d, report, args.latex, args.pdf, args.notation, err)
             status = max(status, code)
+        if args.html:
+            status = max(status, _write_html(d, report, args.html, args.notation, err))
         if not report.ok:
             status = max(status, FAILED)
     if args.output:
@@ -167,9 +188,10 @@ def _write_latex(d: Any, report: derive.Report, path: str, pdf: bool,
                  notation: str | None, err: Console) -> int:
     try:
         produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
-    except PdfError as exc:
-        err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
-        return BAD_INPUT
+    except PdfError as exc:  # pdflatex rejecting derive's own document is a bug in derive
+        err.print(f"derive: {'internal ' if isinstance(exc, LatexFailed) else ''}error: {exc}", markup=False,
+                  soft_wrap=True)
+        return INTERNAL if isinstance(exc, LatexFailed) else BAD_INPUT
     except OSError as exc:
         err.print(f"derive: error: cannot write {path}: {exc}", markup=False)
         return BAD_INPUT
@@ -186,6 +208,36 @@ def _latex(args: argparse.Namespace, err: Console) -> int:
         err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
         return BAD_INPUT
     return _write_latex(d, report, args.output, args.pdf, args.notation, err)
+
+
+def _write_html(d: derive.Derivation, report: derive.Report, path: str, notation: str | None, err: Console) -> int:
+    from derive.render import html
+
+    try:
+        html.write(d, report, path, notation)
+    except OSError as exc:
+        err.print(f"derive: error: cannot write {path}: {exc}", markup=False)
+        return BAD_INPUT
+    err.print(f"wrote {path}", markup=False)
+    return OK
+
+
+def _report(args: argparse.Namespace, err: Console) -> int:
+    file = args.files[0]
+    try:
+        d = load(file, strategy=args.strategy)
+        report = d.report()
+    except DeriveError as exc:
+        err.print(f"derive: error: {exc}", markup=False, soft_wrap=True)
+        return BAD_INPUT
+    return max(_write_html(d, report, args.output, args.notation, err), OK if report.ok else FAILED)
+
+
+def _watch(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from derive import watch
+
+    return watch.run(args.files[0], out, err, interval=args.interval, strategy=args.strategy,
+                     rules=not args.no_rules, once=args.once)
 
 
 def _identities(args: argparse.Namespace, out: Console) -> int:

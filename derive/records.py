@@ -157,10 +157,18 @@ class Check:
     latex: str | None = None  # the claim as the user wrote it in LaTeX
     step: ProofStep | None = None  # Method.EXACT: the deepest proof step any entry needed
     basis: str | None = None  # what the proof rests on: the truth engine, or the identity instantiated
+    #: derive's own rule as printed for reading (constants collected; derive.render.readable):
+    #: equal to ``formula`` by identities only, set by the report document, never proven itself
+    display: str | None = None
 
     @property
     def statement(self) -> str:
         return f"{self.target} = {self.formula}"
+
+    @property
+    def shown(self) -> str:
+        """The statement as printed for reading: ``display`` when there is one."""
+        return f"{self.target} = {self.display or self.formula}"
 
     @property
     def diagnosis(self) -> str | None:
@@ -174,6 +182,12 @@ class Check:
 
     def _repr_markdown_(self) -> str:  # Jupyter
         return _show_markdown(self)
+
+    def _repr_html_(self) -> str:  # Jupyter: the HTML report's fragment for this check
+        return _show("html", self)
+
+    def _repr_latex_(self) -> str:
+        return _show("latex", self)
 
 
 @dataclass(frozen=True)
@@ -205,6 +219,12 @@ class Report:
     def _repr_markdown_(self) -> str:  # Jupyter
         return _show_markdown(self)
 
+    def _repr_html_(self) -> str:  # Jupyter: the HTML report's fragment (refuted first, then tables)
+        return _show("html", self)
+
+    def _repr_latex_(self) -> str:
+        return _show("latex", self)
+
 
 #: how records show themselves in Jupyter: installed by :mod:`derive.render.markdown` when it
 #: is imported (records import nothing above them; ``import derive`` then loads it)
@@ -220,3 +240,25 @@ def _show_markdown(record: Check | Report) -> str:
     if markdown_view is None:  # no renderer loaded: the bare facts
         return repr(record)
     return markdown_view(record)
+
+
+#: further views (``"html"``, ``"latex"``, ``"derivation html"``, ...) installed by their
+#: renderers (derive.render.html): what Jupyter shows of records and derivations
+VIEWS: dict[str, Callable[[Any], str]] = {}
+
+
+def show_with(kind: str, view: Callable[[Any], str]) -> None:
+    VIEWS[kind] = view
+
+
+def show(kind: str, thing: Any) -> str:
+    """``thing`` in the view ``kind``; without that view (no renderer loaded), its repr."""
+    view = VIEWS.get(kind)
+    return repr(thing) if view is None else view(thing)
+
+
+def _show(kind: str, record: Check | Report) -> str:
+    view = VIEWS.get(kind)
+    if view is None:  # no renderer loaded: the Markdown view (itself the bare facts without one)
+        return _show_markdown(record)
+    return view(record)

@@ -59,3 +59,14 @@ def test_sample_error_is_real(tmp_path: Path) -> None:
     with pytest.raises(derive.SpecError) as info:
         derive.load(path)
     assert str(info.value).replace(str(path), "net.yaml") == sample.group(1)
+
+
+def test_watch_example_runs(tmp_path: Path) -> None:
+    """The watch section's command, run for one check (--once) instead of until Ctrl-C."""
+    section = README[README.index("## Watching a file"):]
+    command = re.search(r"\$ (derive watch \S+)", section)
+    assert command
+    r = subprocess.run([sys.executable, "-m", "derive.cli", *command.group(1).split()[1:], "--once"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "claims proven" in r.stdout and "watching" in r.stderr

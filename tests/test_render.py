@@ -26,11 +26,11 @@ def checked() -> tuple[derive.Derivation, Report]:
 
 
 def test_registry_has_every_format() -> None:
-    assert formats.names() == ["json", "latex", "markdown", "terminal", "text"]
+    assert formats.names() == ["html", "json", "latex", "markdown", "terminal", "text"]
     for name in formats.names():
         r = formats.get(name)
         assert isinstance(r, base.Renderer) and r.name == name and r.extension.startswith(".")
-    with pytest.raises(KeyError, match="unknown output format 'yaml' .expected one of: json, latex"):
+    with pytest.raises(KeyError, match="unknown output format 'yaml' .expected one of: html, json, latex"):
         formats.get("yaml")
 
 
@@ -61,6 +61,8 @@ def test_every_format_renders_the_same_document(checked: tuple[derive.Derivation
     assert "| claim | `dZ2 = A2 - Y` | refuted (expected) |" in out["markdown"]
     assert out["text"] == words.summary_line(report)  # everything as expected: nothing to write out
     assert "\\begin{document}" in out["latex"] and words.counts(report) in out["latex"]
+    assert out["html"].startswith("<!DOCTYPE html>") and words.counts(report) in out["html"]
+    assert out["html"].index("Refuted and unproven (1)") < out["html"].index("3. Backward pass, layer 2")
     console = Console(width=120, color_system=None, record=True)
     console.print(out["terminal"])
     shown = console.export_text()
@@ -136,4 +138,4 @@ def test_jupyter_views_come_from_the_markdown_renderer(checked: tuple[derive.Der
 
 def test_files_get_the_extension_of_their_format(tmp_path: Path) -> None:
     assert {n: formats.get(n).extension for n in formats.names()} == {
-        "json": ".json", "latex": ".tex", "markdown": ".md", "terminal": ".txt", "text": ".txt"}
+        "html": ".html", "json": ".json", "latex": ".tex", "markdown": ".md", "terminal": ".txt", "text": ".txt"}

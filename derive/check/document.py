@@ -58,8 +58,9 @@ def conventions(d: Derivation, report: Report) -> Section:
     else:
         sizes = "-".join(str(n) for n in spec.sizes)
         acts = ", ".join(layer.activation for layer in spec.layers)
-        text.append(f"Layer sizes {sizes}; activations {acts}; batch of m = {spec.batch} examples as "
-                    f"{spec.batch_layout}.")
+        batch = ("one example (m = 1)" if spec.batch == 1
+                 else f"a batch of m = {spec.batch} examples as {spec.batch_layout}")
+        text.append(f"Layer sizes {sizes}; activations {acts}; {batch}.")
         cost = "J = (1/m) Σ ℓ (averaged)" if spec.average else "J = Σ ℓ (summed over the batch)"
         loss = spec.loss.kind + (f" with scale {spec.loss.scale}" if spec.loss.kind == "mse" else "")
         text.append(f"Loss {loss}; cost {cost}. dV denotes ∂J/∂V, of V's shape.")
@@ -143,6 +144,13 @@ class Document:
     shapes: dict[str, tuple[int, int]] = field(default_factory=dict)  # of the network's values
     true_forms: dict[str, str] = field(default_factory=dict)  # target → its true form, for failures
     notation: str = "default"  # W_l (default) or W^{[l]} (course), for LaTeX
+    loss: str = "J"  # what dV differentiates: the cost J, or an equation network's own loss (L)
+    constants: frozenset[str] = frozenset()  # the network's free constants (alpha, ...)
+
+    @property
+    def scalar(self) -> bool:
+        """Every value of the network is a single number: it reads as scalar mathematics."""
+        return bool(self.shapes) and all(s == (1, 1) for s in self.shapes.values())
 
 
 def build(d: Any, report: Report, *, sections: bool = False, notation: str | None = None,
@@ -152,8 +160,11 @@ def build(d: Any, report: Report, *, sections: bool = False, notation: str | Non
         return Document(report, blocks(d, report) if sections else None, {}, dict(true_forms or {}),
                         notation or d.spec.notation)
     shapes = {name: (int(m.shape[0]), int(m.shape[1])) for name, m in d.net.matrices.items()}
+    constants = frozenset(str(c) for c in d.net.free_constants)
+    loss = d.spec.equations.loss if d.spec.equations is not None else "J"
     return Document(report, explain(d, report) if sections else None, shapes, dict(true_forms or {}),
-                    notation or d.spec.notation)
+                    notation or d.spec.notation, loss, constants)
+
 
 
 def blocks(d: Any, report: Report) -> list[Section]:

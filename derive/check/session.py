@@ -26,7 +26,7 @@ from derive.model.evaluate import Evaluator
 from derive.model.network import Network
 from derive.model.truth import Truth, make_truth
 from derive.prove.judge import Judge
-from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report, RuleKind
+from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report, RuleKind, show
 from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
@@ -97,6 +97,12 @@ class Derivation:
     @cached_property
     def judge(self) -> Judge:
         return Judge(self.net, self.truth)
+
+    def _repr_html_(self) -> str:  # Jupyter: the network, its forward pass and its claims (not checked)
+        return show("derivation html", self)  # the view derive.render.html installs
+
+    def _repr_latex_(self) -> str:
+        return show("derivation latex", self)
 
     def rules(self) -> list[Rule]:
         """The closed-form rules of this network (not yet checked)."""

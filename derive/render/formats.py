@@ -6,7 +6,7 @@ its name in the import below.
 
 from __future__ import annotations
 
-from derive.render import json, latex, markdown, terminal, text  # noqa: F401  (each registers its format)
+from derive.render import html, json, latex, markdown, terminal, text  # noqa: F401  (each registers its format)
 from derive.render.base import REGISTRY, Renderer, get
 
 __all__ = ["REGISTRY", "Renderer", "get", "names"]

@@ -8,6 +8,7 @@ pasted in, so nothing a spec says reaches pdflatex as a command.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +22,9 @@ from derive.lang import formula as F
 from derive.records import PROVEN, REFUTED, Check, Method, Report
 from derive.render import words
 from derive.render.base import Renderer
-from derive.render.latex_printer import FormulaPrinter, expr_latex, symbol_latex
+from derive.render.latex_printer import FormulaPrinter, expr_latex, scalar_test, symbol_latex
+from derive.render.prose import index_segments, name_segments
+from derive.render.readable import readable_tree
 from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.util.files import write_atomic
 
@@ -35,6 +38,19 @@ _UNICODE = {
 _SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
             "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+
+
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:/\d+)?(?:e-?\d+)?$")
+
+
+def value_tex(text: str) -> str:
+    """A value of a counterexample: a number in math mode (a true minus sign), else text."""
+    return f"${text}$" if _NUMBER.match(text) else tex_text(text)
+
+
+def index_tex(text: str) -> str:
+    """An index-calculus step (derive.rules.identities) with its mathematics typeset."""
+    return "".join(tex_text(piece) if kind == "text" else f"${piece}$" for kind, piece in index_segments(text))
 
 
 def tex_text(s: str) -> str:
@@ -56,46 +72,62 @@ class _Writer:
     def __init__(self, doc: Document) -> None:
         self.shapes = doc.shapes
         self.notation = doc.notation
-        self.printer = FormulaPrinter(doc.notation, self.is_scalar)
+        self.loss = doc.loss
+        self.doc = doc
+        self.is_scalar = scalar_test(doc.shapes)
+        self.printer = FormulaPrinter(doc.notation, self.is_scalar, doc.loss)
 
-    def is_scalar(self, node: F.Node) -> bool:
-        if isinstance(node, F.Num):
-            return True
-        if isinstance(node, F.Name):
-            base = node.id[1:] if node.id.startswith("d") and node.id[1:] in self.shapes else node.id
-            shape = self.shapes.get(base)
-            return shape is None or shape == (1, 1)
-        if isinstance(node, F.BinOp) and node.op == "/":
-            return self.is_scalar(node.left) and self.is_scalar(node.right)
-        return False
+    def is_name(self, text: str) -> bool:
+        return text in self.shapes or (text.startswith("d") and text[1:] in self.shapes)
 
-    def statement(self, target: str, formula: str) -> str:
-        return f"{self.printer(F.parse(target))} = {self.printer(F.parse(formula))}"
+    def name(self, text: str) -> str:
+        """A network name as written in derive's messages (``W2[0,0]``, ``dZ2``), in LaTeX."""
+        return symbol_latex(sympy.Symbol(text), self.notation, self.loss)
+
+    def prose(self, text: str) -> str:
+        """derive's own sentence, its network names typeset in the document's notation."""
+        return "".join(tex_text(piece) if kind == "text" else f"${self.name(piece)}$"
+                       for kind, piece in name_segments(text, self.is_name))
+
+    def formula(self, formula: str, check: Check | None = None) -> str:
+        """derive's own rules are shown in their display form (readable; printing only)."""
+        if check is not None and check.kind == "rule":
+            try:
+                return self.printer(readable_tree(formula, self.shapes, self.doc.constants, self.is_scalar))
+            except Exception:  # the display form is a nicety: the rule as built is always printable
+                pass
+        return self.printer(F.parse(formula))
+
+    def statement(self, target: str, formula: str, check: Check | None = None) -> str:
+        return f"{self.printer(F.parse(target))} = {self.formula(formula, check)}"
 
     def verdict(self, c: Check) -> str:
         if c.verdict == PROVEN:
             how = "instance of the all-sizes identity" if c.method == Method.INSTANCE else \
                 "the difference of every entry expands to exactly 0"
-            entries = "the entry" if c.entries == 1 else f"all {c.entries} entries"
-            return rf"$\checkmark$ \textbf{{proven}} for {entries} ({tex_text(how)})"
+            if self.doc.scalar or c.entries == 1:
+                how = "an instance of the all-sizes identity" if c.method == Method.INSTANCE else \
+                    "the difference expands to exactly 0"
+                return rf"$\checkmark$ \textbf{{proven}} ({tex_text(how)})"
+            return rf"$\checkmark$ \textbf{{proven}} for all {c.entries} entries ({tex_text(how)})"
         mark = r"$\times$ \textbf{refuted}" if c.verdict == REFUTED else r"\textbf{unproven}"
         mark += tex_text(words.expectation(c))
         return mark
 
     def entry(self, e: Entry) -> str:
         show = symbol_latex if isinstance(e.lhs, sympy.Symbol) else expr_latex
-        lhs = show(e.lhs, self.notation)
-        rhs = expr_latex(e.rhs, self.notation)
+        lhs = show(e.lhs, self.notation, self.loss)
+        rhs = expr_latex(e.rhs, self.notation, self.loss)
         body = f"{lhs} = {rhs}"
         math = f"\\[ {body} \\]\n" if len(rhs) < 160 else f"\\begin{{multline*}}\n{body}\n\\end{{multline*}}\n"
-        return math + f"\\noindent\\emph{{{tex_text(e.why)}}}\\par\\medskip\n"
+        return math + f"\\noindent\\emph{{{self.prose(e.why)}}}\\par\\medskip\n"
 
     def item(self, it: Entry | Statement) -> str:
         if isinstance(it, Entry):
             return self.entry(it)
-        out = f"\\[ {self.statement(it.target, it.formula)} \\]\n"
+        out = f"\\[ {self.statement(it.target, it.formula, it.check)} \\]\n"
         if it.why:
-            out += f"\\noindent {tex_text(it.why)}\\par\n"
+            out += f"\\noindent {self.prose(it.why)}\\par\n"
         if it.check is not None:
             out += f"\\noindent {self.verdict(it.check)}\\par\\medskip\n"
         return out
@@ -103,9 +135,9 @@ class _Writer:
     def identity(self, r: IdentityResult) -> str:
         mark = r"$\checkmark$ \textbf{" + tex_text(r.verdict) + "}" if r.verdict == ALL_SIZES else \
             r"$\times$ \textbf{" + tex_text(r.verdict) + "}"
-        out = f"\\paragraph{{{tex_text(r.statement)}}} {mark}\n"
+        out = f"\\paragraph{{{index_tex(r.statement)}}} {mark}\n"
         if r.steps:
-            out += "\\begin{enumerate}\n" + "".join(f"\\item {tex_text(s)}\n" for s in r.steps) + "\\end{enumerate}\n"
+            out += "\\begin{enumerate}\n" + "".join(f"\\item {index_tex(s)}\n" for s in r.steps) + "\\end{enumerate}\n"
         if r.counterexample:
             out += f"Counterexample: {tex_text(r.counterexample)}.\n"
         return out
@@ -113,29 +145,30 @@ class _Writer:
     def claim(self, c: Check) -> str:
         out = f"\\[ {self.statement(c.target, c.formula)} \\]\n\\noindent {self.verdict(c)}\\par\n"
         if c.diagnosis:
-            out += f"\\noindent Diagnosis: {tex_text(c.diagnosis)}.\\par\n"
+            out += f"\\noindent Diagnosis: {self.prose(c.diagnosis)}.\\par\n"
         if c.detail and c.verdict != PROVEN:
-            out += f"\\noindent {tex_text(c.detail)}\\par\n"
+            out += f"\\noindent {self.prose(c.detail)}\\par\n"
         ce = c.counterexample
         if ce is not None:
             i, j = ce.entry
             how = words.arithmetic(ce)
-            out += (f"\\noindent Counterexample ({tex_text(how)}): at entry $[{i},{j}]$ the claim gives "
-                    f"${tex_text(ce.claimed)}$ and the true value is ${tex_text(ce.true)}$, with\\par\n")
+            where = "" if c.entries == 1 else f"at entry $[{i},{j}]$ "
+            out += (f"\\noindent Counterexample ({tex_text(how)}): {where}the claim gives "
+                    f"{value_tex(ce.claimed)} and the true value is {value_tex(ce.true)}, with\\par\n")
             values = list(ce.values.items())
-            cells = [f"${symbol_latex(sympy.Symbol(k), self.notation)}$ & ${tex_text(v)}$"
-                     for k, v in values[:MAX_VALUES]]
+            cells = [f"${self.name(k)}$ & {value_tex(v)}" for k, v in values[:MAX_VALUES]]
             rows = [" & ".join(cells[i:i + 4]) + " \\\\" for i in range(0, len(cells), 4)]
             out += ("\\begin{center}\\small\\begin{tabular}{llllllll}\n" + "\n".join(rows)
                     + "\n\\end{tabular}\\end{center}\n")
             if len(values) > MAX_VALUES:
-                out += f"\\noindent and {len(values) - MAX_VALUES} more values (derive check --json lists all).\\par\n"
+                more = tex_text(f"and {len(values) - MAX_VALUES} more values (derive check --json lists all).")
+                out += f"\\noindent {more}\\par\n"
         return out + "\\medskip\n"
 
     def section(self, number: int, s: Section) -> str:
         out = f"\\section*{{{number}. {tex_text(s.title)}}}\n"
         for t in s.text:
-            out += f"{tex_text(t)}\n\n"
+            out += f"{self.prose(t)}\n\n"
         out += "".join(self.item(it) for it in s.items)
         out += "".join(self.identity(r) for r in s.identities)
         out += "".join(self.claim(c) for c in s.claims)
@@ -177,6 +210,27 @@ class PdfError(RuntimeError):
     """pdflatex is missing or failed; the message says which."""
 
 
+class LatexFailed(PdfError):
+    """pdflatex ran and rejected derive's document: a bug in derive (exit 3), never bad
+    input (what a spec says is escaped or printed by derive).  The log is kept beside the
+    .tex (``log``) and the message quotes its first error and the line it points at."""
+
+    def __init__(self, message: str, log: Path | None) -> None:
+        super().__init__(message)
+        self.log = log
+
+
+def first_error(log_text: str) -> str:
+    """``! Double superscript. (l.114 ...A^{[1]}^)`` from a pdflatex log: its first error line
+    and the input line it names."""
+    lines = log_text.splitlines()
+    for k, line in enumerate(lines):
+        if line.startswith("!"):
+            where = next((x.strip() for x in lines[k + 1:k + 12] if re.match(r"l\.\d+", x)), "")
+            return f"{line} ({where})" if where else line
+    return "no error line in the log"
+
+
 def write(d: Derivation, report: Report, path: str | Path, pdf: bool = False, notation: str = "default") -> Path | None:
     """Write the .tex (atomically); with ``pdf``, also compile it next to it."""
     source = document(d, report, notation)
@@ -197,8 +251,16 @@ def compile_pdf(tex: Path) -> Path:
                              capture_output=True, text=True, timeout=300)
         produced = Path(tmp) / (tex.stem + ".pdf")
         if run.returncode != 0 or not produced.exists():
-            error = next((line for line in run.stdout.splitlines() if line.startswith("!")), "unknown error")
-            raise PdfError(f"pdflatex failed on {tex}: {error}")
+            log = Path(tmp) / (tex.stem + ".log")
+            text = log.read_text(errors="replace") if log.exists() else run.stdout
+            kept = tex.with_suffix(".log")
+            try:
+                write_atomic(kept, text)
+            except OSError:
+                kept = None  # type: ignore[assignment]
+            raise LatexFailed(f"pdflatex failed on {tex}: {first_error(text)}"
+                              + (f"; the log is {kept}" if kept else "")
+                              + " (a bug in derive: please report it with the .tex and .log)", kept)
         target = tex.with_suffix(".pdf")
         write_atomic(target, produced.read_bytes())
     return target

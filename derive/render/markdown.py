@@ -13,17 +13,23 @@ def check(c: Check) -> str:
     if c.diagnosis:
         lines.append(f"- diagnosis: {c.diagnosis}")
     if c.counterexample is not None:
-        lines.append(f"- counterexample {words.at_entry(c.counterexample)} ({words.arithmetic(c.counterexample)})")
+        ce = c.counterexample
+        lines.append(f"- counterexample {words.at_entry(ce, c.entries == 1)} ({words.arithmetic(ce)})")
     if c.detail and c.verdict != PROVEN:
         lines.append(f"- {c.detail}")
     return "\n".join(lines)
 
 
 def report(r: Report) -> str:
-    rows = ["| kind | statement | verdict |", "|---|---|---|"]
-    rows += [f"| {c.kind} | `{c.statement}` | {words.verdict_label(c)}{words.expectation(c)} |"
+    rows = ["| kind | statement | verdict | why |", "|---|---|---|---|"]
+    rows += [f"| {c.kind} | `{c.shown}` | {words.verdict_label(c)}{words.expectation(c)} | {_cell(words.why(c))} |"
              for c in r.rules + r.claims]
     return f"**{r.name}**: {words.counts(r)}\n\n" + "\n".join(rows) + f"\n\n{words.summary_line(r)}\n"
+
+
+def _cell(text: str) -> str:
+    """Text in a table cell: a pipe or a line break would end the cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def view(record: Check | Report) -> str:
@@ -31,6 +37,7 @@ def view(record: Check | Report) -> str:
 
 
 show_markdown_with(view)  # records show themselves in Jupyter through this module
+from derive.render import html  # noqa: E402, F401  (and as HTML and LaTeX through that one)
 
 
 class MarkdownRenderer(Renderer):

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from derive.check.document import Document, Entry, Section, Statement
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
-from derive.render import words
+from derive.render import readable, words
 from derive.render.base import Renderer
 from derive.rules.identities import ALL_SIZES, IdentityResult
 
@@ -46,7 +46,7 @@ def rules_table(checks: list[Check]) -> Table:
     for col, kw in columns:
         t.add_column(col, **kw)
     for c in checks:
-        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.statement, str(c.entries), verdict_text(c),
+        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.shown, str(c.entries), verdict_text(c),
                   words.seconds(c.seconds))
     return t
 
@@ -94,7 +94,7 @@ class TerminalRenderer(Renderer):
     description = "tables for a terminal (the default)"
 
     def render(self, document: Document) -> Group:
-        parts: list[RenderableType] = [render(document.report)]
+        parts: list[RenderableType] = [render(readable.report(document))]
         if document.sections is not None:
             parts.append(explanation(document.sections))
         return Group(*parts)

@@ -62,7 +62,10 @@ def seconds(s: float) -> str:
     return f"{s:.2f}s" if s >= 0.01 else "<0.01s"
 
 
-def at_entry(ce: Counterexample) -> str:
+def at_entry(ce: Counterexample, single: bool = False) -> str:
+    """``at entry [0,1]: claimed …, true …``; a value with one entry (a scalar) has no entry to name."""
+    if single:
+        return f"claimed {ce.claimed}, true {ce.true}"
     i, j = ce.entry
     return f"at entry [{i},{j}]: claimed {ce.claimed}, true {ce.true}"
 
@@ -73,7 +76,7 @@ def why(c: Check) -> str:
     if c.diagnosis:
         parts.append(c.diagnosis)
     if c.counterexample is not None:
-        parts.append(at_entry(c.counterexample))
+        parts.append(at_entry(c.counterexample, c.entries == 1))
     if c.detail and c.verdict != PROVEN:
         parts.append(c.detail)
     if c.verdict == PROVEN:
@@ -165,7 +168,8 @@ def assertion(c: Check, true_form: str | None = None) -> str:
     ce = c.counterexample
     if ce is not None:
         i, j = ce.entry
-        lines.append(f"  counterexample ({arithmetic(ce)}): entry [{i},{j}] claimed {ce.claimed}, true {ce.true}")
+        where = "" if c.entries == 1 else f"entry [{i},{j}] "
+        lines.append(f"  counterexample ({arithmetic(ce)}): {where}claimed {ce.claimed}, true {ce.true}")
         lines.append("    at " + ", ".join(f"{k} = {v}" for k, v in ce.values.items()))
     if c.detail:
         lines.append(f"  {c.detail}")
