@@ -210,7 +210,7 @@ def _latex(args: argparse.Namespace, err: Console) -> int:
     return _write_latex(d, report, args.output, args.pdf, args.notation, err)
 
 
-def _write_html(d: derive.Derivation, report: derive.Report, path: str, notation: str | None, err: Console) -> int:
+def _write_html(d: Any, report: derive.Report, path: str, notation: str | None, err: Console) -> int:
     from derive.render import html
 
     try:

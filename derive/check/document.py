@@ -47,6 +47,7 @@ class Section:
     items: list[Entry | Statement] = field(default_factory=list)
     identities: list[IdentityResult] = field(default_factory=list)
     claims: list[Check] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)  # lines of the user's own code, shown as written
 
 
 def conventions(d: Derivation, report: Report) -> Section:
@@ -175,8 +176,8 @@ def blocks(d: Any, report: Report) -> list[Section]:
             *(f"Assumption: {a}." for a in report.assumptions)]
     forward = [f"{s.line}: {s.text}" for s in spec.forward]
     backward = [f"{s.line}: {s.text}" for s in spec.backward]
-    return [Section("Inputs and conventions", text), Section("Forward block", forward),
-            Section("Backward block", backward), Section("Your gradients", [], [], [], list(report.claims))]
+    return [Section("Inputs and conventions", text), Section("Forward block", code=forward),
+            Section("Backward block", code=backward), Section("Your gradients", [], [], [], list(report.claims))]
 
 
 def explain(d: Derivation, report: Report) -> list[Section]:

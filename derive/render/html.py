@@ -165,6 +165,8 @@ class _Html:
 
     def section(self, number: int, s: Section, opened: bool = True) -> str:
         body = "".join(f"<p>{self.prose(t)}</p>" for t in s.text)
+        if s.code:
+            body += "<pre>" + "\n".join(esc(line) for line in s.code) + "</pre>"
         body += "".join(self.item(it) for it in s.items)
         body += "".join(self.identity(r) for r in s.identities)
         body += "".join(self.check(c) for c in s.claims)

@@ -18,11 +18,17 @@ import sympy
 
 from derive.check.document import Document, Entry, Section, Statement, build
 from derive.check.session import Derivation
-from derive.lang import formula as F
 from derive.records import PROVEN, REFUTED, Check, Method, Report
 from derive.render import words
 from derive.render.base import Renderer
-from derive.render.latex_printer import FormulaPrinter, expr_latex, scalar_test, symbol_latex
+from derive.render.latex_printer import (
+    FormulaPrinter,
+    expr_latex,
+    parsed_or_verbatim,
+    scalar_test,
+    symbol_latex,
+    verbatim,
+)
 from derive.render.prose import index_segments, name_segments
 from derive.render.readable import readable_tree
 from derive.rules.identities import ALL_SIZES, IdentityResult
@@ -96,10 +102,10 @@ class _Writer:
                 return self.printer(readable_tree(formula, self.shapes, self.doc.constants, self.is_scalar))
             except Exception:  # the display form is a nicety: the rule as built is always printable
                 pass
-        return self.printer(F.parse(formula))
+        return parsed_or_verbatim(self.printer, formula)
 
     def statement(self, target: str, formula: str, check: Check | None = None) -> str:
-        return f"{self.printer(F.parse(target))} = {self.formula(formula, check)}"
+        return f"{parsed_or_verbatim(self.printer, target)} = {self.formula(formula, check)}"
 
     def verdict(self, c: Check) -> str:
         if c.verdict == PROVEN:
@@ -169,6 +175,8 @@ class _Writer:
         out = f"\\section*{{{number}. {tex_text(s.title)}}}\n"
         for t in s.text:
             out += f"{self.prose(t)}\n\n"
+        if s.code:
+            out += "\\begin{flushleft}\n" + "\\\\\n".join(verbatim(line) for line in s.code) + "\n\\end{flushleft}\n"
         out += "".join(self.item(it) for it in s.items)
         out += "".join(self.identity(r) for r in s.identities)
         out += "".join(self.claim(c) for c in s.claims)

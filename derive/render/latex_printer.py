@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import sympy
 
+from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang.symbols import PRINTER
 
@@ -150,7 +151,7 @@ class FormulaPrinter:
         if isinstance(node, F.Call):
             return self.call(node)
         if not isinstance(node, F.BinOp):  # the NumPy dialect's subscripts and tuples: as text
-            return r"\texttt{" + F.unparse(node).replace("_", r"\_").replace("[", "{[}").replace("]", "{]}") + "}"
+            return verbatim(F.unparse(node))
         return self.binop(node, parent)
 
     def binop(self, node: F.BinOp, parent: int) -> str:
@@ -228,15 +229,34 @@ def _axis(node: F.Node | None) -> int | None:
     return None
 
 
+_TEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+                "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\~{}", "[": "{[}", "]": "{]}"}
+
+
+def verbatim(text: str) -> str:
+    """Code as typewriter text, every TeX special escaped (a block's lines, a subscript)."""
+    safe = "".join(_TEX_SPECIAL.get(ch, ch) if ch.isascii() else "?" for ch in text if ch.isprintable())
+    return r"\texttt{" + safe + "}"
+
+
+def parsed_or_verbatim(printer: Callable[[F.Node], str], text: str) -> str:
+    """The formula typeset, or (several statements of a block: a; b; c) as code."""
+    try:
+        node = F.parse(text)
+    except FormulaError:
+        return verbatim(text)
+    return printer(node)
+
+
 def formula_latex(text: str, notation: str = "default", is_scalar: Callable[[F.Node], bool] | None = None,
                   loss: str = "J") -> str:
-    return FormulaPrinter(notation, is_scalar, loss)(F.parse(text))
+    return parsed_or_verbatim(FormulaPrinter(notation, is_scalar, loss), text)
 
 
 def statement_latex(target: str, formula: str, notation: str = "default",
                     is_scalar: Callable[[F.Node], bool] | None = None, loss: str = "J") -> str:
     p = FormulaPrinter(notation, is_scalar, loss)
-    return f"{p(F.parse(target))} = {p(F.parse(formula))}"
+    return f"{parsed_or_verbatim(p, target)} = {parsed_or_verbatim(p, formula)}"
 
 
 _ENTRY = re.compile(r"^(d?)([A-Za-z]+?)(\d*)\[(\d+)(?:,(\d+))?\]$")

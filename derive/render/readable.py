@@ -99,7 +99,9 @@ class Readable:
         if isinstance(node, F.Call):
             if node.func in ("ones", "zeros") and len(node.args) == 2 and all(
                     isinstance(x, F.Num) and x.value.is_Integer for x in node.args):
-                return (int(node.args[0].value), int(node.args[1].value))  # type: ignore[union-attr]
+                rows, cols = node.args[0], node.args[1]
+                assert isinstance(rows, F.Num) and isinstance(cols, F.Num)
+                return (int(rows.value), int(cols.value))
             if node.func in ("sum", "mean", "kron", "vec", "diag", "eye") or not node.args:
                 return None
             return self.shape(node.args[0]) if len(node.args) == 1 else None
@@ -191,6 +193,8 @@ def to_sympy(node: F.Node) -> sympy.Expr:
         if node.axis is not None:
             args.append(sympy.Symbol("axis=" + F.unparse(node.axis)))
         return sympy.Function(node.func)(*args)
+    if not isinstance(node, F.BinOp):  # the NumPy dialect's subscripts and tuples: an opaque symbol
+        return sympy.Symbol(F.unparse(node))
     a, b = to_sympy(node.left), to_sympy(node.right)
     if node.op == "+":
         return a + b

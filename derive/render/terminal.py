@@ -132,6 +132,8 @@ def explanation(sections: list[Section]) -> Group:
         parts.append(Text(f"\n{k}. {s.title}", style="bold underline"))
         for t in s.text:
             parts.append(Text(t))
+        for code in s.code:  # the user's own code, as written (Text: never markup)
+            parts.append(Text(f"  {code}", style="cyan"))
         for it in s.items:
             if isinstance(it, Entry):
                 parts.append(Text(f"  {it.lhs} = {it.rhs}"))
