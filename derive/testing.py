@@ -9,37 +9,12 @@
 
 from __future__ import annotations
 
-from derive.check.claims import as_matrix
-from derive.check.document import Document
+from derive.check.document import Document, true_form
 from derive.check.session import Derivation
 from derive.code import assert_backward, gradcheck  # noqa: F401 (re-exported: check your backward code)
-from derive.lang.formula import parse
 from derive.records import PROVEN, REFUTED, Check, Report
 from derive.render import words
 from derive.render.text import TextRenderer
-
-
-def true_form(d: Derivation, target: str) -> str:
-    """The proven closed-form rule for ``target`` if derive has one, else its first entry."""
-    if getattr(d, "net", None) is None:  # a derivation written as NumPy code
-        try:
-            return str(d.true_form(target))  # type: ignore[attr-defined]
-        except Exception:  # the explanation must never hide the failure it explains
-            return f"{target} (∂L/∂{target[1:]})"
-    for rule in d.rules():
-        if rule.target == target:
-            check = d.check_rule(rule)
-            if check.verdict == PROVEN:
-                return f"{rule.target} = {rule.formula}   (proven rule)"
-    try:
-        value = as_matrix(d.evaluator.evaluate(parse(target), target))
-        entry = d.truth.unfold(value[0])
-        text = str(entry)
-        if len(text) > 300:
-            text = text[:300] + " …"
-        return f"{target}[0,0] = {text}"
-    except Exception:  # the explanation must never hide the failure it explains
-        return f"{target} (∂J/∂{target[1:]})"
 
 
 def explain(check: Check, d: Derivation | None = None) -> str:

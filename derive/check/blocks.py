@@ -25,6 +25,7 @@ class BlockDerivation:
 
     net = None  # no layer network: documents show the blocks instead
     strategy = "blocks"
+    last_true_forms: dict[str, str] = {}  # noqa: RUF012 - set per report: refuted target → true form
 
     def __init__(self, spec: ProgramSpec) -> None:
         self.spec = spec
@@ -91,6 +92,7 @@ class BlockDerivation:
             result = check_program(self.program, timeout=limit, claims=tuple(self.claims))
         except FormulaError as exc:
             raise SpecError(self.spec.file, getattr(exc, "place", None) or "network", str(exc)) from None
+        self.last_true_forms = dict(result.true_forms)
         checks = []
         for c in result.checks:
             expect = Verdict(self.spec.expect.get(c.target, c.expect))

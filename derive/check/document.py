@@ -14,10 +14,12 @@ from typing import Any
 
 import sympy
 
+from derive.check.claims import as_matrix
 from derive.check.session import Derivation
+from derive.lang import formula as F
 from derive.model.truth import LocalTruth
 from derive.ops.layer_types import LAYER_TYPES
-from derive.records import Check, Report, RuleKind
+from derive.records import PROVEN, REFUTED, Check, Report, RuleKind
 from derive.rules.identities import IdentityResult, identities
 
 
@@ -154,9 +156,46 @@ class Document:
         return bool(self.shapes) and all(s == (1, 1) for s in self.shapes.values())
 
 
+def true_form(d: Any, target: str) -> str:
+    """The proven closed-form rule for ``target`` if derive has one, else its first entry
+    written out (for a derivation written as NumPy code: the true gradient's first entry)."""
+    if getattr(d, "net", None) is None:
+        try:
+            return str(d.true_form(target))
+        except Exception:  # the explanation must never hide the failure it explains
+            return f"{target} (∂L/∂{target[1:]})"
+    for rule in d.rules():
+        if rule.target == target:
+            check = d.check_rule(rule)
+            if check.verdict == PROVEN:
+                return f"{rule.target} = {rule.formula}   (proven rule)"
+    try:
+        value = as_matrix(d.evaluator.evaluate(F.parse(target), target))
+        text = str(d.truth.unfold(value[0]))
+        if len(text) > 300:
+            text = text[:300] + " …"
+        return f"{target}[0,0] = {text}"
+    except Exception:  # the explanation must never hide the failure it explains
+        return f"{target} (∂J/∂{target[1:]})"
+
+
+def true_forms_of(d: Any, report: Report) -> dict[str, str]:
+    """The true form of every refuted statement's target (a block spec's are kept by its run)."""
+    if getattr(d, "net", None) is None:
+        return dict(getattr(d, "last_true_forms", {}))
+    out: dict[str, str] = {}
+    for c in report.rules + report.claims:
+        if c.verdict == REFUTED and c.target not in out and c.kind == "claim":
+            out[c.target] = true_form(d, c.target)
+    return out
+
+
 def build(d: Any, report: Report, *, sections: bool = False, notation: str | None = None,
           true_forms: dict[str, str] | None = None) -> Document:
-    """The document of ``report`` (checked on ``d``); ``sections`` writes the derivation out."""
+    """The document of ``report`` (checked on ``d``); ``sections`` writes the derivation out.
+    ``true_forms`` (target → the right statement) default to :func:`true_forms`."""
+    if true_forms is None:
+        true_forms = true_forms_of(d, report)
     if d.net is None:  # a derivation written as NumPy code: its blocks are the document
         return Document(report, blocks(d, report) if sections else None, {}, dict(true_forms or {}),
                         notation or d.spec.notation)

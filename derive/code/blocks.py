@@ -85,6 +85,7 @@ class BlockResult:
     #: each gradient judged locally: its own lines, given the true value of every other gradient
     local: dict[str, GradientCheck] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # the chain in words: first wrong line, conventions
+    true_forms: dict[str, str] = field(default_factory=dict)  # refuted target → the true gradient's first entry
 
 
 def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
@@ -147,6 +148,11 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
                 check = Check(**{**check.__dict__, "detail": "; ".join(x for x in (check.detail, where) if x)})
         own.append(check)
     result.checks = own + result.checks
+    for done in result.checks:
+        if done.verdict == REFUTED and done.target not in result.true_forms:
+            of = _base_of(done.target, set(run.leaves) | set(run.last), set(run.ups))
+            if of is not None and of in run._truth:
+                result.true_forms[done.target] = _entry_text(done.target, run._truth[of])
     result.seconds = time.monotonic() - started
     return result
 
@@ -501,7 +507,10 @@ def true_entry(program: Program, target: str, width: int = 300) -> str:
     base = _base_of(target, set(run.leaves) | set(run.last), set(run.ups))
     if base is None:
         return f"{target} (not the gradient of a value here)"
-    true = run.truth(base)
+    return _entry_text(target, run.truth(base), width)
+
+
+def _entry_text(target: str, true: np.ndarray, width: int = 300) -> str:
     first = true.reshape(-1)[0] if true.size else sympy.Integer(0)
     text = str(first)
     index = ",".join("0" for _ in true.shape)

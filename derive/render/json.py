@@ -57,4 +57,8 @@ class JsonRenderer(Renderer):
     description = "one JSON object per file, one line"
 
     def render(self, document: Document) -> str:
-        return json.dumps(report(document.report), ensure_ascii=False)
+        out = report(document.report)
+        for c in out["rules"] + out["claims"]:  # what the right statement is, for each one found wrong
+            if c["verdict"] == "refuted":
+                c["true_form"] = document.true_forms.get(c["target"])
+        return json.dumps(out, ensure_ascii=False)

@@ -171,6 +171,23 @@ class _Writer:
                 out += f"\\noindent {more}\\par\n"
         return out + "\\medskip\n"
 
+    def summary(self) -> str:
+        """The first page's list: each refuted claim, its diagnosis and the true form."""
+        r = self.doc.report
+        wrong = [c for c in r.rules + r.claims if c.verdict == REFUTED]
+        if not wrong:
+            return ""
+        out = "\\subsection*{Refuted}\n\\begin{itemize}\n"
+        for c in wrong:
+            out += f"\\item ${self.statement(c.target, c.formula, c)}$"
+            if c.diagnosis:
+                out += f"\\\\ {tex_text('Diagnosis: ' + c.diagnosis)}"
+            form = self.doc.true_forms.get(c.target)
+            if form:
+                out += f"\\\\ True: {verbatim(form)}"
+            out += "\n"
+        return out + "\\end{itemize}\n"
+
     def section(self, number: int, s: Section) -> str:
         out = f"\\section*{{{number}. {tex_text(s.title)}}}\n"
         for t in s.text:
@@ -210,7 +227,7 @@ def _source(doc: Document) -> str:
         f"\\title{{{tex_text(report.name)}}}\n\\author{{derive}}\n\\date{{}}\n"
         "\\begin{document}\n\\maketitle\n"
         f"\\noindent {tex_text(words.counts(report))}.\\par\n"
-        f"{body}\\end{{document}}\n"
+        f"{r.summary()}{body}\\end{{document}}\n"
     )
 
 

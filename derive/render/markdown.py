@@ -46,4 +46,9 @@ class MarkdownRenderer(Renderer):
     description = "a Markdown table of every rule and claim"
 
     def render(self, document: Document) -> str:
-        return report(document.report)
+        out = report(document.report)
+        forms = [(c, document.true_forms[c.target]) for c in document.report.rules + document.report.claims
+                 if c.verdict == "refuted" and c.target in document.true_forms]
+        if forms:
+            out += "\n" + "\n".join(f"- `{c.statement}` is refuted; true: `{form}`" for c, form in forms) + "\n"
+        return out

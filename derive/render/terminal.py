@@ -62,24 +62,27 @@ def claims_table(checks: list[Check]) -> Table:
     return t
 
 
-def counterexamples(checks: list[Check]) -> RenderableType | None:
+def counterexamples(checks: list[Check], true_forms: dict[str, str] | None = None) -> RenderableType | None:
     lines = Text()
+    forms = true_forms or {}
     for c in checks:
         line = words.counterexample_line(c, MAX_VALUES)
         if line is None:
             continue
         lines.append(c.statement, style="bold")
         lines.append(line + "\n")
+        if c.target in forms:
+            lines.append(f"  true: {forms[c.target]}\n", style="green")
     return lines if lines.plain else None
 
 
-def render(report: Report) -> Group:
+def render(report: Report, true_forms: dict[str, str] | None = None) -> Group:
     parts: list[RenderableType] = [header(report), conventions(report)]
     if report.rules:
         parts.append(rules_table(report.rules))
     if report.claims:
         parts.append(claims_table(report.claims))
-        ce = counterexamples(report.claims)
+        ce = counterexamples(report.claims, true_forms)
         if ce is not None:
             parts.append(ce)
     parts.append(Text(words.summary_line(report)))
@@ -94,7 +97,7 @@ class TerminalRenderer(Renderer):
     description = "tables for a terminal (the default)"
 
     def render(self, document: Document) -> Group:
-        parts: list[RenderableType] = [render(readable.report(document))]
+        parts: list[RenderableType] = [render(readable.report(document), document.true_forms)]
         if document.sections is not None:
             parts.append(explanation(document.sections))
         return Group(*parts)
