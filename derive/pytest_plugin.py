@@ -138,7 +138,19 @@ class DeriveFile(pytest.File):
             yield DeriveItem.from_parent(self, name=name, payload=claim)
 
 
-class DeriveBlockItem(pytest.Item):
+class _Reported(pytest.Item):
+    """An item whose failure is derive's own text, reported at its spec file."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, DeriveFailure):
+            return excinfo.value.text
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+class DeriveBlockItem(_Reported):
     """Every gradient of a backward block, and every claim, of a spec written as NumPy code."""
 
     def runtest(self) -> None:
@@ -156,14 +168,6 @@ class DeriveBlockItem(pytest.Item):
                                                                  else "") + f"; {why(c)}" for c in failed]
             raise DeriveFailure(failed[0], "\n".join(lines))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, DeriveFailure):
-            return excinfo.value.text
-        return str(super().repr_failure(excinfo, style=style))
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.name
-
 
 def _item_name(statement: str) -> str:
     # pytest turns '.' in node ids into '::'; show transposes as ᵀ and keep other dots
@@ -177,7 +181,7 @@ class DeriveFailure(Exception):
         self.text = text
 
 
-class DeriveItem(pytest.Item):
+class DeriveItem(_Reported):
     def __init__(self, *, payload: Task, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.payload = payload
@@ -191,11 +195,3 @@ class DeriveItem(pytest.Item):
         check = parent.runner().check(d, self.payload)
         if not check.ok:
             raise DeriveFailure(check, failure_text(d, [check]))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, DeriveFailure):
-            return excinfo.value.text
-        return str(super().repr_failure(excinfo, style=style))
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, self.name

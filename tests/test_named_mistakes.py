@@ -11,6 +11,7 @@ import pytest
 
 import derive
 from derive.records import DiagnosisCode, Verdict
+from test_dialect import COURSE  # the course's 2-layer network, written as NumPy code
 
 STACK = {"network": {"inputs": 2, "layers": [{"units": 3, "activation": "tanh"},
                                              {"units": 1, "activation": "sigmoid"}],
@@ -88,20 +89,7 @@ def test_one_wrong_name_is_still_said_as_a_name(notes: derive.Derivation) -> Non
     assert "a1 → a0" in c.finding.message
 
 
-BLOCK = """
-network:
-  equations: |
-    Z1 = W1 @ X + b1
-    A1 = np.tanh(Z1)
-    Z2 = W2 @ A1 + b2
-    A2 = sigmoid(Z2)
-    m = X.shape[1]
-    J = -np.sum(Y * np.log(A2) + (1 - Y) * np.log(1 - A2)) / m
-  parameters: [W1, b1, W2, b2]
-  shapes: {X: [2, 2], Y: [1, 2], W1: [2, 2], b1: [2, 1], W2: [1, 2], b2: [1, 1]}
-  loss: J
-  domains: {Y: binary}
-backward: |
+BLOCK = COURSE.split("backward: |")[0] + """backward: |
   dZ2 = (A2 - Y) / m
   dW2 = dZ2 @ A1.T
   db2 = np.sum(dZ2, axis=1, keepdims=True)

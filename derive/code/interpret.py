@@ -22,7 +22,7 @@ import numpy as np
 import sympy
 from sympy import Expr, Integer
 
-from derive.code.arrays import NotRepresentable, SymArray, max_of, symbols_array, to_exprs
+from derive.code.arrays import NotRepresentable, SymArray, _reduce, max_of, symbols_array, to_exprs
 from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
@@ -349,22 +349,7 @@ def _reduction(np_fn: Callable[..., Any]) -> Call:
 def _extremum(sign: int) -> Call:
     def call(node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
         _one(node.func, args)
-        a = _arr(args[0])
-        ax = _axis(axis)
-        keep = _keep(kw)
-        plain = a.view(np.ndarray)
-        axes = tuple(range(plain.ndim)) if ax is None else (ax,) if isinstance(ax, int) else ax
-        axes = tuple(x % plain.ndim for x in axes)
-        rest = [d for d in range(plain.ndim) if d not in axes]
-        moved = np.transpose(plain, rest + list(axes))
-        out_shape = moved.shape[:len(rest)]
-        flat = moved.reshape(out_shape + (-1,))
-        result = _EMPTY(out_shape, dtype=object)
-        for idx in np.ndindex(*out_shape):
-            result[idx] = max_of(list(flat[idx]), sign)
-        if keep:
-            result = result.reshape([1 if d in axes else plain.shape[d] for d in range(plain.ndim)])
-        return to_exprs(result)
+        return _reduce(_arr(args[0]), _axis(axis), _keep(kw), lambda es: max_of(es, sign), {}, node.func)
     return call
 
 

@@ -15,7 +15,31 @@ from derive.lang import formula
 from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _fail, _int
 from derive.spec.model import JACOBIAN_LAYOUTS, Equation, EquationsSpec, Limits, LossSpec, Spec
 
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*$")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*$")  # x_hat, next_h: the NumPy dialect's names
+
+
+def declared_shapes(file: str, net: dict[str, Any], defined: set[str], batch: int, limits: Limits,
+                    ranks: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """``network.shapes``: name → sizes, each a whole number or m (the batch); a name an
+    equation defines has none.  ``ranks``: how many sizes a shape may have."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    raw_shapes = net.get("shapes", {})
+    if not isinstance(raw_shapes, dict):
+        raise _fail(file, "network.shapes", f"expected a mapping such as {{X: [3, m]}}, got {raw_shapes!r}")
+    for key, value in raw_shapes.items():
+        place = f"network.shapes.{key}"
+        if not isinstance(key, str) or not NAME.match(key):
+            raise _fail(file, place, f"expected a plain name, got {key!r}")
+        if key in defined:
+            raise _fail(file, place, f"'{key}' is defined by an equation: its shape follows from it")
+        if isinstance(value, int) and not isinstance(value, bool) and 1 in ranks:
+            value = [value]
+        if not isinstance(value, list) or len(value) not in ranks:
+            want = "[rows, columns]" if ranks == (2,) else f"{min(ranks)} to {max(ranks)} sizes such as [4, 3]"
+            raise _fail(file, place, f"expected {want}, got {value!r}")
+        shapes[key] = tuple(_int(file, place, batch if v == "m" else v, 1, limits.max_units, "a size (or m)")
+                            for v in value)
+    return shapes
 
 
 def equation_spec(file: str, name: str, net: dict[str, Any], data: dict[str, Any], limits: Limits) -> Spec:
@@ -63,24 +87,7 @@ def equation_spec(file: str, name: str, net: dict[str, Any], data: dict[str, Any
         raise _fail(file, "network.loss",
                     f"expected the name of an equation (one of: {', '.join(defined)}), got {loss!r}")
     batch = _int(file, "network.batch", net.get("batch", 1), 1, limits.max_batch, "a batch size")
-    shapes: dict[str, tuple[int, int]] = {}
-    raw_shapes = net.get("shapes", {})
-    if not isinstance(raw_shapes, dict):
-        raise _fail(file, "network.shapes", f"expected a mapping such as {{X: [3, m]}}, got {raw_shapes!r}")
-    for key, value in raw_shapes.items():
-        place = f"network.shapes.{key}"
-        if not isinstance(key, str) or not NAME.match(key):
-            raise _fail(file, place, f"expected a plain name, got {key!r}")
-        if key in defined:
-            raise _fail(file, place, f"'{key}' is defined by an equation: its shape follows from it")
-        if not isinstance(value, list) or len(value) != 2:
-            raise _fail(file, place, f"expected [rows, columns], got {value!r}")
-        dims = []
-        for v in value:
-            if v == "m":
-                v = batch
-            dims.append(_int(file, place, v, 1, limits.max_units, "a size (or m)"))
-        shapes[key] = (dims[0], dims[1])
+    shapes = {k: (v[0], v[1]) for k, v in declared_shapes(file, net, set(defined), batch, limits, (2,)).items()}
     layout = _choice(file, "network.layout", net.get("layout", "numerator"), JACOBIAN_LAYOUTS, "layout")
     eq_spec = EquationsSpec(tuple(equations), tuple(params), loss, shapes)
     claims = _claims(file, data.get("claims"))

@@ -24,16 +24,15 @@ Names are checked when the blocks run (:mod:`derive.code.blocks`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from derive.errors import FormulaError
 from derive.lang import program as P
 from derive.spec.common import _check_keys, _choice, _claims, _fail, _int
+from derive.spec.equations import NAME, declared_shapes
 from derive.spec.model import VERDICTS, ClaimSpec, Limits
 
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*$")
 DOMAINS = ("real", "positive", "probability", "binary", "one_hot", "one_hot_columns", "labels")
 MAX_RANK = 4
 
@@ -96,23 +95,8 @@ def program_spec(file: str, name: str, data: dict[str, Any], limits: Limits) -> 
         if p in defined:
             raise _fail(file, f"network.parameters[{i}]", f"'{p}' is assigned by an equation, so it is not a "
                                                            "free parameter")
-    shapes: dict[str, tuple[int, ...]] = {}
-    raw_shapes = net.get("shapes", {})
-    if not isinstance(raw_shapes, dict):
-        raise _fail(file, "network.shapes", f"expected a mapping such as {{x: [4, 3]}}, got {raw_shapes!r}")
     batch = _int(file, "network.batch", net.get("batch", 2), 1, limits.max_batch, "a batch size")
-    for key, value in raw_shapes.items():
-        place = f"network.shapes.{key}"
-        if not isinstance(key, str) or not NAME.match(key):
-            raise _fail(file, place, f"expected a plain name, got {key!r}")
-        if key in defined:
-            raise _fail(file, place, f"'{key}' is assigned by an equation: its shape follows from it")
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = [value]
-        if not isinstance(value, list) or len(value) > MAX_RANK:
-            raise _fail(file, place, f"expected a list of at most {MAX_RANK} sizes such as [4, 3], got {value!r}")
-        dims = [_int(file, place, batch if v == "m" else v, 1, limits.max_units, "a size (or m)") for v in value]
-        shapes[key] = tuple(dims)
+    shapes = declared_shapes(file, net, set(defined), batch, limits, tuple(range(1, MAX_RANK + 1)))
     used = P.used(forward)  # the inputs are what the forward block reads; the backward block reads values
     upstream: dict[str, str] = {}
     raw_up = data.get("upstream")
