@@ -11,16 +11,30 @@ from __future__ import annotations
 
 from derive.check.claims import as_matrix
 from derive.check.document import Document
+from derive.check.runner import DEFAULT_TIMEOUT
 from derive.check.session import Derivation
 from derive.code import assert_backward, gradcheck  # noqa: F401 (re-exported: check your backward code)
 from derive.lang.formula import parse
 from derive.records import PROVEN, REFUTED, Check, Report
 from derive.render import words
 from derive.render.text import TextRenderer
+from derive.util import budget
+
+#: seconds the explanation of a failure may take (it must never outlast the check it explains)
+EXPLAIN_SECONDS = 10.0
 
 
 def true_form(d: Derivation, target: str) -> str:
-    """The proven closed-form rule for ``target`` if derive has one, else its first entry."""
+    """The proven closed-form rule for ``target`` if derive has one, else its first entry
+    (within :data:`EXPLAIN_SECONDS`; past them, only the target's meaning)."""
+    try:
+        with budget.limit(EXPLAIN_SECONDS):
+            return _true_form(d, target)
+    except (budget.Timeout, MemoryError):
+        return f"{target} (∂J/∂{target[1:]})"
+
+
+def _true_form(d: Derivation, target: str) -> str:
     for rule in d.rules():
         if rule.target == target:
             check = d.check_rule(rule)
@@ -52,17 +66,19 @@ def failure_text(d: Derivation, checks: list[Check]) -> str:
     return TextRenderer().render(Document(report, true_forms=forms))
 
 
-def assert_claim(d: Derivation, target: str, formula: str) -> Check:
-    """Assert that ``target = formula`` is proven; the AssertionError explains why not."""
-    check = d.check_claim(target, formula)
+def assert_claim(d: Derivation, target: str, formula: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
+    """Assert that ``target = formula`` is proven within ``timeout`` seconds (None: no
+    limit); the AssertionError explains why not."""
+    check = d.check_claim(target, formula, timeout=timeout)
     if check.verdict != PROVEN:
         raise AssertionError(explain(check, d))
     return check
 
 
-def assert_refuted(d: Derivation, target: str, formula: str, diagnosis: str | None = None) -> Check:
+def assert_refuted(d: Derivation, target: str, formula: str, diagnosis: str | None = None,
+                   timeout: float | None = DEFAULT_TIMEOUT) -> Check:
     """Assert that ``target = formula`` is refuted (and, if given, diagnosed as such)."""
-    check = d.check_claim(target, formula)
+    check = d.check_claim(target, formula, timeout=timeout)
     if check.verdict != REFUTED:
         raise AssertionError(f"expected a refutation, got: {explain(check, d)}")
     if diagnosis is not None and diagnosis not in (check.diagnosis or ""):

@@ -19,6 +19,7 @@ from derive.spec.equations import equation_spec
 from derive.spec.layers import layer_stack_spec
 from derive.spec.model import Limits, Spec
 from derive.spec.yaml_io import read_yaml
+from derive.util.text import shown
 
 
 def load_spec(path: str | Path, limits: Limits = Limits()) -> Spec:
@@ -36,12 +37,12 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
     notation = _choice(file, "notation", data.get("notation", "default"), ("default", "course"), "notation")
     name = data.get("name", Path(file).stem)
     if not isinstance(name, str):
-        raise _fail(file, "name", f"expected text, got {name!r}")
+        raise _fail(file, "name", f"expected text, got {shown(name)}")
     if "network" not in data:
         raise _fail(file, "", "missing key 'network'")
     net = data["network"]
     if not isinstance(net, dict):
-        raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {net!r}")
+        raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {shown(net)}")
     if "equations" in net:
         return equation_spec(file, name, net, data, limits)
     return layer_stack_spec(file, name, net, data, limits, notation)
