@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -143,7 +144,7 @@ class Runner:
         out: list[Check] = []
         _FORKED = (self, checker, tasks)
         try:
-            with mp.get_context("fork").Pool(jobs) as pool:
+            with mp.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
                 for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
                     out.append(check)
                     if progress:
@@ -154,6 +155,12 @@ class Runner:
 
 
 _FORKED: tuple[Runner, Checker, list[Task]] | None = None  # what forked workers inherit
+
+
+def _worker_signals() -> None:
+    """A worker ends at once on SIGTERM (the pool's way to stop it): the parent's handler,
+    which unwinds the run to clean up its files, is not the worker's."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _forked_check(index: int) -> Check:

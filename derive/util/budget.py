@@ -23,6 +23,7 @@ def available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+MAX_SECONDS = 1e7  # about four months: longer budgets are cut to it (the timer's range)
 _ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
 
 
@@ -37,8 +38,11 @@ def limit(seconds: float | None) -> Iterator[None]:
     if seconds is None or not available():
         yield
         return
+    if seconds != seconds:  # NaN: no budget at all is an error, not "no limit"
+        raise ValueError("a time budget must be a number of seconds, got nan")
     if seconds <= 0:
         raise Timeout
+    seconds = min(seconds, MAX_SECONDS)  # (1e308 overflows the timer: it means "no practical limit")
     end = time.monotonic() + seconds
     if _ends:
         end = min(end, _ends[-1])
