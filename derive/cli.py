@@ -17,7 +17,8 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from derive import __version__
@@ -223,9 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version (0) and usage errors (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else BAD_INPUT
     previous = _on_sigterm()
+    memory = _limit_memory(args.max_memory)
     try:
         try:
-            _limit_memory(args.max_memory)
             if args.command == "identities":
                 return _identities(args)
             if args.command == "latex":
@@ -249,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if memory is not None:  # main() called in a process that goes on (tests, a notebook)
+            _restore_memory(memory)
 
 
 def _closed_pipe() -> int:
@@ -274,13 +277,14 @@ def _on_sigterm() -> Any:
         return None
 
 
-def _limit_memory(megabytes: int) -> None:
+def _limit_memory(megabytes: int) -> tuple[int, int] | None:
     """Cap the address space (``RLIMIT_AS``), never raising a cap already set; an item that
-    needs more is then unproven (limit) instead of swapping the machine to a halt."""
+    needs more is then unproven (limit) instead of swapping the machine to a halt.
+    Returns the limits to restore (None: unchanged)."""
     try:
         import resource
     except ImportError:
-        return
+        return None
     wanted = megabytes * 1024 * 1024
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
@@ -288,8 +292,19 @@ def _limit_memory(megabytes: int) -> None:
     if soft == resource.RLIM_INFINITY or wanted < soft:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+            return soft, hard
         except (ValueError, OSError):
             pass
+    return None
+
+
+def _restore_memory(limits: tuple[int, int]) -> None:
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, limits)
+    except (ValueError, OSError):
+        pass
 
 
 def _limits(args: argparse.Namespace) -> Any:
@@ -412,7 +427,7 @@ def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, e
         with budget.limit(left() + 1.0):  # (each item stops at the run's deadline; this is for the rest)
             report = _run(d, not args.no_rules, err, args, left())
         phase = "reporting"
-        with budget.limit(max(left(), 5.0)):  # the report is written even when the checks used the whole budget
+        with budget.limit(max(left(), 5.0)), _own_text():  # (written even when the checks used the whole budget)
             doc = document.build(d, report, sections=args.explain or renderer.needs_sections,
                                  notation=args.notation)
             shown = renderer.render(doc)
@@ -439,7 +454,7 @@ def _file_error(file: str, phase: str, exc: BaseException, args: argparse.Namesp
     from derive.errors import DeriveError
     from derive.util.budget import Timeout
 
-    if isinstance(exc, DeriveError):
+    if isinstance(exc, DeriveError) and phase != "reporting":
         _say(f"derive: error: {one_line(exc)}")
         return BAD_INPUT
     if isinstance(exc, Timeout):
@@ -468,7 +483,8 @@ def _write_latex(d: Derivation, report: Report, path: str, pdf: bool, notation: 
     from derive.render.latex import PdfError, write
 
     try:
-        produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
+        with _own_text():
+            produced = write(d, report, path, pdf=pdf, notation=notation or d.spec.notation)
     except PdfError as exc:
         _say(f"derive: error: {exc}")
         return BAD_INPUT
@@ -476,13 +492,28 @@ def _write_latex(d: Derivation, report: Report, path: str, pdf: bool, notation: 
         _say(f"derive: error: {exc.strerror or exc}" if "cannot write" in str(exc.strerror)
              else f"derive: error: cannot write {path}: {exc.strerror or exc}")
         return BAD_INPUT
-    except Exception as exc:  # a bug in derive's LaTeX: one line
+    except Exception as exc:  # a bug in derive's LaTeX (an error in its own text included): one line
         from derive.check.runner import one_line
 
         _say(f"derive: internal error writing {path}: {type(exc).__name__}: {one_line(exc)} (please report this)")
         return INTERNAL
     _say(f"wrote {path}" + (f" and {produced}" if produced else ""))
     return OK
+
+
+@contextmanager
+def _own_text() -> Iterator[None]:
+    """Printing re-reads derive's own statements (a derived rule can be longer than any
+    formula a user may write): the length limit on formulas is for the user's text only.
+    An error in that text is then derive's (exit 3), never the user's."""
+    from derive.lang import formula as F
+
+    saved = dict(F.LIMITS)
+    F.LIMITS["max_length"] = max(saved["max_length"], 10_000_000)
+    try:
+        yield
+    finally:
+        F.LIMITS.update(saved)
 
 
 def _latex(args: argparse.Namespace) -> int:

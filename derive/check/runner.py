@@ -110,6 +110,12 @@ class Runner:
                                     "not checked (limit): nested too deeply for derive's recursion limit")
         except DeriveError as exc:  # bad input met only when this item ran: the others still run
             return self.not_checked(task, time.perf_counter() - start, Method.NEITHER, BAD_INPUT + one_line(exc))
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):  # a number too long to print: a limit, not a bug
+                return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                        "not checked (limit): a number of more than 4,300 digits")
+            return self.not_checked(task, time.perf_counter() - start, Method.NEITHER,
+                                    INTERNAL_ERROR + f"{type(exc).__name__}: {one_line(exc)}")
         except Exception as exc:  # a bug in derive: this item says so, the others still run
             return self.not_checked(task, time.perf_counter() - start, Method.NEITHER,
                                     INTERNAL_ERROR + f"{type(exc).__name__}: {one_line(exc)}")
