@@ -44,6 +44,7 @@ FORMULA_LIMITS = {"max_formula_length": 2000, "max_exponent": 64, "max_nesting":
 DEFAULT_MEMORY_MB = 4096
 FORMATS = ("json", "latex", "markdown", "terminal", "text")  # derive.render.formats.names()
 STRATEGIES = ("auto", "global", "local")  # derive.check.session.STRATEGIES
+REPORT_GRACE = 1.0  # seconds the report may take after checks that used the whole run budget
 MAX_CHECK_SIZES = 5  # derive identities --check-sizes: 6 takes over half a minute
 COMMANDS = ("check", "latex", "identities")
 
@@ -214,6 +215,8 @@ def _usage(p: argparse.ArgumentParser, argv: Sequence[str]) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global _STARTED
+    _STARTED = _now()  # the first file's budget counts from here: imports are part of its run
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser()
     early = _usage(p, argv)
@@ -355,9 +358,16 @@ def _check(args: argparse.Namespace) -> int:
     _outputs(args)
     from derive.lang import formula as F
 
-    renderer = formats.get(args.format)
+    saved = dict(F.LIMITS)  # (restored after the run: main() may be called again in the same process)
+    try:
+        F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
+        return _check_files(args, formats.get(args.format))
+    finally:
+        F.LIMITS.update(saved)
+
+
+def _check_files(args: argparse.Namespace, renderer: Any) -> int:
     limits = _limits(args)
-    F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
     out = _console(stderr=False)
     err = _console(stderr=True)
     parts: list[str] = []
@@ -413,21 +423,21 @@ def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, e
     from derive.util import budget
 
     phase = "loading"
-    start = _now()
+    start = _started()
 
     def left() -> float:
         return max(0.0, args.timeout_run - (_now() - start))
 
     try:
-        with budget.limit(args.timeout_run):
+        with budget.limit(max(left(), 1e-3)):
             from derive.check.session import load
 
             d = load(file, strategy=args.strategy, limits=limits)
             phase = "checking"
-        with budget.limit(left() + 1.0):  # (each item stops at the run's deadline; this is for the rest)
+        with budget.limit(left() + 0.25):  # (each item stops at the run's deadline; this is for the rest)
             report = _run(d, not args.no_rules, err, args, left())
         phase = "reporting"
-        with budget.limit(max(left(), 5.0)), _own_text():  # (written even when the checks used the whole budget)
+        with budget.limit(max(left(), REPORT_GRACE)), _own_text():  # (written even when the checks used the whole budget)
             doc = document.build(d, report, sections=args.explain or renderer.needs_sections,
                                  notation=args.notation)
             shown = renderer.render(doc)
@@ -458,7 +468,8 @@ def _file_error(file: str, phase: str, exc: BaseException, args: argparse.Namesp
         _say(f"derive: error: {one_line(exc)}")
         return BAD_INPUT
     if isinstance(exc, Timeout):
-        _say(f"derive: {file}: not checked: {phase} ran out of the run's time budget "
+        what = "not written" if phase.startswith("writing") else "not checked"
+        _say(f"derive: {file}: {what}: {phase} ran out of the run's time budget "
              f"({args.timeout_run:g} s; raise it with --timeout-run)")
         return FAILED
     if isinstance(exc, MemoryError):
@@ -479,6 +490,17 @@ def _now() -> float:
     return time.monotonic()
 
 
+_STARTED: float | None = None  # when main() began
+
+
+def _started() -> float:
+    """When this file's run began: main()'s start for the first file, now for the next ones."""
+    global _STARTED
+    start = _now() if _STARTED is None else _STARTED
+    _STARTED = None
+    return start
+
+
 def _write_latex(d: Derivation, report: Report, path: str, pdf: bool, notation: str | None) -> int:
     from derive.render.latex import PdfError, write
 
@@ -494,6 +516,10 @@ def _write_latex(d: Derivation, report: Report, path: str, pdf: bool, notation: 
         return BAD_INPUT
     except Exception as exc:  # a bug in derive's LaTeX (an error in its own text included): one line
         from derive.check.runner import one_line
+        from derive.util.budget import Timeout
+
+        if isinstance(exc, Timeout):
+            raise
 
         _say(f"derive: internal error writing {path}: {type(exc).__name__}: {one_line(exc)} (please report this)")
         return INTERNAL
@@ -523,9 +549,9 @@ def _latex(args: argparse.Namespace) -> int:
     from derive.util import budget
 
     phase = "loading"
-    start = _now()
+    start = _started()
     try:
-        with budget.limit(args.timeout_run):
+        with budget.limit(max(args.timeout_run - (_now() - start), 1e-3)):
             d = load(file, strategy=args.strategy, limits=_limits(args))
             phase = "checking"
             report = d.report(timeout=args.timeout, timeout_run=max(1e-3, args.timeout_run - (_now() - start)))
@@ -533,7 +559,11 @@ def _latex(args: argparse.Namespace) -> int:
         if isinstance(exc, (KeyboardInterrupt, SystemExit, BrokenPipeError)):
             raise
         return _file_error(file, phase, exc, args)
-    return _write_latex(d, report, args.output, args.pdf, args.notation)
+    try:  # the document is written even when the checks used the whole budget, within a few seconds more
+        with budget.limit(max(args.timeout_run - (_now() - start), REPORT_GRACE)):
+            return _write_latex(d, report, args.output, args.pdf, args.notation)
+    except budget.Timeout:
+        return _file_error(file, "writing the document", budget.Timeout(), args)
 
 
 def _identities(args: argparse.Namespace) -> int:
@@ -547,7 +577,7 @@ def _identities(args: argparse.Namespace) -> int:
     from derive.util import budget
 
     try:
-        with budget.limit(args.timeout_run):
+        with budget.limit(max(args.timeout_run - (_now() - _started()), 1e-3)):
             results = identities()
             sizes = check_sizes(args.check_sizes) if args.check_sizes > 0 else {}
     except budget.Timeout:

@@ -344,3 +344,22 @@ def test_plugin_budget_covers_loading(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess()
     result.stdout.fnmatch_lines(["*not checked: loading ran out of the file's time budget*"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("error, detail", [(MemoryError, "out of memory"), (RecursionError, "nested too deeply"),
+                                           (ValueError("Exceeds the limit (4300 digits) for integer string "
+                                                       "conversion"), "more than 4,300 digits")])
+def test_a_resource_limit_in_an_item_is_unproven_never_refuted(error: BaseException, detail: str,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from derive.check import session
+
+    def out_of(self: session.Derivation, claim: session.ClaimSpec) -> derive.Check:
+        raise error
+
+    monkeypatch.setattr(session.Derivation, "check_spec_claim", out_of)
+    assert main(["check", "--no-rules", "--json", str(ROOT / "derivations/two_layer_classifier.yaml")]) == 1
+    captured = capsys.readouterr()
+    claims = json.loads(captured.out)["claims"]
+    assert all(c["verdict"] == "unproven" and detail in c["detail"] for c in claims)
+    assert captured.err == ""
