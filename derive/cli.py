@@ -373,19 +373,19 @@ def _check_files(args: argparse.Namespace, renderer: Any) -> int:
     parts: list[str] = []
     status = OK
     for file in args.files:
-        code, shown = _one_file(file, args, limits, renderer, err)
+        code, shown = _one_file(file, args, limits, renderer, out, err)
         status = max(status, code)
         if shown is None:
             continue
-        if isinstance(shown, str):
+        if isinstance(shown, _Drawn):  # the terminal format, drawn within the budget
+            sys.stdout.write(shown)
+            sys.stdout.flush()
+        else:
             text = _safe_output(shown, args.format)
             parts.append(text)
             if not args.output:
                 sys.stdout.write(text + "\n")
                 sys.stdout.flush()
-        else:
-            out.print(shown)
-            out.print()
     if args.output:
         from derive.util.files import write_atomic
 
@@ -415,7 +415,12 @@ def _console(stderr: bool) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width if not stderr else None)
 
 
-def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, err: Console) -> tuple[int, Any]:
+class _Drawn(str):
+    """The terminal format's output, already drawn by rich (styles included)."""
+
+
+def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, out: Console,
+              err: Console) -> tuple[int, Any]:
     """Load, check and render one file within its run budget: (exit status, rendered output or None)."""
     from derive.check import document
     from derive.check.runner import BAD_INPUT as ITEM_BAD_INPUT
@@ -437,10 +442,15 @@ def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, e
         with budget.limit(left() + 0.25):  # (each item stops at the run's deadline; this is for the rest)
             report = _run(d, not args.no_rules, err, args, left())
         phase = "reporting"
-        with budget.limit(max(left(), REPORT_GRACE)), _own_text():  # (written even when the checks used the whole budget)
+        with budget.limit(max(left(), REPORT_GRACE)), _own_text():  # (even when the checks used it all)
             doc = document.build(d, report, sections=args.explain or renderer.needs_sections,
                                  notation=args.notation)
             shown = renderer.render(doc)
+            if not isinstance(shown, str):  # drawing a large table costs too: within the budget
+                with out.capture() as drawn:
+                    out.print(shown)
+                    out.print()
+                shown = _Drawn(drawn.get())
     except BaseException as exc:  # noqa: B036 (every error ends in one line; SIGTERM and Ctrl-C go on up)
         if isinstance(exc, (KeyboardInterrupt, SystemExit, BrokenPipeError)):
             raise
@@ -448,7 +458,9 @@ def _one_file(file: str, args: argparse.Namespace, limits: Any, renderer: Any, e
     status = OK if report.ok else FAILED
     for c in [*report.rules, *report.claims]:  # items that failed, after the results of the others
         if c.detail and c.detail.startswith(ITEM_BAD_INPUT):
-            _say(f"derive: error: {file}: {c.place or c.target}: {c.detail[len(ITEM_BAD_INPUT):]}")
+            message = c.detail[len(ITEM_BAD_INPUT):]
+            where = "" if message.startswith(f"{file}:") else f"{file}: {c.place or c.target}: "
+            _say(f"derive: error: {where}{message}")
             status = max(status, BAD_INPUT)
         elif c.detail and c.detail.startswith(INTERNAL_ERROR):
             _say(f"derive: internal error on {file}: {c.statement[:200]}: {c.detail[len(INTERNAL_ERROR):]} "

@@ -363,3 +363,26 @@ def test_a_resource_limit_in_an_item_is_unproven_never_refuted(error: BaseExcept
     claims = json.loads(captured.out)["claims"]
     assert all(c["verdict"] == "unproven" and detail in c["detail"] for c in claims)
     assert captured.err == ""
+
+
+def test_a_timeout_lost_in_a_callback_fires_again() -> None:
+    """A Timeout raised inside a gc callback or __del__ is ignored by Python: the budget must
+    still end the block."""
+    import gc
+
+    from derive.util import budget
+
+    def swallow(phase: str, info: dict[str, int]) -> None:
+        time.sleep(0.3)  # the alarm fires in here, and Python ignores the exception it raises
+
+    start = time.monotonic()
+    gc.callbacks.append(swallow)
+    try:
+        with pytest.raises(budget.Timeout):
+            with budget.limit(0.1):
+                gc.collect()
+                while True:
+                    pass
+    finally:
+        gc.callbacks.remove(swallow)
+    assert time.monotonic() - start < 2

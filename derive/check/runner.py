@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from derive.errors import DeriveError
+from derive.errors import DeriveError, LimitError
 from derive.records import UNPROVEN, Check, Method, Verdict
 from derive.rules.layer_rules import Rule
 from derive.spec import ClaimSpec
@@ -108,6 +108,9 @@ class Runner:
         except RecursionError:
             return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
                                     "not checked (limit): nested too deeply for derive's recursion limit")
+        except LimitError as exc:  # a size limit met on the way: says nothing about the statement
+            return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                    f"not checked (limit): {one_line(exc)}")
         except DeriveError as exc:  # bad input met only when this item ran: the others still run
             return self.not_checked(task, time.perf_counter() - start, Method.NEITHER, BAD_INPUT + one_line(exc))
         except ValueError as exc:
@@ -135,7 +138,7 @@ class Runner:
             jobs: int = 1) -> list[Check]:
         """Every task, in order; ``jobs`` forked workers share them when there are several."""
         jobs = max(1, min(jobs, max_jobs(), len(tasks)))
-        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
+        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods() and self._prepared(checker):
             return self._forked(checker, list(tasks), progress, jobs)
         out: list[Check] = []
         for task in tasks:
@@ -144,9 +147,18 @@ class Runner:
                 progress(out[-1])
         return out
 
+    def _prepared(self, checker: Checker) -> bool:
+        """What the workers inherit, built once within the run's budget; False: no time or
+        memory left for it (the items then run here, and run out at once)."""
+        try:
+            with budget.limit(self.run_remaining()):
+                checker.prepare_workers()
+        except (budget.Timeout, MemoryError):
+            return False
+        return True
+
     def _forked(self, checker: Checker, tasks: list[Task], progress: Progress | None, jobs: int) -> list[Check]:
         global _FORKED
-        checker.prepare_workers()  # built once, inherited by the workers
         out: list[Check] = []
         _FORKED = (self, checker, tasks)
         try:

@@ -320,9 +320,12 @@ def _budgeted(timeout: float | None, task: ClaimSpec) -> Iterator[list[Check]]:
                                         "not checked (limit): out of memory")]
 
 
-def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation:
-    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input."""
-    return Derivation(load_spec(path, limits), strategy)
+def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits(),
+         timeout: float | None = DEFAULT_TIMEOUT_RUN) -> Derivation:
+    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input,
+    and :class:`derive.util.budget.Timeout` past ``timeout`` seconds (None: no limit)."""
+    with budget.limit(timeout):
+        return Derivation(load_spec(path, limits), strategy)
 
 
 def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation:

@@ -23,6 +23,7 @@ def available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+REFIRE_SECONDS = 0.05
 MAX_SECONDS = 1e7  # about four months: longer budgets are cut to it (the timer's range)
 _ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
 
@@ -48,6 +49,10 @@ def limit(seconds: float | None) -> Iterator[None]:
         end = min(end, _ends[-1])
 
     def expire(signum: int, frame: object) -> None:
+        # fire again soon: an exception raised where Python ignores it (a gc callback, a
+        # __del__) is lost, and the block would run on without a limit; leaving the block
+        # disarms the timer
+        signal.setitimer(signal.ITIMER_REAL, REFIRE_SECONDS)
         raise Timeout
 
     depth = len(_ends)
