@@ -386,3 +386,11 @@ def test_a_timeout_lost_in_a_callback_fires_again() -> None:
     finally:
         gc.callbacks.remove(swallow)
     assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("name", ["nul_byte", "integer_digits", "alias_expansion", "fullwidth_name"])
+def test_latex_command_errors_are_one_line(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.tex"
+    assert main(["latex", str(ROOT / "tests" / "bad_inputs" / f"{name}.yaml"), "-o", str(out)]) == 2
+    assert one_line_error(capsys.readouterr().err).startswith("derive: error: ")
+    assert not out.exists()
