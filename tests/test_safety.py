@@ -394,3 +394,14 @@ def test_latex_command_errors_are_one_line(name: str, tmp_path: Path, capsys: py
     assert main(["latex", str(ROOT / "tests" / "bad_inputs" / f"{name}.yaml"), "-o", str(out)]) == 2
     assert one_line_error(capsys.readouterr().err).startswith("derive: error: ")
     assert not out.exists()
+
+
+def test_a_matrix_in_a_message_is_named_by_its_shape(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = tmp_path / "axis.yaml"
+    spec.write_text("network: {inputs: 30, layers: [{units: 30}], loss: mse, batch: 2}\n"
+                    "claims:\n  - db1: sum(dZ1, axis=W1)\n  - dW1: dZ1 @ X.T\n")
+    assert main(["check", "--no-rules", "--format", "text", str(spec)]) == 2
+    captured = capsys.readouterr()
+    line = one_line_error(captured.err)
+    assert "expected a whole number, got a 30×30 matrix" in line and "Matrix(" not in line
+    assert "2 claims: 1 proven, 1 unproven." in captured.out  # the other claim is still reported
