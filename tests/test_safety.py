@@ -365,6 +365,7 @@ def test_a_resource_limit_in_an_item_is_unproven_never_refuted(error: BaseExcept
     assert captured.err == ""
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # (the lost Timeout, on purpose)
 def test_a_timeout_lost_in_a_callback_fires_again() -> None:
     """A Timeout raised inside a gc callback or __del__ is ignored by Python: the budget must
     still end the block."""
