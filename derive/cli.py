@@ -405,6 +405,10 @@ def _safe_output(text: str, format: str) -> str:
         if text.isprintable():
             return text
         return "".join(ch if ch == "\n" or printable(ch) == ch else f"\\u{ord(ch):04x}" for ch in text)
+    if format == "latex":  # an escape such as \x1b would be a TeX command: a visible mark instead
+        if text.isprintable():
+            return text
+        return "".join(ch if ch in "\n\t" or printable(ch) == ch else "?" for ch in text)
     return printable(text, keep_newlines=True)
 
 

@@ -212,11 +212,11 @@ def test_write_errors_name_the_users_path(tmp_path: Path) -> None:
 def test_control_characters_never_reach_the_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "evil.yaml"
     spec.write_text('name: "evil\\e[8m hidden \\u202e"\n' + TWO_LAYER + "claims:\n  dW2: dZ2 @ A1.T\n")
-    for fmt in ("terminal", "text", "markdown", "json"):
+    for fmt in ("terminal", "text", "markdown", "json", "latex"):
         main(["check", "--format", fmt, str(spec)])
         out = capsys.readouterr().out
         assert "\x1b" not in out and "\u202e" not in out, fmt
-        if fmt != "text":  # (the text format names nothing when everything is proven)
+        if fmt not in ("text", "latex"):  # (text names nothing when all is proven; LaTeX shows a mark)
             assert ("\\u001b[8m" if fmt == "json" else "\\x1b[8m") in out, fmt
     main(["check", "--json", str(spec)])
     assert json.loads(capsys.readouterr().out)["name"] == "evil\x1b[8m hidden \u202e"  # the JSON value is intact
