@@ -41,8 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="seconds per rule or claim before it fails as unproven (timeout); "
                        "default: the derive CLI's --timeout default; 'none': no limit")
     parser.addini("derive_timeout_run", default=None,
-                  help="seconds for one spec file: loading it and all its items (default: the derive "
-                       "CLI's --timeout-run default; 'none': no limit)")
+                  help="seconds for one spec file's loading, and again for all its items (default: "
+                       "the derive CLI's --timeout-run default; 'none': no limit)")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -108,19 +108,28 @@ class DeriveFile(pytest.File):
             from derive.util.budget import limit
 
             strategy = self.config.getoption("--derive-strategy")
-            with limit(self.runner().run_remaining()):  # loading counts against the file's budget
+            # loading (at collection) has the file's budget, and so do its items (from the first
+            # one on: items run long after collection, when the other files' tests have run)
+            with limit(self._budget()[1]):
                 self._derivation = Derivation(load_spec(self.path), strategy)
         return self._derivation
+
+    def _budget(self) -> tuple[float | None, float | None]:
+        """(seconds per item, seconds per file) from the ini options and the command line."""
+        from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN
+
+        item, whole = self.config.stash[BUDGET]
+        timeout = DEFAULT_TIMEOUT if item == "default" else item
+        run = DEFAULT_TIMEOUT_RUN if whole == "default" else whole
+        assert not isinstance(timeout, str) and not isinstance(run, str)
+        return timeout, run
 
     def runner(self) -> Runner:
         """The CLI's runner with this session's budget; the file's deadline starts at its first item."""
         if self._runner is None:
-            from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN, Runner
+            from derive.check.runner import Runner
 
-            item, whole = self.config.stash[BUDGET]
-            timeout = DEFAULT_TIMEOUT if item == "default" else item
-            run = DEFAULT_TIMEOUT_RUN if whole == "default" else whole
-            assert not isinstance(timeout, str) and not isinstance(run, str)
+            timeout, run = self._budget()
             self._runner = Runner(timeout, run, hint="raise it with the ini options derive_timeout / "
                                                      "derive_timeout_run").start()
         return self._runner

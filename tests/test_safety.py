@@ -406,3 +406,12 @@ def test_a_matrix_in_a_message_is_named_by_its_shape(capsys: pytest.CaptureFixtu
     line = one_line_error(captured.err)
     assert "expected a whole number, got a 30×30 matrix" in line and "Matrix(" not in line
     assert "2 claims: 1 proven, 1 unproven." in captured.out  # the other claim is still reported
+
+
+def test_plugin_file_budget_starts_at_its_first_item(pytester: pytest.Pytester) -> None:
+    """Items run long after collection (other tests run first): that time is not theirs."""
+    pytester.makeini("[pytest]\nderive_files = *.yaml\nderive_timeout_run = 3\n")
+    pytester.makepyfile(test_a="import time\n\ndef test_slow():\n    time.sleep(4)\n")
+    pytester.makefile(".yaml", z_spec=Path(SMALL).read_text())
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1 + 10)
