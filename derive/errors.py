@@ -9,6 +9,9 @@ Messages are one line and name the place: ``net.yaml: layers[1].activation: ...`
 
 from __future__ import annotations
 
+#: characters of a message's own part (its place and file come in addition)
+MAX_MESSAGE = 600
+
 
 class DeriveError(ValueError):
     """Base class: bad input of any kind.  The CLI turns it into exit code 2."""
@@ -18,6 +21,8 @@ class SpecError(DeriveError):
     """A YAML spec that is malformed or asks for something unsupported."""
 
     def __init__(self, file: str, place: str, message: str) -> None:
+        if len(message) > MAX_MESSAGE:  # a message names the problem: it never prints a whole structure
+            message = message[: MAX_MESSAGE - 1] + "…"
         self.file = file
         self.place = place
         self.message = message

@@ -41,7 +41,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   help="seconds per rule or claim before it fails as unproven (timeout); "
                        "default: the derive CLI's --timeout default; 'none': no limit")
     parser.addini("derive_timeout_run", default=None,
-                  help="seconds for all items of one spec file (default: no limit)")
+                  help="seconds for one spec file's loading, and again for all its items (default: "
+                       "the derive CLI's --timeout-run default; 'none': no limit)")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -77,7 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if option is not None and option <= 0:
         raise pytest.UsageError(f"--derive-timeout must be positive, got {option}")
     item = option if option is not None else _seconds(config, "derive_timeout", "default")
-    budget: Budget = (item, _seconds(config, "derive_timeout_run", None))
+    budget: Budget = (item, _seconds(config, "derive_timeout_run", "default"))
     config.stash[BUDGET] = budget
 
 
@@ -103,30 +104,49 @@ class DeriveFile(pytest.File):
     def derivation(self) -> Derivation:
         if self._derivation is None:
             from derive.check.session import load  # lazy: SymPy loads with the first spec file
+            from derive.util.budget import limit
 
             strategy = self.config.getoption("--derive-strategy")
-            self._derivation = load(self.path, strategy)
+            # loading (at collection) has the file's budget, and so do its items (from the first
+            # one on: items run long after collection, when the other files' tests have run)
+            with limit(self._budget()[1]):
+                self._derivation = load(self.path, strategy, timeout=None)
         return self._derivation
+
+    def _budget(self) -> tuple[float | None, float | None]:
+        """(seconds per item, seconds per file) from the ini options and the command line."""
+        from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN
+
+        item, whole = self.config.stash[BUDGET]
+        timeout = DEFAULT_TIMEOUT if item == "default" else item
+        run = DEFAULT_TIMEOUT_RUN if whole == "default" else whole
+        assert not isinstance(timeout, str) and not isinstance(run, str)
+        return timeout, run
 
     def runner(self) -> Runner:
         """The CLI's runner with this session's budget; the file's deadline starts at its first item."""
         if self._runner is None:
-            from derive.check.runner import DEFAULT_TIMEOUT, Runner
+            from derive.check.runner import Runner
 
-            item, run = self.config.stash[BUDGET]
-            timeout = DEFAULT_TIMEOUT if item == "default" else item
-            assert not isinstance(timeout, str) and not isinstance(run, str)
+            timeout, run = self._budget()
             self._runner = Runner(timeout, run, hint="raise it with the ini options derive_timeout / "
                                                      "derive_timeout_run").start()
         return self._runner
 
     def collect(self) -> Iterator[pytest.Item]:
+        from derive.check.runner import one_line
         from derive.errors import DeriveError
+        from derive.util.budget import Timeout
 
         try:
             d = self.derivation()
         except DeriveError as exc:
-            raise self.CollectError(str(exc)) from None
+            raise self.CollectError(one_line(exc)) from None
+        except Timeout:
+            raise self.CollectError(f"{self.path}: not checked: loading ran out of the file's time budget "
+                                    "(ini option derive_timeout_run)") from None
+        except (MemoryError, RecursionError) as exc:
+            raise self.CollectError(f"{self.path}: not checked (limit): {type(exc).__name__} while loading") from None
         if d.net is None:  # a spec written as NumPy code: its blocks run together, one item
             yield DeriveBlockItem.from_parent(self, name="backward block and claims")
             return

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from derive.check.document import Document, true_form
+from derive.check.runner import DEFAULT_TIMEOUT
 from derive.check.session import Derivation
 from derive.code import assert_backward, gradcheck  # noqa: F401 (re-exported: check your backward code)
 from derive.records import PROVEN, REFUTED, Check, Report
@@ -34,17 +35,19 @@ def failure_text(d: Derivation, checks: list[Check]) -> str:
     return TextRenderer().render(Document(report, true_forms=forms))
 
 
-def assert_claim(d: Derivation, target: str, formula: str) -> Check:
-    """Assert that ``target = formula`` is proven; the AssertionError explains why not."""
-    check = d.check_claim(target, formula)
+def assert_claim(d: Derivation, target: str, formula: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
+    """Assert that ``target = formula`` is proven within ``timeout`` seconds (None: no
+    limit); the AssertionError explains why not."""
+    check = d.check_claim(target, formula, timeout=timeout)
     if check.verdict != PROVEN:
         raise AssertionError(explain(check, d))
     return check
 
 
-def assert_refuted(d: Derivation, target: str, formula: str, diagnosis: str | None = None) -> Check:
+def assert_refuted(d: Derivation, target: str, formula: str, diagnosis: str | None = None,
+                   timeout: float | None = DEFAULT_TIMEOUT) -> Check:
     """Assert that ``target = formula`` is refuted (and, if given, diagnosed as such)."""
-    check = d.check_claim(target, formula)
+    check = d.check_claim(target, formula, timeout=timeout)
     if check.verdict != REFUTED:
         raise AssertionError(f"expected a refutation, got: {explain(check, d)}")
     if diagnosis is not None and diagnosis not in (check.diagnosis or ""):

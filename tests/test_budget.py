@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, net
 
+import derive
 from derive.cli import main
 from derive.records import Method
 from derive.util import budget
@@ -37,10 +38,16 @@ def test_timeout_makes_unproven_and_goes_on() -> None:
 
 
 def test_run_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    # the run budget covers loading too: a file not loaded in time is not checked (exit 1, never 2)
     code = main(["check", "--timeout-run", "0.01", "--json", str(ROOT / "derivations/three_layer_softmax.yaml")])
-    doc = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
     assert code == 1
-    assert doc["summary"]["unproven"] > 0 and doc["summary"]["refuted"] == 0
+    assert captured.out == "" and "not checked: loading ran out of the run's time budget" in captured.err
+    # loaded in time, checked out of time: each item left is unproven (timeout), never refuted
+    report = derive.load(ROOT / "derivations/three_layer_softmax.yaml").report(timeout_run=0.01)
+    assert not report.ok
+    assert all(c.verdict in ("proven", "unproven") for c in [*report.rules, *report.claims])
+    assert any(c.method == Method.TIMEOUT for c in [*report.rules, *report.claims])
 
 
 @pytest.mark.parametrize("flag", ["--timeout", "--max-batch", "--max-parameters", "--max-formula-length",

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from derive.errors import DeriveError, LimitError
 from derive.records import UNPROVEN, Check, Method, Verdict
 from derive.rules.layer_rules import Rule
 from derive.spec import ClaimSpec
 from derive.util import budget
+from derive.util.text import printable
 
 DEFAULT_TIMEOUT = 120.0  # seconds per check
+DEFAULT_TIMEOUT_RUN = 600.0  # seconds for a whole file: loading, truth, checks, report
 #: less time than this left is no time: the item is not started (an alarm set for a few
 #: microseconds can fire before budget.limit has armed its cleanup)
 MIN_SECONDS = 1e-3
+#: how an item that failed says so (``Check.detail``): the CLI exits 2 or 3 after printing the rest
+BAD_INPUT = "not checked (bad input): "
+INTERNAL_ERROR = "not checked (internal error in derive, please report this): "
 PARALLEL_FROM = 1000  # parameters; below this, starting workers costs more than it saves
 Task = Rule | ClaimSpec
 Progress = Callable[[Check], None]
@@ -37,6 +44,21 @@ class Checker(Protocol):
     def check_spec_claim(self, claim: ClaimSpec) -> Check: ...
 
     def prepare_workers(self) -> None: ...
+
+
+def one_line(exc: BaseException, limit: int = 1000) -> str:
+    """An exception's message on one bounded line (a message never prints a whole structure)."""
+    try:
+        text = str(exc)
+    except Exception:  # str() itself can fail (a 5,000-digit integer in the message)
+        text = type(exc).__name__
+    text = printable(" ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def max_jobs() -> int:
+    """Worker processes at most: one per core (more only compete for the same cores)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
 def auto_jobs(parameters: int) -> int:
@@ -65,6 +87,10 @@ class Runner:
         """Seconds the next item may take (its cap, or what is left of the run)."""
         return self.deadline.remaining()
 
+    def run_remaining(self) -> float | None:
+        """Seconds left of the whole run (None: no cap), for the work that is not an item (loading)."""
+        return None if self.deadline.end is None else max(0.0, self.deadline.end - time.monotonic())
+
     def check(self, checker: Checker, task: Task) -> Check:
         """One item within the budget: a timeout is a verdict (unproven), not an error."""
         start = time.perf_counter()
@@ -76,19 +102,43 @@ class Runner:
                 return checker.check_rule(task) if isinstance(task, Rule) else checker.check_spec_claim(task)
         except budget.Timeout:
             return self.timed_out(task, time.perf_counter() - start)
+        except MemoryError:  # a resource limit says nothing about the statement
+            return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                    "not checked (limit): out of memory (the memory limit, --max-memory)")
+        except RecursionError:
+            return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                    "not checked (limit): nested too deeply for derive's recursion limit")
+        except LimitError as exc:  # a size limit met on the way: says nothing about the statement
+            return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                    f"not checked (limit): {one_line(exc)}")
+        except DeriveError as exc:  # bad input met only when this item ran: the others still run
+            return self.not_checked(task, time.perf_counter() - start, Method.NEITHER, BAD_INPUT + one_line(exc))
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):  # a number too long to print: a limit, not a bug
+                return self.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                        "not checked (limit): a number of more than 4,300 digits")
+            return self.not_checked(task, time.perf_counter() - start, Method.NEITHER,
+                                    INTERNAL_ERROR + f"{type(exc).__name__}: {one_line(exc)}")
+        except Exception as exc:  # a bug in derive: this item says so, the others still run
+            return self.not_checked(task, time.perf_counter() - start, Method.NEITHER,
+                                    INTERNAL_ERROR + f"{type(exc).__name__}: {one_line(exc)}")
 
     def timed_out(self, task: Task, seconds: float) -> Check:
-        detail = f"no verdict within the time budget ({self.hint})"
+        return self.not_checked(task, seconds, Method.TIMEOUT, f"no verdict within the time budget ({self.hint})")
+
+    def not_checked(self, task: Task, seconds: float, method: Method, detail: str) -> Check:
+        """An unproven item: ``method`` says why (timeout, limit, or an error in ``detail``)."""
         if isinstance(task, Rule):
-            return Check("rule", task.target, task.formula, UNPROVEN, Method.TIMEOUT, 0, seconds,
+            return Check("rule", task.target, task.formula, UNPROVEN, method, 0, seconds,
                          layer=task.layer, rule=task.rule, detail=detail)
-        return Check("claim", task.target, task.formula, UNPROVEN, Method.TIMEOUT, 0, seconds,
+        return Check("claim", task.target, task.formula, UNPROVEN, method, 0, seconds,
                      place=task.place, expect=Verdict(task.expect), detail=detail)
 
     def run(self, checker: Checker, tasks: Sequence[Task], progress: Progress | None = None,
             jobs: int = 1) -> list[Check]:
         """Every task, in order; ``jobs`` forked workers share them when there are several."""
-        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods():
+        jobs = max(1, min(jobs, max_jobs(), len(tasks)))
+        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods() and self._prepared(checker):
             return self._forked(checker, list(tasks), progress, jobs)
         out: list[Check] = []
         for task in tasks:
@@ -97,13 +147,22 @@ class Runner:
                 progress(out[-1])
         return out
 
+    def _prepared(self, checker: Checker) -> bool:
+        """What the workers inherit, built once within the run's budget; False: no time or
+        memory left for it (the items then run here, and run out at once)."""
+        try:
+            with budget.limit(self.run_remaining()):
+                checker.prepare_workers()
+        except (budget.Timeout, MemoryError):
+            return False
+        return True
+
     def _forked(self, checker: Checker, tasks: list[Task], progress: Progress | None, jobs: int) -> list[Check]:
         global _FORKED
-        checker.prepare_workers()  # built once, inherited by the workers
         out: list[Check] = []
         _FORKED = (self, checker, tasks)
         try:
-            with mp.get_context("fork").Pool(jobs) as pool:
+            with mp.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
                 for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
                     out.append(check)
                     if progress:
@@ -114,6 +173,12 @@ class Runner:
 
 
 _FORKED: tuple[Runner, Checker, list[Task]] | None = None  # what forked workers inherit
+
+
+def _worker_signals() -> None:
+    """A worker ends at once on SIGTERM (the pool's way to stop it): the parent's handler,
+    which unwinds the run to clean up its files, is not the worker's."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _forked_check(index: int) -> Check:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from derive.check import claims
 from derive.check.blocks import BlockDerivation
-from derive.check.runner import DEFAULT_TIMEOUT, Progress, Runner, auto_jobs
+from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
 from derive.lang.latex_reader import parse_latex_tree
@@ -118,12 +120,15 @@ class Derivation:
             m = self.net.matrices.get(name[1:])
         return None if m is None else (int(m.shape[0]), int(m.shape[1]))
 
-    def check_latex_claim(self, latex: str) -> Check:
-        """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``."""
+    def check_latex_claim(self, latex: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
+        """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``,
+        within ``timeout`` seconds (None: no limit)."""
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
-        target, formula = parse_latex_tree(latex, self._shape_of, loss)
-        return claims.check(self.evaluator, self.judge, F.unparse(target), F.unparse(formula), latex=latex,
-                            formula_node=formula)
+        with _budgeted(timeout, ClaimSpec("", latex, "", latex=latex)) as result:
+            target, formula = parse_latex_tree(latex, self._shape_of, loss)
+            result.append(claims.check(self.evaluator, self.judge, F.unparse(target), F.unparse(formula),
+                                       latex=latex, formula_node=formula))
+        return result[0]
 
     def check_rule(self, rule: Rule) -> Check:
         """Check one rule.  derive's own rules (built as trees) are checked as built; a
@@ -221,9 +226,13 @@ class Derivation:
         except FormulaError as exc:
             raise SpecError(self.spec.file, claim.place, str(exc)) from None
 
-    def check_claim(self, target: str, formula: str) -> Check:
-        """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven."""
-        return claims.check(self.evaluator, self.judge, target, formula)
+    def check_claim(self, target: str, formula: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
+        """Check ``target = formula``; the result's ``verdict`` is proven/refuted/unproven.
+        ``timeout`` seconds (None: no limit) bound the check: past them, or out of memory,
+        the verdict is unproven (timeout / limit)."""
+        with _budgeted(timeout, ClaimSpec(target, formula, "")) as result:
+            result.append(claims.check(self.evaluator, self.judge, target, formula))
+        return result[0]
 
     def check_rules(self, progress: Progress | None = None, jobs: int = 1) -> list[Check]:
         return self.runner.run(self, list(self._rules), progress, jobs)
@@ -257,8 +266,13 @@ class Derivation:
             out.append(f"the free constants {names} are taken to be positive (every verdict holds for {names} > 0)")
         return out
 
+    def _truth_method(self) -> str:
+        """The truth engine's method, without building it again when its build ran out of time."""
+        truth = self.__dict__.get("truth")
+        return truth.method if truth is not None else "not built (the run's time budget ran out)"
+
     def report(self, rules: bool = True, progress: Progress | None = None, jobs: int | None = None,
-               timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = None) -> Report:
+               timeout: float | None = DEFAULT_TIMEOUT, timeout_run: float | None = DEFAULT_TIMEOUT_RUN) -> Report:
         """Check every rule (unless ``rules=False``) and every claim of the spec.
 
         ``jobs`` worker processes (default: :meth:`auto_jobs`) share the work; the order of
@@ -272,7 +286,7 @@ class Derivation:
         try:
             with budget.limit(timeout_run):
                 _ = self.truth  # build it before any worker forks: they inherit it
-        except budget.Timeout:
+        except (budget.Timeout, MemoryError):
             pass  # every check below then times out at once, and says so
         checked_rules = self.check_rules(progress, jobs) if rules else []
         checked_claims = self.check_claims(progress, jobs)
@@ -290,16 +304,36 @@ class Derivation:
             if spec.weight_decay != 0:
                 conventions["weight_decay"] = str(spec.weight_decay)
         return Report(
-            spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self.truth.method,
+            spec.file, spec.name, spec.sizes, spec.batch, self.net.parameter_count, self._truth_method(),
             self.assumptions, checked_rules, checked_claims,
             time.perf_counter() - start, conventions,
         )
 
 
-def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits()) -> Derivation | BlockDerivation:
-    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input.
+@contextmanager
+def _budgeted(timeout: float | None, task: ClaimSpec) -> Iterator[list[Check]]:
+    """Run the block within ``timeout`` seconds; it appends its Check to the yielded list,
+    or a timeout / memory limit appends an unproven one (bad input still raises)."""
+    result: list[Check] = []
+    start = time.perf_counter()
+    runner = Runner(timeout, None, hint="raise it with timeout=S, or timeout=None")
+    try:
+        with budget.limit(timeout):
+            yield result
+    except budget.Timeout:
+        result[:] = [runner.timed_out(task, time.perf_counter() - start)]
+    except MemoryError:
+        result[:] = [runner.not_checked(task, time.perf_counter() - start, Method.LIMIT,
+                                        "not checked (limit): out of memory")]
+
+
+def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits(),
+         timeout: float | None = DEFAULT_TIMEOUT_RUN) -> Derivation | BlockDerivation:
+    """Load and validate a spec file; raises :class:`~derive.errors.SpecError` on bad input,
+    and :class:`derive.util.budget.Timeout` past ``timeout`` seconds (None: no limit).
     A spec written as NumPy code (a backward block) gives a :class:`BlockDerivation`."""
-    return _derivation(load_spec(path, limits), strategy)
+    with budget.limit(timeout):
+        return _derivation(load_spec(path, limits), strategy)
 
 
 def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation | BlockDerivation:

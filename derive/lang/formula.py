@@ -21,6 +21,7 @@ and the size (absolute value) of an exponent.
 from __future__ import annotations
 
 import ast
+import unicodedata
 from dataclasses import dataclass
 
 import sympy
@@ -217,6 +218,7 @@ def parse(
         raise FormulaError(text[:40] + "…", None, f"formula is {len(text)} characters long (limit {max_length})")
     if not text.strip():
         raise FormulaError(text, None, "empty formula")
+    _check_characters(text)
     depth = 0
     for ch in text:  # reject pathological nesting before Python's parser recurses on it
         depth += ch in "(["
@@ -231,9 +233,44 @@ def parse(
         raise FormulaError(text, None, "formula too deeply nested or malformed") from None
     offset = len(text) - len(text.lstrip())
     try:
-        return _Converter(text, offset, max_depth, max_exponent).convert(tree.body, 0)
+        node = _Converter(text, offset, max_depth, max_exponent).convert(tree.body, 0)
+        if _digits(node) > MAX_DIGITS:  # before any number is computed: (10**30)**64)**64 ... would hang
+            raise FormulaError(text, None, f"its numbers would have about {_digits(node)} digits "
+                                           f"(limit {MAX_DIGITS}): powers of powers grow too fast")
+        return node
     except RecursionError:
         raise FormulaError(text, None, "formula too long a chain to analyse; split it") from None
+
+
+#: digits a formula's numbers may reach (estimated from its tree before anything is computed)
+MAX_DIGITS = 4_000  # (Python converts integers of up to 4,300 digits to text)
+
+
+def _check_characters(text: str) -> None:
+    """Python reads identifiers in NFKC form (full-width Ｘ is X, ℓ is l): a formula must
+    say what it means, so a character that normalizes to another is refused."""
+    if text.isascii():
+        return
+    for i, ch in enumerate(text):
+        if not ch.isascii() and unicodedata.normalize("NFKC", ch) != ch:
+            raise FormulaError(text, i + 1, f"the character {ch!r} (U+{ord(ch):04X}) stands for "
+                                            f"{unicodedata.normalize('NFKC', ch)!r}: write that instead")
+
+
+def _digits(node: Node) -> int:
+    """An upper bound on the digits of the numbers a formula computes (powers multiply them)."""
+    if isinstance(node, Num):
+        return len(str(abs(node.value.p))) + len(str(node.value.q))
+    if isinstance(node, BinOp):
+        a, b = _digits(node.left), _digits(node.right)
+        if node.op == "**" and isinstance(node.right, Num):
+            return (a + 1) * max(1, int(abs(node.right.value)) + 1)
+        return a + b + 1
+    if isinstance(node, (Neg, Transpose)):
+        return _digits(node.operand)
+    if isinstance(node, Call):
+        return sum(_digits(a) for a in node.args) + 1
+    return 1
 
 
 class _Converter:

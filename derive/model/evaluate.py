@@ -30,6 +30,7 @@ from derive.model.truth import Truth
 from derive.ops.activations import ACTIVATIONS, SoftmaxEntry
 from derive.ops.functions import FUNCTIONS, FormulaFunction
 from derive.ops.matrices import Value, broadcast, is_matrix, matmul, vec
+from derive.util.text import shown
 
 MAX_ENTRIES = 1_000_000
 
@@ -404,7 +405,7 @@ class Evaluator:
         """
         v = self.evaluate(node, text) if node is not None else None
         if v is None or is_matrix(v) or not getattr(v, "is_Integer", False):
-            raise FormulaError(text, col, f"expected a whole number, got {v}")
+            raise FormulaError(text, col, f"expected a whole number, got {_what(v)}")
         k = int(v)
         if axis_of is None:
             return k
@@ -418,7 +419,7 @@ class Evaluator:
         out = []
         for a in args:
             if is_matrix(a) or not getattr(a, "is_Integer", False) or not 0 < int(a) <= 10_000:
-                raise FormulaError(text, node.col, f"{node.func}() needs sizes from 1 to 10000, got {a}")
+                raise FormulaError(text, node.col, f"{node.func}() needs sizes from 1 to 10000, got {_what(a)}")
             out.append(int(a))
         return out
 
@@ -464,3 +465,11 @@ class Evaluator:
         if not rows and v.shape[1] == m and m > 1:
             return v.col(k)
         return v
+
+
+def _what(value: object) -> str:
+    """A value named in a message: a matrix by its shape, never printed whole."""
+    if value is not None and is_matrix(value):
+        return f"a {show_shape(value)} matrix"
+    return shown(value)
+

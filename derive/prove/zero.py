@@ -7,10 +7,13 @@ Atoms are treated as independent symbols, so True is always sound; False says no
 
 from __future__ import annotations
 
+import math
+
 import sympy
 from sympy import Expr
 
 MAX_OPS = 20_000  # larger differences are not expanded (unproven, said so)
+MAX_TERMS = 200_000  # nor those whose expansion would have more terms (sum(Z1)**64: about 10**22)
 
 
 class TooLarge(ArithmeticError):
@@ -21,7 +24,7 @@ def is_zero(expr: Expr) -> bool:
     """True only if ``expr`` is identically 0 as a rational function of its atoms."""
     if expr == 0:
         return True
-    if size_exceeds(expr, MAX_OPS):
+    if size_exceeds(expr, MAX_OPS) or expanded_terms(expr) > MAX_TERMS:
         raise TooLarge
     if any(p.exp.is_negative for p in expr.atoms(sympy.Pow)):
         # a rational function: combine first, then expand only the numerator (expanding
@@ -42,3 +45,30 @@ def size_exceeds(expr: Expr, limit: int) -> bool:
             return True
         stack.extend(e.args)
     return False
+
+
+def expanded_terms(expr: Expr, cap: int = 10**12) -> int:
+    """An upper bound on the terms of ``expand(expr)``, computed from the tree without
+    expanding (a sum adds its terms, a product multiplies them, a power n of a sum of k
+    terms has at most C(n + k - 1, n)); capped at ``cap``."""
+    memo: dict[Expr, int] = {}
+
+    def terms(e: Expr) -> int:
+        known = memo.get(e)
+        if known is not None:
+            return known
+        if e.is_Add:
+            n = min(cap, sum(terms(a) for a in e.args))
+        elif e.is_Mul:
+            n = 1
+            for a in e.args:
+                n = min(cap, n * terms(a))
+        elif e.is_Pow and e.exp.is_Integer and e.exp > 1:
+            k = terms(e.base)
+            n = 1 if k == 1 else min(cap, math.comb(int(e.exp) + k - 1, int(e.exp)) if k < cap else cap)
+        else:
+            n = 1
+        memo[e] = n
+        return n
+
+    return terms(expr)

@@ -18,9 +18,16 @@ from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Report
 from derive.render import readable, words
 from derive.render.base import Renderer
 from derive.rules.identities import ALL_SIZES, IdentityResult
+from derive.util.text import printable
 
 STYLE = {PROVEN: "bold green", REFUTED: "bold red", UNPROVEN: "bold yellow"}
 MAX_VALUES = 8
+
+
+def _text(value: str, style: str = "") -> Text:
+    """Untrusted text (a spec's names, claims, LaTeX) as a Text: never read as rich markup,
+    control characters escaped (an ESC in a spec name must not reach the terminal)."""
+    return Text(printable(value, keep_newlines=True), style=style)
 
 
 def verdict_text(c: Check) -> Text:
@@ -29,13 +36,13 @@ def verdict_text(c: Check) -> Text:
 
 def header(report: Report) -> Text:
     t = Text()
-    t.append(report.name, style="bold")
-    t.append(words.header(report))
+    t.append(printable(report.name), style="bold")
+    t.append(printable(words.header(report)))
     return t
 
 
 def conventions(report: Report) -> Text:
-    return Text("\n".join(words.conventions(report)), style="dim")
+    return _text("\n".join(words.conventions(report)), style="dim")
 
 
 def rules_table(checks: list[Check]) -> Table:
@@ -46,8 +53,8 @@ def rules_table(checks: list[Check]) -> Table:
     for col, kw in columns:
         t.add_column(col, **kw)
     for c in checks:
-        t.add_row(str(c.layer) if c.layer else "", c.rule or "", c.shown, str(c.entries), verdict_text(c),
-                  words.seconds(c.seconds))
+        t.add_row(str(c.layer) if c.layer else "", _text(c.rule or ""), _text(c.shown), str(c.entries),
+                  verdict_text(c), words.seconds(c.seconds))
     return t
 
 
@@ -58,7 +65,7 @@ def claims_table(checks: list[Check]) -> Table:
     for c in checks:
         v = verdict_text(c)
         v.append(words.expectation(c), style="dim")
-        t.add_row(c.statement + (f"\n  from {c.latex}" if c.latex else ""), v, words.why(c))
+        t.add_row(_text(c.statement + (f"\n  from {c.latex}" if c.latex else "")), v, _text(words.why(c) or ""))
     return t
 
 
@@ -69,10 +76,10 @@ def counterexamples(checks: list[Check], true_forms: dict[str, str] | None = Non
         line = words.counterexample_line(c, MAX_VALUES)
         if line is None:
             continue
-        lines.append(c.statement, style="bold")
-        lines.append(line + "\n")
+        lines.append(printable(c.statement), style="bold")
+        lines.append(printable(line) + "\n")
         if c.target in forms:
-            lines.append(f"  true: {forms[c.target]}\n", style="green")
+            lines.append(f"  true: {printable(forms[c.target])}\n", style="green")
     return lines if lines.plain else None
 
 
@@ -85,7 +92,7 @@ def render(report: Report, true_forms: dict[str, str] | None = None) -> Group:
         ce = counterexamples(report.claims, true_forms)
         if ce is not None:
             parts.append(ce)
-    parts.append(Text(words.summary_line(report)))
+    parts.append(_text(words.summary_line(report)))
     return Group(*parts)
 
 
@@ -132,32 +139,32 @@ def explanation(sections: list[Section]) -> Group:
 
     parts: list[RenderableType] = []
     for k, s in enumerate(sections, start=1):
-        parts.append(Text(f"\n{k}. {s.title}", style="bold underline"))
+        parts.append(_text(f"\n{k}. {s.title}", style="bold underline"))
         for t in s.text:
-            parts.append(Text(t))
-        for code in s.code:  # the user's own code, as written (Text: never markup)
-            parts.append(Text(f"  {code}", style="cyan"))
+            parts.append(_text(t))
+        for code in s.code:  # the user's own code, as written (never markup)
+            parts.append(_text(f"  {code}", style="cyan"))
         for it in s.items:
             if isinstance(it, Entry):
-                parts.append(Text(f"  {it.lhs} = {it.rhs}"))
-                parts.append(Text(f"      {it.why}", style="dim"))
+                parts.append(_text(f"  {it.lhs} = {it.rhs}"))
+                parts.append(_text(f"      {it.why}", style="dim"))
             elif isinstance(it, Statement):
-                line = Text(f"  {it.target} = {it.formula}")
+                line = _text(f"  {it.target} = {it.formula}")
                 if it.check is not None:
                     line.append("   ")
                     line.append_text(verdict_text(it.check))
                     if it.check.verdict == PROVEN:
-                        line.append(f" for {words.count(it.check.entries, 'entry')}", style="dim")
+                        line.append(printable(f" for {words.count(it.check.entries, 'entry')}"), style="dim")
                 parts.append(line)
                 if it.why:
-                    parts.append(Text(f"      {it.why}", style="dim"))
+                    parts.append(_text(f"      {it.why}", style="dim"))
         for r in s.identities:
-            parts.append(Text(f"  {r.statement}: {r.verdict}"))
+            parts.append(_text(f"  {r.statement}: {r.verdict}"))
         for c in s.claims:
-            line = Text(f"  {c.statement}   ")
+            line = _text(f"  {c.statement}   ")
             line.append_text(verdict_text(c))
             parts.append(line)
             detail = words.why(c)
             if detail and c.verdict != PROVEN:
-                parts.append(Text(f"      {detail}", style="dim"))
+                parts.append(_text(f"      {detail}", style="dim"))
     return Group(*parts)

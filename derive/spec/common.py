@@ -11,6 +11,7 @@ import sympy
 from derive.errors import FormulaError, SpecError
 from derive.lang import formula
 from derive.spec.model import VERDICTS, ClaimSpec, reserved_name
+from derive.util.text import shown
 
 
 def _fail(file: str, place: str, message: str) -> SpecError:
@@ -20,7 +21,7 @@ def _fail(file: str, place: str, message: str) -> SpecError:
 def _check_keys(file: str, place: str, data: dict[Any, Any], allowed: tuple[str, ...]) -> None:
     for key in data:
         if not isinstance(key, str):
-            raise _fail(file, place, f"keys must be text, got {key!r}")
+            raise _fail(file, place, f"keys must be text, got {shown(key)}")
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -32,7 +33,7 @@ def _check_keys(file: str, place: str, data: dict[Any, Any], allowed: tuple[str,
 
 def _int(file: str, place: str, value: Any, low: int, high: int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(file, place, f"expected {what} (a whole number), got {value!r}")
+        raise _fail(file, place, f"expected {what} (a whole number), got {shown(value)}")
     if not low <= value <= high:
         raise _fail(file, place, f"expected {what} from {low} to {high}, got {value}")
     return value
@@ -42,7 +43,7 @@ def _choice(file: str, place: str, value: Any, choices: tuple[str, ...], what: s
     if not isinstance(value, str) or value not in choices:
         close = difflib.get_close_matches(str(value), choices, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise _fail(file, place, f"unknown {what} {value!r} (expected one of: {', '.join(choices)}){hint}")
+        raise _fail(file, place, f"unknown {what} {shown(value)} (expected one of: {', '.join(choices)}){hint}")
     return value
 
 
@@ -50,17 +51,17 @@ def _constant(file: str, place: str, value: Any, allowed: tuple[str, ...] = ()) 
     """A scalar constant: a number, or text such as '1/2' or '1/alpha'; ``allowed`` names
     reserved names it may use all the same (a weight decay's m, the batch size)."""
     if isinstance(value, bool):
-        raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {value!r}")
+        raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {shown(value)}")
     if isinstance(value, sympy.Rational):
         return value
     if isinstance(value, int):
         return sympy.Integer(value)
     if isinstance(value, float):
         if value != value or abs(value) == float("inf"):
-            raise _fail(file, place, f"expected a finite number, got {value!r}")
+            raise _fail(file, place, f"expected a finite number, got {shown(value)}")
         return sympy.Rational(repr(value))
     if not isinstance(value, str):
-        raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {value!r}")
+        raise _fail(file, place, f"expected a number or an expression such as 1/alpha, got {shown(value)}")
     try:
         expr = formula.to_scalar(formula.parse(value, max_length=200), value)
     except FormulaError as exc:
@@ -78,7 +79,7 @@ def _claims_latex(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise _fail(file, "claims_latex", f"expected a list of LaTeX equations, got {raw!r}")
+        raise _fail(file, "claims_latex", f"expected a list of LaTeX equations, got {shown(raw)}")
     out = []
     for i, entry in enumerate(raw):
         place = f"claims_latex[{i}]"
@@ -88,7 +89,7 @@ def _claims_latex(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
             expect = _choice(file, f"{place}.expect", entry.get("expect", "proven"), VERDICTS, "expected verdict")
             entry = entry.get("latex")
         if not isinstance(entry, str) or not entry.strip():
-            raise _fail(file, place, f"expected a LaTeX equation as text, got {entry!r}")
+            raise _fail(file, place, f"expected a LaTeX equation as text, got {shown(entry)}")
         if len(entry) > formula.LIMITS["max_length"]:
             raise _fail(file, place,
                         f"LaTeX claim is {len(entry)} characters long (limit {formula.LIMITS['max_length']})")
@@ -119,17 +120,17 @@ def _claims(file: str, raw: Any) -> tuple[ClaimSpec, ...]:
                 items.append((k, v, place, "proven"))
             else:
                 raise _fail(file, place,
-                            f"expected 'target: formula' or a mapping with target and formula, got {entry!r}")
+                            f"expected 'target: formula' or a mapping with target and formula, got {shown(entry)}")
     else:
-        raise _fail(file, "claims", f"expected a mapping of target: formula, got {raw!r}")
+        raise _fail(file, "claims", f"expected a mapping of target: formula, got {shown(raw)}")
     out = []
     for target, text, place, expect in items:
         if not isinstance(target, str):
-            raise _fail(file, place, f"a claim's target must be text such as dW2, got {target!r}")
+            raise _fail(file, place, f"a claim's target must be text such as dW2, got {shown(target)}")
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             text = str(text)
         if not isinstance(text, str):
-            raise _fail(file, place, f"expected a formula as text, got {text!r}")
+            raise _fail(file, place, f"expected a formula as text, got {shown(text)}")
         for part in (target, text):
             try:
                 formula.parse(part)

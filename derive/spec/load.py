@@ -20,6 +20,7 @@ from derive.spec.layers import layer_stack_spec
 from derive.spec.model import Limits, Spec
 from derive.spec.program import ProgramSpec, is_program, program_spec
 from derive.spec.yaml_io import read_yaml
+from derive.util.text import shown
 
 
 def load_spec(path: str | Path, limits: Limits = Limits()) -> Spec | ProgramSpec:
@@ -40,12 +41,27 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
     notation = _choice(file, "notation", data.get("notation", "default"), ("default", "course"), "notation")
     name = data.get("name", Path(file).stem)
     if not isinstance(name, str):
-        raise _fail(file, "name", f"expected text, got {name!r}")
+        raise _fail(file, "name", f"expected text, got {shown(name)}")
     if "network" not in data:
         raise _fail(file, "", "missing key 'network'")
     net = data["network"]
     if not isinstance(net, dict):
-        raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {net!r}")
+        raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {shown(net)}")
     if "equations" in net:
-        return equation_spec(file, name, net, data, limits)
-    return layer_stack_spec(file, name, net, data, limits, notation)
+        spec = equation_spec(file, name, net, data, limits)
+    else:
+        spec = layer_stack_spec(file, name, net, data, limits, notation)
+    symbols = entries(spec)
+    if symbols > limits.max_symbols:
+        raise _fail(file, "network", f"{symbols} entries in the inputs, targets and parameters together exceed "
+                                     f"the limit {limits.max_symbols} (--max-symbols)")
+    return spec
+
+
+def entries(spec: Spec) -> int:
+    """Symbols the network is built from: every entry of every input, target and parameter
+    (a 1000×1000 input costs as much as a million parameters)."""
+    if spec.equations is not None:
+        return sum(rows * cols for rows, cols in spec.equations.shapes.values()) + len(spec.equations.parameters)
+    sizes = spec.sizes
+    return spec.parameters + (sizes[0] + sizes[-1]) * spec.batch

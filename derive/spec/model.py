@@ -42,6 +42,9 @@ class Limits:
     max_units: int = 1_000
     max_layers: int = 100
     max_aliases: int = 100
+    max_digits: int = 100  # digits of an integer written in the spec
+    max_file_bytes: int = 1_000_000  # a spec file's size, checked before reading
+    max_symbols: int = 100_000  # entries of every input, target and parameter together
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ def available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
+REFIRE_SECONDS = 0.05
+MAX_SECONDS = 1e7  # about four months: longer budgets are cut to it (the timer's range)
 _ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
 
 
@@ -37,13 +39,20 @@ def limit(seconds: float | None) -> Iterator[None]:
     if seconds is None or not available():
         yield
         return
+    if seconds != seconds:  # NaN: no budget at all is an error, not "no limit"
+        raise ValueError("a time budget must be a number of seconds, got nan")
     if seconds <= 0:
         raise Timeout
+    seconds = min(seconds, MAX_SECONDS)  # (1e308 overflows the timer: it means "no practical limit")
     end = time.monotonic() + seconds
     if _ends:
         end = min(end, _ends[-1])
 
     def expire(signum: int, frame: object) -> None:
+        # fire again soon: an exception raised where Python ignores it (a gc callback, a
+        # __del__) is lost, and the block would run on without a limit; leaving the block
+        # disarms the timer
+        signal.setitimer(signal.ITIMER_REAL, REFIRE_SECONDS)
         raise Timeout
 
     depth = len(_ends)
