@@ -435,3 +435,29 @@ def test_block_errors_are_one_line_with_the_place(tmp_path: Path, block: str, pl
         spec(tmp_path, text)
     assert f": {place}: " in str(info.value) and message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_l1_loss_abs_sign_and_joins(tmp_path: Path) -> None:
+    """abs and sign (an L1 loss), vstack,
+    ones_like, len and np.minimum in one block; the wrong sign is refuted."""
+    text = """
+    network:
+      equations: |
+        N = len(x)
+        both = np.vstack((x, z))
+        L = np.sum(np.abs(both - t)) / N + np.sum(np.minimum(x, 0))
+      shapes: {x: [2, 2], z: [1, 2], t: [3, 2]}
+      loss: L
+    backward: |
+      dboth = np.sign(both - t) / N
+      dx = dboth[:2, :] + np.ones_like(x) * (x < 0)
+      dz = dboth[2:, :]
+    """
+    got = {c.target: c for c in spec(tmp_path, text).claims}
+    assert {k: c.verdict for k, c in got.items()} == {"dboth": Verdict.PROVEN, "dx": Verdict.PROVEN,
+                                                      "dz": Verdict.PROVEN}
+    # (|u|' is sign(u) exactly, 0 at the kink too: derive's relu'(0) = 0 convention on both sides)
+    wrong = text.replace("dz = dboth[2:, :]", "dz = -dboth[2:, :]")
+    got = {c.target: c for c in spec(tmp_path, wrong).claims}
+    assert got["dz"].verdict == Verdict.REFUTED and got["dz"].finding is not None
+    assert got["dz"].finding.code == "opposite sign"
