@@ -299,8 +299,9 @@ class _Run:
     def _repair(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
         """The smallest proven structural change to dV's line (see derive.diagnose.syntactic)."""
         name, statement, env = line
-        scalars = tuple(n for n, v in self.leaves.items() if isinstance(v, SymArray) and v.shape == ()
-                        and n not in self.program.parameters)
+        scalars = tuple(n for n, v in {**self.leaves, **self.forward_env}.items()
+                        if n not in self.program.parameters and (
+                            (isinstance(v, SymArray) and v.shape == ()) or (isinstance(v, int) and v > 1)))
         decay = self._missing_decay(line, true)
         if decay:
             return decay
