@@ -121,11 +121,24 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"))
     result.symbols = run.symbol_count
-    conventions = _conventions(run, result)
+    conventions = _within(CONVENTION_SECONDS, {}, _conventions, run, result)  # (after the run's own budget)
     result.notes = _chain_notes(run, result, conventions)
+    result.checks = _records(run, result, conventions) + result.checks
+    for done in result.checks:
+        if done.verdict == REFUTED and done.target not in result.true_forms:
+            of = _base_of(done.target, set(run.leaves) | set(run.last), set(run.ups))
+            if of is not None and of in run._truth:
+                result.true_forms[done.target] = _entry_text(done.target, run._truth[of])
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _records(run: _Run, result: BlockResult, conventions: dict[str, tuple[Any, list[str]]]) -> list[Check]:
+    """Each gradient of the block as a report record: its chain verdict, a convention it
+    follows, or where its line stands on its own."""
     own = []
     for name, g in result.gradients.items():
-        check = to_check(g, program, run)
+        check = to_check(g, run.program, run)
         if name in conventions:
             k, users = conventions[name]
             base = g.name
@@ -147,14 +160,7 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             if where:
                 check = Check(**{**check.__dict__, "detail": "; ".join(x for x in (check.detail, where) if x)})
         own.append(check)
-    result.checks = own + result.checks
-    for done in result.checks:
-        if done.verdict == REFUTED and done.target not in result.true_forms:
-            of = _base_of(done.target, set(run.leaves) | set(run.last), set(run.ups))
-            if of is not None and of in run._truth:
-                result.true_forms[done.target] = _entry_text(done.target, run._truth[of])
-    result.seconds = time.monotonic() - started
-    return result
+    return own
 
 
 class _Run:
@@ -476,6 +482,7 @@ def _claim_check(g: GradientCheck, c: Claim) -> Check:
 
 
 REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
+CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
 
 def _within(seconds: float, default: Any, work: Any, *args: Any) -> Any:
