@@ -61,9 +61,10 @@ def test_rejected(latex: str, message: str) -> None:
 def test_latex_claims_in_a_spec() -> None:
     d = derive.load(ROOT / "derivations" / "two_two_one_equations.yaml")
     latex = [c for c in d.check_claims() if c.latex]
-    assert len(latex) == 4
-    assert [c.verdict for c in latex] == ["proven", "proven", "proven", "refuted"]
+    assert len(latex) == 6
+    assert [c.verdict for c in latex] == ["proven", "proven", "proven", "refuted", "refuted", "refuted"]
     assert all(c.ok for c in latex)
+    assert all(c.diagnosis for c in latex if c.verdict == "refuted")  # the notes' mistakes, each named
 
 
 def test_latex_claim_api() -> None:
