@@ -161,15 +161,15 @@ class Interpreter:
         array = array.copy()  # the name gets a new array: values it was copied from stay
         row = self._label_row(target.items, text)
         if row is not None:  # dW[y[i]] = v: each row c becomes [y[i]=c]·v + (1 − [y[i]=c])·dW[c]
-            labels, i = row
-            onehot = labels.onehot(array.shape[0]).view(np.ndarray)
+            row_labels, i = row
+            picks = row_labels.onehot(array.shape[0]).view(np.ndarray)
             rest = self.key(target.items[1:], text) if len(target.items) > 1 else ()
             rest = rest if isinstance(rest, tuple) else (rest,)
-            plain = array.view(np.ndarray)
+            entries = array.view(np.ndarray)
             v = _plain(_arr(value))
             for c in range(array.shape[0]):
-                old = plain[(c,) + rest]
-                plain[(c,) + rest] = v * onehot[i, c] + old * (1 - onehot[i, c])
+                old = entries[(c,) + rest]
+                entries[(c,) + rest] = v * picks[i, c] + old * (1 - picks[i, c])
             self.env[base.id] = array
             return
         labels = self._labels_index(target.items, array, text)
@@ -224,18 +224,18 @@ class Interpreter:
                     if not (isinstance(base, SymArray) and base.ndim >= 1):
                         raise FormulaError(text, node.col, f"labels {labels.name} index as np.eye(C)[{labels.name}] "
                                                            f"or x[np.arange(N), {labels.name}]")
-                    onehot = labels.onehot(base.shape[0]).view(np.ndarray)
-                    return to_exprs(np.tensordot(onehot, base.view(np.ndarray), axes=1))
+                    rows = labels.onehot(base.shape[0]).view(np.ndarray)
+                    return to_exprs(np.tensordot(rows, base.view(np.ndarray), axes=1))
             row = self._label_row(node.items, text)
             if row is not None and isinstance(base, SymArray):  # W[y[i]]: Σ_c [y[i]=c]·W[c]
-                labels, i = row
-                onehot = labels.onehot(base.shape[0]).view(np.ndarray)
+                row_labels, i = row
+                picks = row_labels.onehot(base.shape[0]).view(np.ndarray)
                 rest = self.key(node.items[1:], text) if len(node.items) > 1 else ()
-                plain = base.view(np.ndarray)
+                entries = base.view(np.ndarray)
                 rest = rest if isinstance(rest, tuple) else (rest,)
-                total = plain[(0,) + rest] * onehot[i, 0]
+                total = entries[(0,) + rest] * picks[i, 0]
                 for c in range(1, base.shape[0]):
-                    total = total + plain[(c,) + rest] * onehot[i, c]
+                    total = total + entries[(c,) + rest] * picks[i, c]
                 return to_exprs(total)
             if isinstance(base, SymArray):
                 onehot = self._labels_index(node.items, base, text)

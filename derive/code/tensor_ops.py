@@ -208,7 +208,9 @@ def _rot90(node: Any, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
     _unknown("rot90", kw, ("axes",))
     k = _int(args[1], "np.rot90: k") if len(args) > 1 else 1
     axes = _ints(kw["axes"], "an axis") if "axes" in kw else (0, 1)
-    return np.rot90(_plain(args[0], "np.rot90: x"), k, axes).copy().view(SymArray)
+    if len(axes) != 2:
+        raise NotRepresentable("np.rot90: axes=(a, b), two axes")
+    return np.rot90(_plain(args[0], "np.rot90: x"), k, (axes[0], axes[1])).copy().view(SymArray)
 
 
 def _tensordot(node: Any, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
