@@ -239,3 +239,12 @@ def test_tensor_function_refusals(text: str, message: str) -> None:
     arrays = {"x": np.ones((1, 2, 4, 4)), "w": np.ones((3, 2, 3, 3)), "v": np.ones((1, 3, 3, 3)), "m": np.ones((3, 2))}
     with pytest.raises((NotRepresentable, FormulaError), match=message):
         _values(text, **{k: v for k, v in arrays.items() if k in text})
+
+
+def test_a_timeout_leaves_every_claim_unproven_never_dropped() -> None:
+    d = derive.load(DERIVATIONS / "attention.yaml")
+    report = d.report(timeout=0.05)
+    claims = [c for c in report.claims if c.formula in {x.text for x in d.claims}]
+    assert len(claims) == len(d.claims)
+    assert all(c.verdict == Verdict.UNPROVEN for c in claims)
+    assert not report.ok  # the mistakes were expected refuted

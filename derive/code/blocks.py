@@ -109,6 +109,10 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             base = _base_of(name, set(run.leaves) | set(run.last), set(run.ups)) or name
             result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"))
+        for c in claims[len(result.checks):]:  # a claim the timeout left unchecked is unproven, never dropped
+            base = _base_of(c.target, set(run.leaves) | set(run.last), set(run.ups)) or c.target
+            result.checks.append(_claim_check(GradientCheck(name=base, verdict=Verdict.UNPROVEN,
+                                                            why=f"timeout after {timeout:g} s: not checked"), c))
     result.symbols = run.symbol_count
     result.checks = [to_check(g, program, run) for g in result.gradients.values()] + result.checks
     result.seconds = time.monotonic() - started
