@@ -248,3 +248,14 @@ def test_a_timeout_leaves_every_claim_unproven_never_dropped() -> None:
     assert len(claims) == len(d.claims)
     assert all(c.verdict == Verdict.UNPROVEN for c in claims)
     assert not report.ok  # the mistakes were expected refuted
+
+
+def test_differentiator_agrees_with_sympy() -> None:
+    from derive.code.gradient import Differentiator
+    from derive.ops.activations import Relu, Sigmoid
+
+    x, y, z = sympy.symbols("x y z", real=True)
+    loss = (x * y + z) * (x - 3) + sympy.exp(x * z) * y + Sigmoid(x + y) * z ** 2 + Relu(y - z) * x + 7
+    d = Differentiator(loss)
+    for s in (x, y, z, sympy.Symbol("w", real=True)):
+        assert sympy.simplify(d.diff(s) - sympy.diff(loss, s)) == 0

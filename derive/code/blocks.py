@@ -33,6 +33,7 @@ from sympy import Expr, Symbol
 from derive.code import backward as B
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
+from derive.code.gradient import Differentiator
 from derive.code.interpret import BlockError, Interpreter, Labels
 from derive.code.report import GradientCheck, array_text, value_text
 from derive.lang import formula as F
@@ -192,9 +193,10 @@ class _Run:
     def _compute_truth(self, base: str) -> np.ndarray:
         if base in self.leaves and base not in self.last:
             plain = self.leaves[base].view(np.ndarray)
+            d = Differentiator(self.loss)
             out = _EMPTY(plain.shape, dtype=object)
             for idx in np.ndindex(*plain.shape):
-                out[idx] = sympy.diff(self.loss, plain[idx])
+                out[idx] = d.diff(plain[idx])
             return out
         k = self.last[base]
         original = self.forward_env[base]
@@ -214,9 +216,10 @@ class _Run:
             Interpreter(env).run(self.program.forward, after)
             loss = self._loss(env, make_upstream=False)
         back = dict(zip(atoms.reshape(-1), original.view(np.ndarray).reshape(-1), strict=True))
+        d = Differentiator(loss)
         out = _EMPTY(original.shape, dtype=object)
         for idx in np.ndindex(*original.shape):
-            out[idx] = sympy.diff(loss, atoms[idx]).xreplace(back)
+            out[idx] = d.diff(atoms[idx]).xreplace(back)
         return out
 
     # ------------------------------------------------------------ judging
