@@ -259,3 +259,89 @@ def test_differentiator_agrees_with_sympy() -> None:
     d = Differentiator(loss)
     for s in (x, y, z, sympy.Symbol("w", real=True)):
         assert sympy.simplify(d.diff(s) - sympy.diff(loss, s)) == 0
+
+
+# ------------------------------------------------------------------ layer stacks with tensor layers
+STACK = """
+name: tiny convnet
+network:
+  inputs: [1, 3, 3]
+  layers:
+    - {type: conv2d, filters: 2, kernel: 2, activation: relu}
+    - {type: avgpool, kernel: 2}
+    - {type: flatten}
+    - {type: dense, units: 1}
+  loss: mse
+  batch: 1
+"""
+
+
+def _stack(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    return derive.load(path)
+
+
+def test_tensor_stack_rules_are_proven(tmp_path: Path) -> None:
+    d = _stack(tmp_path, STACK)
+    report = d.report()
+    assert report.ok
+    proven = {c.target for c in report.claims if c.verdict == Verdict.PROVEN}
+    assert {"dW1", "db1", "dZ1", "dA1", "dW4", "db4"} <= proven
+
+
+def test_tensor_stack_wrong_rule_is_refuted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """derive proves the registered rules rather than trusting them: a wrong one is refuted."""
+    from derive.spec import stack
+
+    keys, has_act, build = stack.STACK_LAYERS["avgpool"]
+
+    def wrong(*args: Any, **kw: Any) -> Any:
+        layer = build(*args, **kw)
+        layer.backward = [line.replace(" / 4", "") for line in layer.backward]  # the 1/k² forgotten
+        return layer
+
+    monkeypatch.setitem(stack.STACK_LAYERS, "avgpool", (keys, has_act, wrong))
+    report = _stack(tmp_path, STACK).report()
+    verdicts = {c.target: c.verdict for c in report.claims}
+    assert verdicts["dA1"] == Verdict.REFUTED
+    assert verdicts["dW4"] == Verdict.PROVEN
+
+
+def test_tensor_stack_translation_matches_the_oracle(tmp_path: Path) -> None:
+    """The translated forward pass is the oracle's conv → relu → avgpool → dense."""
+    d = _stack(tmp_path, STACK)
+    run = _Run(d.program)
+    run.forward_and_backward()
+    rng = np.random.default_rng(4)
+    env = {n: rng.normal(size=s) for n, s in d.spec.shapes.items()}
+    subs: dict[Any, Any] = {}
+    for n, arr in run.leaves.items():
+        for idx in np.ndindex(*arr.shape):
+            subs[arr.view(np.ndarray)[idx]] = sympy.Float(float(env[n][idx]), 30)
+    a1 = np.maximum(O.conv_forward(env["X"], env["W1"], env["b1"], 1, 0), 0)
+    a4 = O.pool_forward(a1, 2, "avg").reshape(1, -1) @ env["W4"] + env["b4"]
+    assert _close(_numeric(run.forward_env["A4"], subs), a4)
+    loss = float(np.sum((a4 - env["Y"]) ** 2) / 2)
+    assert abs(_float(run.loss.xreplace(subs)) - loss) < 1e-9
+
+
+@pytest.mark.parametrize("patch,message", [
+    ("kernel: 2, activation: relu}", None),
+    ("{type: avgpool, kernel: 2}", "does not tile"),
+    ("{type: flatten}\n", "dense layer takes vectors"),
+    ("loss: mse", "softmax output"),
+])
+def test_tensor_stack_errors(tmp_path: Path, patch: str, message: str | None) -> None:
+    text = STACK
+    if message == "does not tile":
+        text = text.replace(patch, "{type: avgpool, kernel: 3}")
+    elif message == "dense layer takes vectors":
+        text = text.replace("    - " + patch, "")
+    elif message == "softmax output":
+        text = text.replace(patch, "loss: cross_entropy")
+    else:
+        text = text.replace(patch, "kernel: 2, activation: relu, dilation: 2}")
+        message = "dilation"
+    with pytest.raises(derive.SpecError, match=message):
+        _stack(tmp_path, text)
