@@ -200,7 +200,7 @@ def translate(file: str, net: dict[str, Any], limits: Limits) -> dict[str, Any]:
         if last and loss == "cross_entropy" and act != "softmax":
             raise _fail(file, f"{place}.activation", "cross_entropy here takes a softmax output layer")
         try:
-            layer = build(i + 1, shape, cfg, m, act, folded=last)
+            layer = build(i + 1, shape, cfg, m, act, last)
         except ValueError as exc:
             raise _fail(file, place, str(exc)) from None
         forward += layer.forward
@@ -219,13 +219,9 @@ def translate(file: str, net: dict[str, Any], limits: Limits) -> dict[str, Any]:
     else:
         forward.append(f"L = np.sum((A{top} - Y) ** 2) / (2 * {m})")
         first = [f"dA{top} = (A{top} - Y) / {m}"]
-        last_layer = backward[-1]
         act = raw_layers[-1].get("activation", "identity")
-        if act == "identity":
-            first.append(f"dZ{top} = dA{top}")
-        else:
-            first.append(f"dZ{top} = dA{top} * {act}_prime(Z{top})")
-        backward[-1] = last_layer
+        if raw_layers[-1].get("type", "dense") in ("dense", "conv2d"):
+            first.append(f"dZ{top} = dA{top}" if act == "identity" else f"dZ{top} = dA{top} * {act}_prime(Z{top})")
     lines = first + [line for block in reversed(backward) for line in block]
     network: dict[str, Any] = {"equations": "\n".join(forward) + "\n", "parameters": params, "shapes": shapes,
                                "loss": "L", "batch": m}
