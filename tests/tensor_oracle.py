@@ -75,6 +75,29 @@ def attention_probs(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def lstm_forward(e: Env) -> np.ndarray:
+    x, h, wx, wh, b = e["x"], e["h0"], e["Wx"], e["Wh"], e["b"]
+    hn = h.shape[1]
+    c = np.zeros_like(h)
+    hs = []
+    for t in range(x.shape[1]):
+        a = x[:, t] @ wx + h @ wh + b
+        i, f, o, g = sigmoid(a[:, :hn]), sigmoid(a[:, hn:2 * hn]), sigmoid(a[:, 2 * hn:3 * hn]), np.tanh(a[:, 3 * hn:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def multihead_forward(e: Env, heads: int = 2) -> np.ndarray:
+    x = e["X"]
+    q, k, v = x @ e["Wq"], x @ e["Wk"], x @ e["Wv"]
+    d = x.shape[1] // heads
+    outs = [attention_probs(q[:, j * d:(j + 1) * d], k[:, j * d:(j + 1) * d]) @ v[:, j * d:(j + 1) * d]
+            for j in range(heads)]
+    return np.concatenate(outs, axis=1) @ e["Wo"]
+
+
 # ------------------------------------------------------------------ backward formulas
 
 def conv_backward(e: Env, flip: bool = True) -> dict[str, np.ndarray]:
@@ -187,7 +210,7 @@ class Layer:
     leaves: dict[str, tuple[int, ...]]
     forward: Callable[[Env], np.ndarray]
     upstream: str
-    right: Callable[[Env], dict[str, np.ndarray]]
+    right: Callable[[Env], dict[str, np.ndarray]] | None  # None: checked by finite differences only
     mutated: dict[str, tuple[str, Callable[[Env], dict[str, np.ndarray]]]]  # mistake → (gradient, backward)
     positive: tuple[str, ...] = ()
     integers: dict[str, int] = field(default_factory=dict)  # labels: name → classes
@@ -232,6 +255,12 @@ LAYERS: dict[str, Layer] = {
         "residual_block.yaml", {"x": (2, 2), "W1": (2, 3), "b1": (3,), "W2": (3, 2), "b2": (2,), "dout": (2, 2)},
         lambda e: np.maximum(e["x"] @ e["W1"] + e["b1"], 0) @ e["W2"] + e["b2"] + e["x"], "dout", residual_backward,
         {"no skip": ("x", lambda e: residual_backward(e, skip=False))}),
+    "lstm": Layer(
+        "lstm_bptt.yaml", {"x": (1, 2, 1), "h0": (1, 1), "Wx": (1, 4), "Wh": (1, 4), "b": (4,), "dh": (1, 2, 1)},
+        lstm_forward, "dh", None, {}),
+    "attention_heads": Layer(
+        "attention_heads.yaml", {"X": (2, 2), **{w: (2, 2) for w in ("Wq", "Wk", "Wv", "Wo")}, "dout": (2, 2)},
+        multihead_forward, "dout", None, {}),
 }
 
 

@@ -35,6 +35,8 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_oracle_right_formulas_match_finite_differences(name: str, seed: int) -> None:
     layer = O.LAYERS[name]
+    if layer.right is None:
+        pytest.skip("no hand-written backward in the oracle: derive's block is checked by finite differences")
     env = O.point(layer, seed)
     right = layer.right(env)
     for leaf, grad in right.items():
@@ -44,6 +46,8 @@ def test_oracle_right_formulas_match_finite_differences(name: str, seed: int) ->
 @pytest.mark.parametrize("name", sorted(O.LAYERS))
 def test_oracle_mutated_formulas_disagree(name: str) -> None:
     layer = O.LAYERS[name]
+    if not layer.mutated:
+        pytest.skip("no mistake shipped with this derivation")
     env = O.point(layer, 3)
     for mistake, (leaf, backward) in layer.mutated.items():
         assert not _close(backward(env)[leaf], O.numeric_gradient(layer, env, leaf)), (name, mistake)
@@ -56,7 +60,7 @@ def test_worked_derivation_is_as_expected(name: str) -> None:
     assert report.ok, [(c.target, c.verdict, c.detail) for c in report.claims]
     verdicts = [c.verdict for c in report.claims]
     assert verdicts.count(Verdict.PROVEN) >= 1
-    assert verdicts.count(Verdict.REFUTED) >= 1
+    assert verdicts.count(Verdict.REFUTED) >= (1 if name != "lstm" else 0)
     for c in report.claims:
         if c.verdict == Verdict.REFUTED:
             assert c.counterexample is not None or c.method.value == "shapes"
@@ -166,7 +170,7 @@ def test_derive_claims_agree_or_disagree_with_the_oracle(name: str) -> None:
         agrees = ours.shape == numeric.shape and _close(ours, numeric)
         assert agrees == (c.expect == Verdict.PROVEN), (name, c.text)
         judged += 1
-    if name != "gru":  # its mutated claim is on an intermediate value (dz): the oracle checks it through dWz
+    if name not in ("gru", "lstm"):  # gru's mutated claim is on dz (the oracle checks it through dWz); lstm: none
         assert judged >= 1
 
 
