@@ -17,6 +17,7 @@ import sympy
 
 from derive.check.document import Document, Entry, Section, Statement, build
 from derive.check.session import Derivation
+from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.records import PROVEN, REFUTED, Check, Method, Report
 from derive.render import words
@@ -70,7 +71,11 @@ class _Writer:
         return False
 
     def statement(self, target: str, formula: str) -> str:
-        return f"{self.printer(F.parse(target))} = {self.printer(F.parse(formula))}"
+        try:
+            rhs = self.printer(F.parse(formula))
+        except FormulaError:  # a backward block's lines (a loop, "a; b"): shown as code
+            rhs = f"\\texttt{{{tex_text(formula)}}}"
+        return f"{self.printer(F.parse(target))} = {rhs}"
 
     def verdict(self, c: Check) -> str:
         if c.verdict == PROVEN:
