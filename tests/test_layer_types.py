@@ -57,8 +57,8 @@ def test_type_dense_is_the_default() -> None:
 
 
 @pytest.mark.parametrize("layer, message", [
-    ("{units: 2, type: conv2d}",
-     "network.layers[0].type: unknown layer type 'conv2d' (expected one of: dense)"),
+    ("{units: 2, type: capsule}",  # conv2d, pooling, flatten: tensor stacks (derive/spec/stack.py)
+     "network.layers[0].type: unknown layer type 'capsule' (expected one of: dense)"),
     ("{units: 2, type: dens}",
      "network.layers[0].type: unknown layer type 'dens' (expected one of: dense); did you mean 'dense'?"),
     ("{units: 2, type: dense, kernel: 3}",

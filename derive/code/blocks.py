@@ -34,6 +34,7 @@ from sympy import Expr, Symbol
 from derive.code import backward as B
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
+from derive.code.gradient import Differentiator
 from derive.code.interpret import BlockError, Interpreter, Labels
 from derive.code.report import GradientCheck, array_text, value_text
 from derive.diagnose.syntactic import structural_edits
@@ -120,6 +121,10 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             base = _base_of(name, set(run.leaves) | set(run.last), set(run.ups)) or name
             result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"))
+        for c in claims[len(result.checks):]:  # a claim the timeout left unchecked is unproven, never dropped
+            base = _base_of(c.target, set(run.leaves) | set(run.last), set(run.ups)) or c.target
+            result.checks.append(_claim_check(GradientCheck(name=base, verdict=Verdict.UNPROVEN,
+                                                            why=f"timeout after {timeout:g} s: not checked"), c))
     result.symbols = run.symbol_count
     conventions = _within(CONVENTION_SECONDS, {}, _conventions, run, result)  # (after the run's own budget)
     result.notes = _chain_notes(run, result, conventions)
@@ -240,9 +245,10 @@ class _Run:
     def _compute_truth(self, base: str) -> np.ndarray:
         if base in self.leaves and base not in self.last:
             plain = self.leaves[base].view(np.ndarray)
+            d = Differentiator(self.loss)
             out = _EMPTY(plain.shape, dtype=object)
             for idx in np.ndindex(*plain.shape):
-                out[idx] = sympy.diff(self.loss, plain[idx])
+                out[idx] = d.diff(plain[idx])
             return out
         k = self.last[base]
         original = self.forward_env[base]
@@ -262,9 +268,10 @@ class _Run:
             Interpreter(env).run(self.program.forward, after)
             loss = self._loss(env, make_upstream=False)
         back = dict(zip(atoms.reshape(-1), original.view(np.ndarray).reshape(-1), strict=True))
+        d = Differentiator(loss)
         out = _EMPTY(original.shape, dtype=object)
         for idx in np.ndindex(*original.shape):
-            out[idx] = sympy.diff(loss, atoms[idx]).xreplace(back)
+            out[idx] = d.diff(atoms[idx]).xreplace(back)
         return out
 
     # ------------------------------------------------------------ judging

@@ -159,6 +159,19 @@ class Interpreter:
         if not isinstance(array, SymArray):
             raise FormulaError(text, target.col, f"'{base.id}' is not an array")
         array = array.copy()  # the name gets a new array: values it was copied from stay
+        row = self._label_row(target.items, text)
+        if row is not None:  # dW[y[i]] = v: each row c becomes [y[i]=c]·v + (1 − [y[i]=c])·dW[c]
+            row_labels, i = row
+            picks = row_labels.onehot(array.shape[0]).view(np.ndarray)
+            rest = self.key(target.items[1:], text) if len(target.items) > 1 else ()
+            rest = rest if isinstance(rest, tuple) else (rest,)
+            entries = array.view(np.ndarray)
+            v = _plain(_arr(value))
+            for c in range(array.shape[0]):
+                old = entries[(c,) + rest]
+                entries[(c,) + rest] = v * picks[i, c] + old * (1 - picks[i, c])
+            self.env[base.id] = array
+            return
         labels = self._labels_index(target.items, array, text)
         if labels is not None:
             onehot = labels
@@ -207,12 +220,23 @@ class Interpreter:
                 raise FormulaError(text, node.col, f"cannot index {_show(base)}")
             if len(node.items) == 1 and isinstance(node.items[0], F.Name):
                 labels = self.value(node.items[0], text)
-                if isinstance(labels, Labels):  # np.eye(C)[y]: the one-hot rows of the labels
-                    if not (isinstance(base, SymArray) and base.ndim == 2 and base.shape[0] == base.shape[1]
-                            and all(e == (i == j) for (i, j), e in np.ndenumerate(base.view(np.ndarray)))):
+                if isinstance(labels, Labels):  # np.eye(C)[y], W[y]: rows picked, Σ_c [y[i]=c]·W[c]
+                    if not (isinstance(base, SymArray) and base.ndim >= 1):
                         raise FormulaError(text, node.col, f"labels {labels.name} index as np.eye(C)[{labels.name}] "
                                                            f"or x[np.arange(N), {labels.name}]")
-                    return labels.onehot(base.shape[0]).copy()
+                    rows = labels.onehot(base.shape[0]).view(np.ndarray)
+                    return to_exprs(np.tensordot(rows, base.view(np.ndarray), axes=1))
+            row = self._label_row(node.items, text)
+            if row is not None and isinstance(base, SymArray):  # W[y[i]]: Σ_c [y[i]=c]·W[c]
+                row_labels, i = row
+                picks = row_labels.onehot(base.shape[0]).view(np.ndarray)
+                rest = self.key(node.items[1:], text) if len(node.items) > 1 else ()
+                entries = base.view(np.ndarray)
+                rest = rest if isinstance(rest, tuple) else (rest,)
+                total = entries[(0,) + rest] * picks[i, 0]
+                for c in range(1, base.shape[0]):
+                    total = total + entries[(c,) + rest] * picks[i, c]
+                return to_exprs(total)
             if isinstance(base, SymArray):
                 onehot = self._labels_index(node.items, base, text)
                 if onehot is not None:
@@ -280,6 +304,19 @@ class Interpreter:
                     v = _int(v, "an index")
                 out.append(v)
         return tuple(out) if len(out) != 1 else out[0]
+
+    def _label_row(self, items: tuple[Any, ...], text: str) -> tuple[Labels, int] | None:
+        """``y[i]`` as the first index (one integer label of ``y``), or None."""
+        first = items[0] if items else None
+        if not (isinstance(first, F.Index) and isinstance(first.value, F.Name) and len(first.items) == 1):
+            return None
+        labels = self.env.get(first.value.id)
+        if not isinstance(labels, Labels) or isinstance(first.items[0], (F.Slice, F.NewAxis)):
+            return None
+        i = _int(self.value(first.items[0], text), "an index")
+        if not -labels.shape[0] <= i < labels.shape[0]:
+            raise FormulaError(text, first.col, f"index {i} out of range for {labels.name} ({labels.shape[0]} labels)")
+        return labels, i % labels.shape[0]
 
     def _labels_index(self, items: tuple[Any, ...], base: SymArray, text: str) -> SymArray | None:
         """The one-hot indicators of ``x[np.arange(N), y]`` (x of shape (N, C)), or None."""

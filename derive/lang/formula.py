@@ -144,6 +144,7 @@ NUMPY = {
     "float32": "float_cast", "double": "float_cast", "array": "copy", "asarray": "copy", "copy": "copy",
     "einsum": "einsum", "expand_dims": "expand_dims", "squeeze": "squeeze", "log1p": "log1p",
     "tile": "tile", "repeat": "repeat", "flip": "flip", "rot90": "rot90", "pad": "pad", "tensordot": "tensordot",
+    "swapaxes": "swapaxes", "tril": "tril", "triu": "triu",
 }
 #: torch spellings that mean the same as NumPy's (torch.var and torch.max are not here:
 #: their defaults differ, the unbiased variance and a (values, indices) pair)
@@ -172,7 +173,7 @@ NAMESPACES = ("np", "numpy", "torch")
 KEYWORDS = {
     "axis": "axis", "dim": "axis", "keepdims": "keepdims", "keepdim": "keepdims", "ddof": "ddof",
     "unbiased": "unbiased", "dtype": "dtype", "a_min": "a_min", "a_max": "a_max", "min": "a_min",
-    "max": "a_max", "axes": "axes", "shape": "shape", "exponent": "exponent",
+    "max": "a_max", "axes": "axes", "shape": "shape", "exponent": "exponent", "stride": "stride", "pad": "pad",
 }
 #: reductions: NumPy's spelling drops the axis unless keepdims=True (derive's sum keeps it)
 REDUCTIONS = ("sum", "mean", "max", "min", "var", "std", "argmax", "argmin")

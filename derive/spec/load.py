@@ -19,6 +19,7 @@ from derive.spec.equations import equation_spec
 from derive.spec.layers import layer_stack_spec
 from derive.spec.model import Limits, Spec
 from derive.spec.program import ProgramSpec, is_program, program_spec
+from derive.spec.stack import is_tensor_stack, stack_spec
 from derive.spec.yaml_io import read_yaml
 from derive.util.text import shown
 
@@ -49,6 +50,8 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
         raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {shown(net)}")
     if "equations" in net:
         spec = equation_spec(file, name, net, data, limits)
+    elif is_tensor_stack(net):  # conv2d, pooling, flatten: translated to NumPy code (derive/spec/stack.py)
+        return stack_spec(file, name, net, data, limits)
     else:
         spec = layer_stack_spec(file, name, net, data, limits, notation)
     symbols = entries(spec)

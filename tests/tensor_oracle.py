@@ -1,0 +1,298 @@
+"""An independent oracle for the tensor layers: forward passes written by hand in plain
+NumPy (float64), the standard backward formulas and their classic mistakes written again
+here, and gradients by central differences.
+
+Nothing here imports derive: derive is only the system under test.  Each layer is a
+``Layer``: its leaves (name → shape), a forward function ``env → out`` (for the upstream
+loss L = Σ out ⊙ dout), the right backward (``env → {name: gradient}``) and the mutated
+ones (the mistakes the worked derivations ship).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+H = 1e-6
+
+Env = dict[str, np.ndarray]
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# ------------------------------------------------------------------ forward passes
+
+def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    n, c, hgt, wid = x.shape
+    f, _, hh, ww = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant")
+    ho, wo = 1 + (hgt + 2 * pad - hh) // stride, 1 + (wid + 2 * pad - ww) // stride
+    out = np.zeros((n, f, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]  # (n, c, hh, ww)
+            out[:, :, i, j] = np.einsum("nchw,fchw->nf", patch, w) + b
+    return out
+
+
+def pool_forward(x: np.ndarray, k: int, kind: str) -> np.ndarray:
+    n, c, hgt, wid = x.shape
+    blocks = x.reshape(n, c, hgt // k, k, wid // k, k)
+    return blocks.max(axis=(3, 5)) if kind == "max" else blocks.mean(axis=(3, 5))
+
+
+def layernorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    xhat = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + eps)
+    return gamma * xhat + beta
+
+
+def rnn_forward(x: np.ndarray, h0: np.ndarray, wx: np.ndarray, wh: np.ndarray, b: np.ndarray) -> np.ndarray:
+    hs = []
+    h = h0
+    for t in range(x.shape[1]):
+        h = np.tanh(x[:, t] @ wx + h @ wh + b)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def gru_gates(e: Env) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, h = e["x"], e["prev_h"]
+    z = sigmoid(x @ e["Wz"] + h @ e["Uz"] + e["bz"])
+    r = sigmoid(x @ e["Wr"] + h @ e["Ur"] + e["br"])
+    hh = np.tanh(x @ e["Wh"] + (r * h) @ e["Uh"] + e["bh"])
+    return z, r, hh
+
+
+def attention_probs(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    t, d = q.shape
+    s = q @ k.T / np.sqrt(d)
+    s = np.where(np.tril(np.ones((t, t))) > 0, s, -np.inf)
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def lstm_forward(e: Env) -> np.ndarray:
+    x, h, wx, wh, b = e["x"], e["h0"], e["Wx"], e["Wh"], e["b"]
+    hn = h.shape[1]
+    c = np.zeros_like(h)
+    hs = []
+    for t in range(x.shape[1]):
+        a = x[:, t] @ wx + h @ wh + b
+        i, f, o, g = sigmoid(a[:, :hn]), sigmoid(a[:, hn:2 * hn]), sigmoid(a[:, 2 * hn:3 * hn]), np.tanh(a[:, 3 * hn:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        hs.append(h)
+    return np.stack(hs, axis=1)
+
+
+def multihead_forward(e: Env, heads: int = 2) -> np.ndarray:
+    x = e["X"]
+    q, k, v = x @ e["Wq"], x @ e["Wk"], x @ e["Wv"]
+    d = x.shape[1] // heads
+    outs = [attention_probs(q[:, j * d:(j + 1) * d], k[:, j * d:(j + 1) * d]) @ v[:, j * d:(j + 1) * d]
+            for j in range(heads)]
+    return np.concatenate(outs, axis=1) @ e["Wo"]
+
+
+# ------------------------------------------------------------------ backward formulas
+
+def conv_backward(e: Env, flip: bool = True) -> dict[str, np.ndarray]:
+    x, w, dout = e["x"], e["w"], e["dout"]
+    pad = 1
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dw = np.zeros_like(w)
+    for i in range(dout.shape[2]):
+        for j in range(dout.shape[3]):
+            dw += np.einsum("nf,nchw->fchw", dout[:, :, i, j], xp[:, :, i:i + w.shape[2], j:j + w.shape[3]])
+    # dx: the full convolution of dout with the kernel rotated by 180° (or not, the mistake)
+    kernel = w[:, :, ::-1, ::-1] if flip else w
+    kh = w.shape[2]
+    dp = np.pad(dout, ((0, 0), (0, 0), (kh - 1 - pad, kh - 1 - pad), (kh - 1 - pad, kh - 1 - pad)))
+    dx = np.zeros_like(x)
+    for i in range(x.shape[2]):
+        for j in range(x.shape[3]):
+            dx[:, :, i, j] = np.einsum("nfhw,fchw->nc", dp[:, :, i:i + kh, j:j + kh], kernel)
+    return {"x": dx, "w": dw, "b": dout.sum(axis=(0, 2, 3))}
+
+
+def pool_backward(e: Env, kind: str, mistake: str = "") -> dict[str, np.ndarray]:
+    x, dout = e["x"], e["dout"]
+    up = np.repeat(np.repeat(dout, 2, axis=2), 2, axis=3)
+    if kind == "avg":
+        return {"x": up if mistake else up / 4}
+    if mistake == "every entry":
+        return {"x": up}
+    out = np.repeat(np.repeat(pool_forward(x, 2, "max"), 2, axis=2), 2, axis=3)
+    return {"x": up * (x == out)}
+
+
+def layernorm_backward(e: Env, axis: int = 1) -> dict[str, np.ndarray]:
+    x, gamma, eps, dout = e["x"], e["gamma"], e["eps"], e["dout"]
+    std = np.sqrt(x.var(axis=1, keepdims=True) + eps)
+    xhat = (x - x.mean(axis=1, keepdims=True)) / std
+    dxhat = dout * gamma
+    m = x.shape[axis]
+    dx = (m * dxhat - dxhat.sum(axis=axis, keepdims=True)
+          - xhat * (dxhat * xhat).sum(axis=axis, keepdims=True)) / (m * std)
+    return {"x": dx, "gamma": (dout * xhat).sum(axis=0), "beta": dout.sum(axis=0)}
+
+
+def embedding_backward(e: Env, overwrite: bool = False) -> dict[str, np.ndarray]:
+    dw = np.zeros_like(e["W"])
+    idx = e["idx"].astype(int)
+    if overwrite:
+        dw[idx] = e["dout"]
+    else:
+        np.add.at(dw, idx, e["dout"])
+    return {"W": dw}
+
+
+def rnn_backward(e: Env, carry: bool = True) -> dict[str, np.ndarray]:
+    x, h0, wx, wh = e["x"], e["h0"], e["Wx"], e["Wh"]
+    h = rnn_forward(x, h0, wx, wh, e["b"])
+    prev = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+    dx, dwx, dwh, db = np.zeros_like(x), np.zeros_like(wx), np.zeros_like(wh), np.zeros_like(e["b"])
+    nxt = np.zeros_like(h0)
+    for t in range(x.shape[1] - 1, -1, -1):
+        da = (e["dh"][:, t] + (nxt if carry else 0)) * (1 - h[:, t] ** 2)
+        dx[:, t] = da @ wx.T
+        dwx += x[:, t].T @ da
+        dwh += prev[:, t].T @ da
+        db += da.sum(axis=0)
+        nxt = da @ wh.T
+    return {"x": dx, "Wx": dwx, "Wh": dwh, "b": db, "h0": nxt}
+
+
+def gru_backward(e: Env, sign: float = 1.0) -> dict[str, np.ndarray]:
+    x, h, g = e["x"], e["prev_h"], e["dnext_h"]
+    z, r, hh = gru_gates(e)
+    dz = sign * g * (hh - h)
+    dah = g * z * (1 - hh ** 2)
+    drh = dah @ e["Uh"].T
+    daz = dz * z * (1 - z)
+    dar = drh * h * r * (1 - r)
+    return {
+        "Wh": x.T @ dah, "Uh": (r * h).T @ dah, "bh": dah.sum(axis=0),
+        "Wz": x.T @ daz, "Uz": h.T @ daz, "bz": daz.sum(axis=0),
+        "Wr": x.T @ dar, "Ur": h.T @ dar, "br": dar.sum(axis=0),
+        "x": dah @ e["Wh"].T + daz @ e["Wz"].T + dar @ e["Wr"].T,
+        "prev_h": g * (1 - z) + drh * r + daz @ e["Uz"].T + dar @ e["Ur"].T,
+    }
+
+
+def attention_backward(e: Env, mistake: str = "") -> dict[str, np.ndarray]:
+    q, k, v, dout = e["Q"], e["K"], e["V"], e["dout"]
+    a = attention_probs(q, k)
+    scale = 1.0 if mistake == "no scale" else 1 / np.sqrt(q.shape[1])
+    da = dout @ v.T
+    ds = a * (da - (da * a).sum(axis=1, keepdims=True))
+    dk = ds.T @ (k if mistake == "swap" else q) * scale
+    return {"V": a.T @ dout, "Q": ds @ k * scale, "K": dk}
+
+
+def residual_backward(e: Env, skip: bool = True) -> dict[str, np.ndarray]:
+    x, w1, w2, dout = e["x"], e["W1"], e["W2"], e["dout"]
+    a = x @ w1 + e["b1"]
+    da = (dout @ w2.T) * (a > 0)
+    return {"W2": np.maximum(a, 0).T @ dout, "b2": dout.sum(axis=0), "W1": x.T @ da, "b1": da.sum(axis=0),
+            "x": da @ w1.T + (dout if skip else 0)}
+
+
+# ------------------------------------------------------------------ the layers
+
+@dataclass
+class Layer:
+    file: str  # the worked derivation in derivations/
+    leaves: dict[str, tuple[int, ...]]
+    forward: Callable[[Env], np.ndarray]
+    upstream: str
+    right: Callable[[Env], dict[str, np.ndarray]] | None  # None: checked by finite differences only
+    mutated: dict[str, tuple[str, Callable[[Env], dict[str, np.ndarray]]]]  # mistake → (gradient, backward)
+    positive: tuple[str, ...] = ()
+    integers: dict[str, int] = field(default_factory=dict)  # labels: name → classes
+
+
+LAYERS: dict[str, Layer] = {
+    "conv2d": Layer(
+        "conv2d_naive.yaml", {"x": (2, 2, 3, 3), "w": (2, 2, 3, 3), "b": (2,), "dout": (2, 2, 3, 3)},
+        lambda e: conv_forward(e["x"], e["w"], e["b"], 1, 1), "dout", conv_backward,
+        {"no flip": ("x", lambda e: conv_backward(e, flip=False))}),
+    "maxpool": Layer(
+        "maxpool_naive.yaml", {"x": (2, 1, 4, 4), "dout": (2, 1, 2, 2)},
+        lambda e: pool_forward(e["x"], 2, "max"), "dout", lambda e: pool_backward(e, "max"),
+        {"every entry": ("x", lambda e: pool_backward(e, "max", "every entry"))}),
+    "avgpool": Layer(
+        "avgpool.yaml", {"x": (2, 2, 4, 4), "dout": (2, 2, 2, 2)},
+        lambda e: pool_forward(e["x"], 2, "avg"), "dout", lambda e: pool_backward(e, "avg"),
+        {"no 1/k²": ("x", lambda e: pool_backward(e, "avg", "no scale"))}),
+    "layernorm": Layer(
+        "layernorm.yaml", {"x": (2, 3), "gamma": (3,), "beta": (3,), "eps": (), "dout": (2, 3)},
+        lambda e: layernorm_forward(e["x"], e["gamma"], e["beta"], e["eps"]), "dout", layernorm_backward,
+        {"batch axis": ("x", lambda e: layernorm_backward(e, axis=0))}, positive=("eps",)),
+    "embedding": Layer(
+        "embedding.yaml", {"W": (3, 2), "idx": (3,), "dout": (3, 2)},
+        lambda e: e["W"][e["idx"].astype(int)], "dout", embedding_backward,
+        {"overwrite": ("W", lambda e: embedding_backward(e, overwrite=True))}, integers={"idx": 3}),
+    "rnn": Layer(
+        "rnn_bptt.yaml", {"x": (2, 3, 2), "h0": (2, 2), "Wx": (2, 2), "Wh": (2, 2), "b": (2,), "dh": (2, 3, 2)},
+        lambda e: rnn_forward(e["x"], e["h0"], e["Wx"], e["Wh"], e["b"]), "dh", rnn_backward,
+        {"no carry": ("Wh", lambda e: rnn_backward(e, carry=False))}),
+    "gru": Layer(
+        "gru_step.yaml", {"x": (1, 2), "prev_h": (1, 2), **{w: (2, 2) for w in ("Wz", "Uz", "Wr", "Ur", "Wh", "Uh")},
+                          "bz": (2,), "br": (2,), "bh": (2,), "dnext_h": (1, 2)},
+        lambda e: (lambda z, r, hh: (1 - z) * e["prev_h"] + z * hh)(*gru_gates(e)), "dnext_h", gru_backward,
+        {"dz sign": ("Wz", lambda e: gru_backward(e, sign=-1.0))}),
+    "attention": Layer(
+        "attention.yaml", {"Q": (3, 2), "K": (3, 2), "V": (3, 2), "dout": (3, 2)},
+        lambda e: attention_probs(e["Q"], e["K"]) @ e["V"], "dout", attention_backward,
+        {"swap": ("K", lambda e: attention_backward(e, "swap")),
+         "no scale": ("Q", lambda e: attention_backward(e, "no scale"))}),
+    "residual": Layer(
+        "residual_block.yaml", {"x": (2, 2), "W1": (2, 3), "b1": (3,), "W2": (3, 2), "b2": (2,), "dout": (2, 2)},
+        lambda e: np.maximum(e["x"] @ e["W1"] + e["b1"], 0) @ e["W2"] + e["b2"] + e["x"], "dout", residual_backward,
+        {"no skip": ("x", lambda e: residual_backward(e, skip=False))}),
+    "lstm": Layer(
+        "lstm_bptt.yaml", {"x": (1, 2, 1), "h0": (1, 1), "Wx": (1, 4), "Wh": (1, 4), "b": (4,), "dh": (1, 2, 1)},
+        lstm_forward, "dh", None, {}),
+    "attention_heads": Layer(
+        "attention_heads.yaml", {"X": (2, 2), **{w: (2, 2) for w in ("Wq", "Wk", "Wv", "Wo")}, "dout": (2, 2)},
+        multihead_forward, "dout", None, {}),
+}
+
+
+def point(layer: Layer, seed: int) -> Env:
+    """A random float point (labels: integers with a repeated one)."""
+    rng = np.random.default_rng(seed)
+    env: Env = {}
+    for name, shape in layer.leaves.items():
+        if name in layer.integers:
+            v = rng.integers(0, layer.integers[name], size=shape)
+            v[-1] = v[0]  # a repeated index: scatter-add and overwrite differ
+            env[name] = v.astype(float)
+        elif name in layer.positive:
+            env[name] = np.asarray(rng.uniform(0.1, 2.0, size=shape))
+        else:
+            env[name] = rng.normal(size=shape)
+    return env
+
+
+def loss(layer: Layer, env: Env) -> float:
+    return float(np.sum(layer.forward(env) * env[layer.upstream]))
+
+
+def numeric_gradient(layer: Layer, env: Env, name: str, h: float = H) -> np.ndarray:
+    """∂L/∂name by central differences."""
+    base = env[name]
+    g = np.zeros_like(base, dtype=float)
+    for idx in np.ndindex(*base.shape):
+        plus, minus = dict(env), dict(env)
+        plus[name] = base.astype(float).copy()
+        minus[name] = base.astype(float).copy()
+        plus[name][idx] += h
+        minus[name][idx] -= h
+        g[idx] = (loss(layer, plus) - loss(layer, minus)) / (2 * h)
+    return g
