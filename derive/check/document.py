@@ -21,6 +21,7 @@ from derive.model.truth import LocalTruth
 from derive.ops.layer_types import LAYER_TYPES
 from derive.records import PROVEN, REFUTED, Check, Report, RuleKind
 from derive.rules.identities import IdentityResult, identities
+from derive.util import budget
 
 
 @dataclass(frozen=True)
@@ -156,9 +157,22 @@ class Document:
         return bool(self.shapes) and all(s == (1, 1) for s in self.shapes.values())
 
 
+#: seconds the true form of a failure may take (it must never outlast the check it explains)
+EXPLAIN_SECONDS = 10.0
+
+
 def true_form(d: Any, target: str) -> str:
     """The proven closed-form rule for ``target`` if derive has one, else its first entry
-    written out (for a derivation written as NumPy code: the true gradient's first entry)."""
+    written out (for a derivation written as NumPy code: the true gradient's first entry);
+    within :data:`EXPLAIN_SECONDS`, past them only the target's meaning."""
+    try:
+        with budget.limit(EXPLAIN_SECONDS):
+            return _true_form(d, target)
+    except (budget.Timeout, MemoryError):
+        return f"{target} (∂J/∂{target[1:]})"
+
+
+def _true_form(d: Any, target: str) -> str:
     if getattr(d, "net", None) is None:
         try:
             return str(d.true_form(target))

@@ -262,3 +262,23 @@ def report(doc: Document) -> Report:
             shown = c.formula
         rules.append(dataclasses.replace(c, display=shown) if shown != c.formula else c)
     return dataclasses.replace(doc.report, rules=rules)
+
+
+RULE_MARK = "   (proven rule)"
+
+
+def true_forms(doc: Document) -> dict[str, str]:
+    """The document's true forms with each proven rule in its display form (printing only)."""
+    from derive.render.latex_printer import scalar_test
+
+    is_scalar = scalar_test(doc.shapes)
+    out = {}
+    for target, form in doc.true_forms.items():
+        if form.endswith(RULE_MARK) and " = " in form:
+            lhs, rhs = form[: -len(RULE_MARK)].split(" = ", 1)
+            try:
+                form = f"{lhs} = {readable_text(rhs, doc.shapes, doc.constants, is_scalar)}{RULE_MARK}"
+            except Exception:  # the rule as built is always printable
+                pass
+        out[target] = form
+    return out

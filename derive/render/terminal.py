@@ -104,7 +104,7 @@ class TerminalRenderer(Renderer):
     description = "tables for a terminal (the default)"
 
     def render(self, document: Document) -> Group:
-        parts: list[RenderableType] = [render(readable.report(document), document.true_forms)]
+        parts: list[RenderableType] = [render(readable.report(document), readable.true_forms(document))]
         if document.sections is not None:
             parts.append(explanation(document.sections))
         return Group(*parts)
