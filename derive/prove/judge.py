@@ -34,11 +34,12 @@ from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_
 from derive.ops.losses import ONE_HOT, UnknownLoss
 from derive.ops.losses import loss as loss_entry
 from derive.ops.registry import OpFunction
+from derive.prove import core
 from derive.prove.cases import by_cases, normalized, offsets
 from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
 from derive.prove.domain import OK as DOMAIN_OK
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
-from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
+from derive.prove.zero import MAX_OPS, TooLarge, current_core, is_zero, size_exceeds
 from derive.records import Counterexample
 
 DOMAIN_POINTS = 18  # extra points for the domain search (see Judge._domain_samples)
@@ -73,14 +74,14 @@ class Judge:
 
     # ------------------------------------------------------------------ proof
     @functools.cached_property
-    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         return self._build_steps()
 
-    def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         """The proof steps (built once per judge; see :meth:`_build_steps`)."""
         return self._steps
 
-    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         """Ways to write claimed − true, from cheapest to most unfolded.
 
         1. as written; 2. the true side one chain-rule step deep (the layer-local proof:
@@ -97,13 +98,15 @@ class Judge:
 
         to_claim = self._to_claim
 
-        def through_exp(c: Expr, t: Expr) -> Expr:
+        def through_exp(c: Expr, t: Expr) -> Expr | None:
             # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
             if not c.has(sympy.exp, *EXP_REWRITTEN):
-                return to_claim(c, t)  # the same as an earlier step: skipped as already tried
+                return None  # the same as an earlier step: skipped as already tried
             return exp_form(to_claim(c, t), self._functions_of, c)
 
-        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of the relu arguments
+        def sign_cases(c: Expr, t: Expr) -> Expr | None:  # one case per sign pattern of the relu arguments
+            if not self._piecewise_atoms and not c.has(*PIECEWISE) and not t.has(*PIECEWISE):
+                return None  # no piecewise function: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
         return [
@@ -117,37 +120,104 @@ class Judge:
         ]
 
     def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
-        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth)."""
-        return dict(self.unfold_steps())[label]
+        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth); a
+        step that does not apply to a pair is the truth unfolded to the claim's gradients."""
+        found = dict(self.unfold_steps())[label]
+
+        def step(c: Expr, t: Expr) -> Expr:
+            e = found(c, t)
+            return self._to_claim(c, t) if e is None else e
+        return step
 
     def prove(self, claimed: Matrix, true: Matrix, cheap: bool = False) -> str | None:
         """Exact proof of every entry; returns the deepest step any entry needed, or None.
 
-        ``cheap`` stops after the layer-local step (no unfolding of whole chains): the
-        caller then tries a fast numeric refutation before the expensive steps.
+        ``cheap`` stops after the layer-local step (no unfolding of whole chains in SymPy;
+        the fast core still tries the unfolded steps): the caller then tries a fast numeric
+        refutation before the expensive steps.  A step whose difference is too large for
+        SymPy is skipped (the next step may still prove the entry); when no step proves an
+        entry and one was too large, :class:`TooLarge` is raised.
         """
-        steps = self.unfold_steps()[:2] if cheap else self.unfold_steps()
+        steps = self.unfold_steps()
+        sympy_steps = 2 if cheap else len(steps)
+        fast = self._fast_steps()
         depth = 0
         last = 0  # entries of one statement usually need the same step: try it first
+        too_large = False
         for i in range(len(true)):
             c, t = claimed[i], true[i]
-            tried: set[Expr] = set()
-            if t.is_Symbol and t not in c.free_symbols:
-                tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
+            tried: set[Expr] | None = None
             order = [last] + [k for k in range(len(steps)) if k != last]
             for k in order:
+                if k in fast:
+                    try:
+                        verdict = fast[k](c, t)
+                    except core.Unknown:
+                        verdict = None
+                    if verdict is True:
+                        depth, last = max(depth, k), k
+                        break
+                    if verdict is False:  # final: this step's difference is not 0
+                        continue
+                if k >= sympy_steps:
+                    continue
+                if tried is None:
+                    tried = set()
+                    if t.is_Symbol and t not in c.free_symbols:
+                        tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
                 step = steps[k][1]
                 e = step(c, t)
-                if e in tried:  # this step changed nothing: no new chance
+                if e is None or e in tried:  # this step changed nothing: no new chance
                     continue
                 tried.add(e)
-                if is_zero(e):
-                    depth = max(depth, k)
-                    last = k
+                try:
+                    zero = is_zero(e)
+                except TooLarge:
+                    too_large = True
+                    continue
+                if zero:
+                    depth, last = max(depth, k), k
                     break
             else:
+                if too_large:
+                    raise TooLarge
                 return None
         return steps[depth][0]
+
+    def _fast_steps(self) -> dict[int, Callable[[Expr, Expr], bool | None]]:
+        """Steps 1–5 of :meth:`unfold_steps` decided by the fast core (True: 0; False: final,
+        not 0; None: ask SymPy); empty when the core is SymPy alone."""
+        if current_core() != "symengine":
+            return {}
+        if "_fast" not in self.__dict__:
+            symbols: dict[Expr, Any] = {}
+            adjoints: dict[Symbol, Expr] = dict(getattr(self.truth, "adjoint_definitions", {}))
+            plain = core.Translation(symbols)
+            once = core.Translation(symbols, adjoints, mode=lambda s: plain)
+            unfolded = core.Translation(symbols, adjoints)
+            pre = core.Translation(symbols, {**adjoints, **self.net.expression_atoms})
+            self.__dict__["_fast"] = (symbols, adjoints, plain, once, unfolded, pre, {})
+        symbols, adjoints, plain, once, unfolded, pre, to_claim = self.__dict__["_fast"]
+
+        def pair(left: core.Translation, right: core.Translation) -> Callable[[Expr, Expr], bool | None]:
+            def decide(c: Expr, t: Expr) -> bool | None:
+                if c == t:
+                    return True
+                a, fa = left(c)
+                b, fb = right(t)
+                return core.difference_is_zero(a, b, fa | fb)
+            return decide
+
+        def claim_gradients(c: Expr, t: Expr) -> bool | None:
+            keep = frozenset(plain.adjoints(c))
+            if keep not in to_claim:
+                if len(to_claim) > 8:
+                    to_claim.clear()
+                to_claim[keep] = core.Translation(symbols, {s: d for s, d in adjoints.items() if s not in keep})
+            return pair(plain, to_claim[keep])(c, t)
+
+        return {0: pair(plain, plain), 1: pair(plain, once), 2: claim_gradients,
+                3: pair(unfolded, unfolded), 4: pair(pre, pre)}
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""

@@ -1,0 +1,150 @@
+"""A fast exact zero test: SymEngine's ``expand`` over derive's atoms.
+
+SymPy stays the language of every expression derive builds; this module only *decides*
+whether a SymPy expression (or the difference of two) is identically 0, the way
+:func:`derive.prove.zero.is_zero` does, but in SymEngine (C++), and without building the
+difference in SymPy first (SymPy's ``c − t`` of two large sums is most of a proof's time).
+
+The translation is exact: symbols and every subterm SymEngine should not look into
+(applied functions such as ``relu_prime(Z1[0,0])``, ``exp(u)``, a non-integer power)
+become fresh independent symbols, one per structurally equal SymPy subterm; rationals
+stay exact rationals; ``+``, ``·`` and integer powers are SymEngine's own.  Treating a
+subterm as an independent symbol is sound (an identity in independent symbols holds for
+every value they take), so ``expand(...) == 0`` is a proof, exactly as in SymPy.
+
+A *nonzero* result is final (the caller need not ask SymPy) only when the expression is a
+Laurent polynomial in plain symbols, where expanded forms are canonical: no opaque
+subterm (SymPy could still identify two of them, e.g. ``exp(a)·exp(b) = exp(a + b)``)
+and no negative power of a sum (a rational function needs ``together``).  Otherwise the
+answer is "unknown" and the caller falls back to SymPy.
+
+Atoms can be *substituted* while translating (an adjoint atom by its definition): the
+translation of each substituted atom is memoized and expanded once, so a chain of
+adjoints is unfolded once for every entry that uses it instead of once per entry.
+An opaque subterm that mentions a substituted atom makes the answer "unknown".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sympy import Expr, Symbol
+
+from derive.model.truth import AdjointSymbol as ADJOINT
+
+try:  # an optional dependency: without it every question goes to SymPy
+    import symengine as _se
+except ImportError:  # pragma: no cover - exercised only where symengine is absent
+    _se = None
+
+OPAQUE = 1  # an opaque subterm was met: a nonzero result is not final
+FRACTION = 2  # a negative power of a non-symbol: a nonzero result is not final
+
+
+def available() -> bool:
+    """Whether SymEngine is installed (the fast core can be used)."""
+    return _se is not None
+
+
+class Unknown(Exception):
+    """The translation cannot follow a substitution into an opaque subterm."""
+
+
+Substitution = Callable[[Symbol], Expr | None]
+
+
+class Translation:
+    """SymPy → SymEngine for one substitution (memoized; shares one symbol table)."""
+
+    def __init__(self, symbols: dict[Expr, Any], substitute: Mapping[Symbol, Expr] | None = None,
+                 mode: Callable[[Symbol], Translation | None] | None = None) -> None:
+        self.symbols = symbols
+        self.substitute = substitute or {}
+        self.mode = mode  # the translation that each substituted atom's definition is read in
+        self.memo: dict[Expr, tuple[Any, int]] = {}
+
+    def symbol(self, e: Expr) -> Any:
+        s = self.symbols.get(e)
+        if s is None:  # named by what it stands for: _d… an adjoint atom (see adjoints())
+            s = _se.Symbol(f"_{'d' if isinstance(e, ADJOINT) else 'a'}{len(self.symbols)}")
+            self.symbols[e] = s
+        return s
+
+    def adjoints(self, e: Expr) -> set[Expr]:
+        """The adjoint atoms that ``e`` mentions (its free symbols, read off SymEngine)."""
+        names = {s.name for s in self(e)[0].free_symbols if s.name.startswith("_d")}
+        return {a for a, s in self.symbols.items() if isinstance(a, ADJOINT) and s.name in names}
+
+    def __call__(self, e: Expr) -> tuple[Any, int]:
+        memo = self.memo
+        found = memo.get(e)
+        if found is not None:
+            return found
+        if e.is_Symbol:
+            d = self.substitute.get(e)
+            if d is None:
+                out: tuple[Any, int] = (self.symbol(e), 0)
+            else:
+                inner = self.mode(e) if self.mode is not None else self
+                value, flags = (inner or self)(d)
+                out = (_se.expand(value), flags)
+        elif e.is_Rational:
+            out = (_se.Rational(int(e.p), int(e.q)), 0)
+        elif e.is_Add:
+            parts = [self(a) for a in e.args]
+            out = (_se.Add(*[p for p, _ in parts]), _or(parts))
+        elif e.is_Mul:
+            parts = [self(a) for a in e.args]
+            out = (_se.Mul(*[p for p, _ in parts]), _or(parts))
+        elif e.is_Pow and e.exp.is_Integer:
+            base, flags = self(e.base)
+            n = int(e.exp)
+            if n < 0 and not e.base.is_Symbol:
+                flags |= FRACTION
+            out = (base ** n, flags)
+        else:
+            if self.substitute and any(s in self.substitute for s in e.free_symbols):
+                raise Unknown
+            out = (self.symbol(e), OPAQUE)
+        memo[e] = out
+        return out
+
+
+def _or(parts: list[tuple[Any, int]]) -> int:
+    flags = 0
+    for _, f in parts:
+        flags |= f
+    return flags
+
+
+def difference_is_zero(left: Any, right: Any, flags: int) -> bool | None:
+    """True when left − right expands to 0; False when it does not and that is final;
+    None when SymPy might still prove it."""
+    if left == right:
+        return True
+    if _se.expand(left - right) == 0:
+        return True
+    return None if flags else False
+
+
+def is_zero(expr: Expr) -> bool | None:
+    """The fast test on one SymPy expression: True (identically 0), False (final: not
+    identically 0 as a rational function of its atoms), None (unknown: ask SymPy)."""
+    if _se is None:
+        return None
+    value, flags = Translation({})(expr)
+    return difference_is_zero(value, _se.Integer(0), flags)
+
+
+def equal(left: Expr, right: Expr) -> bool | None:
+    """:func:`is_zero` of left − right, without building the difference in SymPy."""
+    if _se is None:
+        return None
+    if left == right:
+        return True
+    translate = Translation({})
+    a, fa = translate(left)
+    b, fb = translate(right)
+    return difference_is_zero(a, b, fa | fb)
+
