@@ -21,6 +21,7 @@ from derive.check.runner import DEFAULT_TIMEOUT
 from derive.check.session import STRATEGIES, load
 from derive.errors import DeriveError
 from derive.lang import formula as F
+from derive.prove.zero import CORES, use_core
 from derive.records import REFUTED
 from derive.render import formats
 from derive.render import terminal as render
@@ -63,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--pdf", action="store_true", help="with --latex: also run pdflatex")
     c.add_argument("--notation", choices=("default", "course"), default=None,
                    help="W_l (default) or W^{[l]} (course) in the LaTeX document")
+    c.add_argument("--core", choices=CORES, default=None,
+                   help="what decides the exact zero tests: symengine (fast; the default when installed) "
+                        "or sympy (SymPy alone, the reference); both give the same verdicts")
     c.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes (default: 2 for networks of 1000+ parameters, else 1)")
     c.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
@@ -118,6 +122,12 @@ def _check(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.output and args.format == "terminal":
         err.print("derive: error: -o/--output goes with --json or --format")
         return BAD_INPUT
+    if args.core is not None:
+        try:
+            use_core(args.core)
+        except ValueError as exc:
+            err.print(f"derive: error: --core: {exc}")
+            return BAD_INPUT
     renderer = formats.get(args.format)
     limits = Limits(max_parameters=args.max_parameters, max_batch=args.max_batch)
     lines: list[str] = []
