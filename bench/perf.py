@@ -113,7 +113,7 @@ def main() -> None:
     for name, (sizes, m, act) in STACKS.items():
         path = tmp / f"{name.split()[0]}.yaml"
         path.write_text(stack_yaml(sizes, m, act))
-        jobs.append((name, f"P = {parameters(sizes):,}", ["check", str(path)]))
+        jobs.append((name, f"P = {parameters(sizes):,}", ["check", "--max-parameters", "100000", str(path)]))
     for target, formula in CHAIN_CLAIMS.items():
         path = tmp / f"chain_{target}.yaml"
         path.write_text(stack_yaml([8, 16, 16, 8], 4, "tanh", {target: formula}))
@@ -129,7 +129,7 @@ def main() -> None:
         for sizes, m in GROWTH:
             path = tmp / f"growth_{len(fit)}.yaml"
             path.write_text(stack_yaml(sizes, m, "sigmoid"))
-            cpu = statistics.median(run(args.new, ["check", str(path)])[0] for _ in range(max(1, args.runs // 2)))
+            cpu = statistics.median(run(args.new, ["check", "--max-parameters", "100000", str(path)])[0] for _ in range(max(1, args.runs // 2)))
             p = parameters(sizes)
             print(f"growth: P = {p:,}, m = {m}: {cpu:.2f} s CPU", flush=True)
             fit.append((math.log(p), math.log(cpu)))

@@ -140,7 +140,8 @@ def test_fast_zero_test() -> None:
 def test_fast_constructors_build_what_sympy_builds() -> None:
     rng = random.Random(19)
     syms = [Symbol(f"x{i}", real=True) for i in range(5)] + [AdjointSymbol(f"dZ1[{i},0]", real=True) for i in range(3)]
-    syms += [Symbol("W1[0,1]", real=True), Symbol("A1[10,2]", real=True), sympy.Dummy("t")]
+    syms += [Symbol("W1[0,1]", real=True), Symbol("W1[0,10]", real=True), Symbol("A1[10,2]", real=True),
+             Symbol("x0"), Symbol("x1", positive=True), sympy.Dummy("t"), sympy.Dummy("t"), Symbol("J", real=True)]
     pool = syms + [sympy.Integer(0), sympy.Integer(2), sympy.Rational(1, 3), syms[0] + syms[1], syms[2] * syms[3]]
     for x in syms:
         for y in syms:

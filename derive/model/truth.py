@@ -26,6 +26,7 @@ import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
 from derive.model.network import COST, Network, compose, downstream
+from derive.ops.matrices import times, total
 
 
 class Truth(Protocol):
@@ -76,7 +77,9 @@ class LocalTruth:
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        leaves = set(net.leaves)
+        targets = {e for name, kind in net.kinds.items() if kind == "target"
+                   for e in net.matrices[name] if isinstance(e, Symbol)}
+        leaves = set(net.leaves) - targets  # the cost is never differentiated by a target
         nodes = set(net.definitions)
         contributions: dict[Symbol, list[Expr]] = defaultdict(list)
         self.adjoint: dict[Symbol, Expr] = {}  # v → its adjoint atom (or 0)
@@ -90,7 +93,7 @@ class LocalTruth:
             if dc == 0:
                 continue
             for v, partial in _partials(net.definitions[c], nodes, leaves, canon).items():
-                contributions[v].append(dc * partial)
+                contributions[v].append(times(dc, partial))
         for leaf in leaves:
             self._close(leaf, contributions.pop(leaf, []))
         self._unfolded: dict[Symbol, Expr] = {}
@@ -100,7 +103,7 @@ class LocalTruth:
             self.adjoint[v] = Integer(0)
             return Integer(0)
         atom = _adjoint_name(v)
-        self.adjoint_definitions[atom] = sympy.Add(*terms)
+        self.adjoint_definitions[atom] = total(terms)
         self.adjoint[v] = atom
         return atom
 
@@ -169,7 +172,8 @@ def _diff(e: Expr, v: Symbol) -> Expr:
         return Integer(1)
     if e.is_Mul and all(f.is_Symbol or f.is_Number for f in e.args) and e.args.count(v) == 1:
         # a monomial of distinct symbols (W·a in a pre-activation): ∂/∂v drops the v
-        return sympy.Mul(*(f for f in e.args if f != v))
+        others = [f for f in e.args if f != v]
+        return others[0] if len(others) == 1 else sympy.Mul(*others)
     d = e._eval_derivative(v) if hasattr(e, "_eval_derivative") else None
     return sympy.diff(e, v) if d is None else d
 
@@ -190,11 +194,11 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
                     out[v].append(p)
     result = {}
     for v, ps in out.items():
-        total = sympy.Add(*ps)
-        if total.has(sympy.Function):
-            total = total.xreplace(canon)
-        if total != 0:
-            result[v] = total
+        d = ps[0] if len(ps) == 1 else sympy.Add(*ps)
+        if not d.is_Symbol and d.has(sympy.Function):
+            d = d.xreplace(canon)
+        if d != 0:
+            result[v] = d
     return result
 
 

@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 import sympy
 from sympy import Add, Expr, Matrix, Mul
-from sympy.core.basic import _args_sortkey
+from sympy.core.basic import ordering_of_classes
 from sympy.polys.domains import EXRAW
 from sympy.polys.matrices import DomainMatrix
 from sympy.polys.matrices.sdm import SDM
@@ -43,23 +43,93 @@ def from_rows(r: int, c: int, rows: dict[int, dict[int, Expr]]) -> Matrix:
     return Matrix._fromrep(DomainMatrix.from_rep(SDM(rows, (r, c), EXRAW)))
 
 
+_CLASS_KEYS: dict[type, tuple[int, str]] = {}
+_SYMBOL_KEYS: dict[int, tuple[Expr, tuple]] = {}  # id(symbol) → (the symbol itself, its key)
+
+
+def _class_key(cls: type) -> tuple[int, str]:
+    """``Basic.compare``'s order of classes (``_cmp_name``) as a sort key."""
+    key = _CLASS_KEYS.get(cls)
+    if key is None:
+        unknown = len(ordering_of_classes) + 1
+        name = cls.__name__
+        index = ordering_of_classes.index(name) if name in ordering_of_classes else unknown
+        key = _CLASS_KEYS[cls] = (index, name if index == unknown else "")
+    return key
+
+
+def _symbol_key(s: Expr) -> tuple:
+    """``Basic.compare`` of two symbols as a sort key: class, then the hashable content
+    (its length first), element by element.  Cached by identity (SymPy's own hash is
+    slow); the entry keeps its symbol, so an id is never read for another object."""
+    found = _SYMBOL_KEYS.get(id(s))
+    if found is not None and found[0] is s:
+        return found[1]
+    if len(_SYMBOL_KEYS) > 1_000_000:  # a long-lived process: forget old networks' symbols
+        _SYMBOL_KEYS.clear()
+    content = s._hashable_content()
+    key = (_class_key(type(s)), len(content), content)
+    _SYMBOL_KEYS[id(s)] = (s, key)
+    return key
+
+
+Key = tuple | None  # a monomial's sort key, None for anything but a symbol or a product of two
+
+
+def _key_of(e: Expr) -> Key:
+    """The sort key of a commutative symbol, None for anything else."""
+    return _symbol_key(e) if e.is_Symbol and e.is_commutative else None
+
+
+def _monomial_key(t: Expr) -> Key:
+    """The sort key of a symbol or a product of two symbols (None for anything else), in
+    ``Basic.compare``'s order: class first, then the content element by element."""
+    if t.is_Symbol:
+        return _key_of(t)
+    if t.is_Mul and len(t.args) == 2:
+        a, b = _key_of(t.args[0]), _key_of(t.args[1])
+        if a is not None and b is not None:
+            return (_class_key(Mul), 2, (a, b))
+    return None
+
+
+def _product(x: Expr, kx: Key, y: Expr, ky: Key) -> tuple[Expr, Key]:
+    """x·y and its key: two distinct symbols as the canonical product (the pair sorted as
+    ``Mul`` sorts it) without SymPy's general flattening; anything else by ``Mul``."""
+    if kx is not None and ky is not None:
+        if kx < ky:
+            return Mul._from_args((x, y), True), (_class_key(Mul), 2, (kx, ky))
+        if ky < kx:
+            return Mul._from_args((y, x), True), (_class_key(Mul), 2, (ky, kx))
+    return x * y, None
+
+
 def times(x: Expr, y: Expr) -> Expr:
-    """x·y; two distinct symbols are multiplied without SymPy's general flattening (the
-    canonical product: the pair sorted as ``Mul`` sorts it), everything else by ``Mul``."""
-    if x.is_Symbol and y.is_Symbol and x != y and x.is_commutative and y.is_commutative:
-        return Mul._from_args((x, y) if _args_sortkey(x) < _args_sortkey(y) else (y, x), True)
-    return x * y
+    """x·y (see :func:`_product`)."""
+    return _product(x, _key_of(x), y, _key_of(y))[0]
+
+
+def _total_keyed(pairs: list[tuple[Expr, Key]]) -> Expr:
+    """Σ of (term, key) pairs: distinct monomials of at most two symbols are added without
+    SymPy's general flattening, sorted as ``Add`` sorts them; anything else by ``Add``."""
+    if len(pairs) == 1:
+        return pairs[0][0]
+    keys = [k for _, k in pairs]
+    if None not in keys and len(set(keys)) == len(keys):
+        pairs.sort(key=_second)
+        return Add._from_args([t for t, _ in pairs], True)
+    return sympy.Add(*[t for t, _ in pairs])
+
+
+def _second(pair: tuple[Expr, Key]) -> tuple:
+    return pair[1] or ()
 
 
 def total(terms: list[Expr]) -> Expr:
-    """Σ terms; distinct monomials of at most two distinct symbols (the terms of most
-    matrix products) are added without SymPy's general flattening, sorted as ``Add``
-    sorts them; everything else by ``Add``."""
-    if len(terms) > 1 and all(t.is_Symbol or (t.is_Mul and len(t.args) == 2 and t.args[0].is_Symbol
-                                             and t.args[1].is_Symbol) for t in terms) \
-            and len(set(terms)) == len(terms):
-        return Add._from_args(sorted(terms, key=_args_sortkey), True)
-    return sympy.Add(*terms)
+    """Σ terms (see :func:`_total_keyed`)."""
+    if not terms:
+        return sympy.S.Zero
+    return _total_keyed([(t, _monomial_key(t)) for t in terms])
 
 
 def matmul(a: Matrix, b: Matrix) -> Matrix:
@@ -67,28 +137,31 @@ def matmul(a: Matrix, b: Matrix) -> Matrix:
 
     (SymPy's own product re-flattens the growing sum term by term, and Kronecker factors
     such as A ⊗ I are mostly zeros: both dominated the run time of large networks.  Only
-    the nonzero entries of each row are visited.)
+    the nonzero entries of each row are visited; products of two symbols and sums of such
+    products are built directly in SymPy's canonical form.)
     """
     zero = sympy.S.Zero
     if a.shape[1] != b.shape[0]:
         raise ShapeError(f"cannot multiply {a.shape[0]}×{a.shape[1]} @ {b.shape[0]}×{b.shape[1]}")
-    b_rows = rows_of(b)
+    b_rows = {k: [(j, c, _key_of(c)) for j, c in brow.items()] for k, brow in rows_of(b).items()}
     out: dict[int, dict[int, Expr]] = {}
     for i, row in rows_of(a).items():
-        sums: dict[int, list[Expr]] = {}
+        sums: dict[int, list[tuple[Expr, Key]]] = {}
         for k, e in sorted(row.items()):
             brow = b_rows.get(k)
             if not brow:
                 continue
-            parts = e.args if e.is_Add else (e,)  # distribute: chained products stay flat sums of monomials
-            for j, c in brow.items():
+            # distribute: chained products stay flat sums of monomials
+            parts = [(t, _key_of(t)) for t in (e.args if e.is_Add else (e,))]
+            for j, c, kc in brow:
                 terms = sums.get(j)
                 if terms is None:
                     terms = sums[j] = []
-                terms.extend(times(t, c) for t in parts)
+                for t, kt in parts:
+                    terms.append(_product(t, kt, c, kc))
         entries = {}
         for j in sorted(sums):
-            v = total(sums[j])
+            v = _total_keyed(sums[j])
             if v != zero:
                 entries[j] = v
         if entries:

@@ -66,13 +66,18 @@ class Judge:
         self.points = points
         self.seed = seed
         self._definitions = truth.definitions()
-        atoms = net.expression_atoms
-        self._expression_atoms = compose(atoms, atoms)
         self._functions_of = {atom: applied for applied, atom in net.canon.items()}
         self._piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
+    @functools.cached_property
+    def _expression_atoms(self) -> dict[Symbol, Expr]:
+        """Each pre-activation atom as its definition, earlier ones substituted (built when
+        SymPy first needs it: the fast core substitutes atom by atom)."""
+        atoms = self.net.expression_atoms
+        return compose(atoms, atoms)
+
     @functools.cached_property
     def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         return self._build_steps()
@@ -195,14 +200,22 @@ class Judge:
             plain = core.Translation(symbols)
             once = core.Translation(symbols, adjoints, mode=lambda s: plain)
             unfolded = core.Translation(symbols, adjoints)
-            pre = core.Translation(symbols, {**adjoints, **self.net.expression_atoms})
-            self.__dict__["_fast"] = (symbols, adjoints, plain, once, unfolded, pre, {})
-        symbols, adjoints, plain, once, unfolded, pre, to_claim = self.__dict__["_fast"]
+            expressions = self.net.expression_atoms
+            pre = core.Translation(symbols, {**adjoints, **expressions})
+            self.__dict__["_fast"] = (symbols, adjoints, expressions, plain, once, unfolded, pre, {})
+        symbols, adjoints, expressions, plain, once, unfolded, pre, to_claim = self.__dict__["_fast"]
 
-        def pair(left: core.Translation, right: core.Translation) -> Callable[[Expr, Expr], bool | None]:
+        def pair(left: core.Translation, right: core.Translation,
+                 definitions: dict[Symbol, Expr] | None = None) -> Callable[[Expr, Expr], bool | None]:
             def decide(c: Expr, t: Expr) -> bool | None:
                 if c == t:
                     return True
+                if definitions is not None and t.is_Symbol:
+                    # the claim built exactly as the truth's own definition of the atom t
+                    # (both are canonical SymPy sums): equal without translating either side
+                    d = definitions.get(t)
+                    if d is not None and c == d:
+                        return True
                 a, fa = left(c)
                 b, fb = right(t)
                 return core.difference_is_zero(a, b, fa | fb)
@@ -216,8 +229,8 @@ class Judge:
                 to_claim[keep] = core.Translation(symbols, {s: d for s, d in adjoints.items() if s not in keep})
             return pair(plain, to_claim[keep])(c, t)
 
-        return {0: pair(plain, plain), 1: pair(plain, once), 2: claim_gradients,
-                3: pair(unfolded, unfolded), 4: pair(pre, pre)}
+        return {0: pair(plain, plain), 1: pair(plain, once, adjoints), 2: claim_gradients,
+                3: pair(unfolded, unfolded), 4: pair(pre, pre, expressions)}
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""
@@ -298,11 +311,10 @@ class Judge:
         leaf of one argument (a bias) is set so that the argument lies inside it.  Without
         them a claim that is wrong only for u > 6 would never meet a point that shows it."""
         wanted: dict[tuple[type[OpFunction], int], list[Expr]] = {}  # (class, interval) → arguments
-        for d in self._definitions.values():
-            for f in d.atoms(*PIECEWISE):
-                kinks = type(f).piecewise.kinks
-                for i in range(len(kinks) + 1):
-                    wanted.setdefault((type(f), i), []).append(f.args[0])
+        for f in self._piecewise_applications:
+            kinks = type(f).piecewise.kinks
+            for i in range(len(kinks) + 1):
+                wanted.setdefault((type(f), i), []).append(f.args[0])
         for point in points:  # what the random points already reach
             for key in [k for k in wanted]:
                 cls, i = key
@@ -375,12 +387,32 @@ class Judge:
         return None
 
     @functools.cached_property
+    def _piecewise_applications(self) -> list[Expr]:
+        """Every application of a piecewise function (relu, relu′, ...) in the network's own
+        definitions, each once, in the order of the definitions (one pass that visits each
+        shared subtree once: SymPy's ``atoms`` on every definition was most of the set-up)."""
+        out: dict[Expr, None] = {}
+        seen: set[int] = set()
+        for d in self._definitions.values():
+            found: dict[Expr, None] = {}
+            stack = [d]
+            while stack:
+                e = stack.pop()
+                if e.is_Atom or id(e) in seen:
+                    continue
+                seen.add(id(e))
+                if isinstance(e, PIECEWISE):
+                    found[e] = None
+                stack.extend(e.args)
+            out.update(dict.fromkeys(sorted(found, key=str)))
+        return list(out)
+
+    @functools.cached_property
     def _network_kinks(self) -> list[Expr]:
         """u − k for every kink k of every piecewise function f(u) in the network's own definitions."""
         out: list[Expr] = []
-        for d in self._definitions.values():
-            for f in d.atoms(*PIECEWISE):
-                out.extend(kink_offsets(f))
+        for f in self._piecewise_applications:
+            out.extend(kink_offsets(f))
         return out
 
     def _at_kink(self, point: Point, arguments: list[Expr], flat_ok: bool = False) -> bool:
