@@ -84,6 +84,8 @@ class LocalTruth:
         contributions: dict[Symbol, list[Expr]] = defaultdict(list)
         self.adjoint: dict[Symbol, Expr] = {}  # v → its adjoint atom (or 0)
         self.adjoint_definitions: dict[Symbol, Expr] = {}
+        #: every function application (relu′(Z1[0,0]), ...) in the adjoint definitions
+        self.applications: set[Expr] = set()
         canon = net.canon
         for c in reversed(list(net.definitions)):
             if c == COST:
@@ -92,7 +94,7 @@ class LocalTruth:
                 dc = self._close(c, contributions.pop(c, []))
             if dc == 0:
                 continue
-            for v, partial in _partials(net.definitions[c], nodes, leaves, canon).items():
+            for v, partial in _partials(net.definitions[c], nodes, leaves, canon, self.applications).items():
                 contributions[v].append(times(dc, partial))
         for leaf in leaves:
             self._close(leaf, contributions.pop(leaf, []))
@@ -178,15 +180,31 @@ def _diff(e: Expr, v: Symbol) -> Expr:
     return sympy.diff(e, v) if d is None else d
 
 
-def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol]) -> dict[Symbol, Expr]:
+def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol],
+              applications: set[Expr] | None = None) -> dict[Symbol, Expr]:
     """∂e/∂v for every graph symbol v in e, by ``sympy.diff`` applied term by term.
 
     Differentiation is linear, so differentiating each term of a sum separately gives the
     same result while touching only the terms that mention v (a pre-activation with k
-    terms costs O(k), not O(k²)).
+    terms costs O(k), not O(k²)).  The function applications of the partials are added
+    to ``applications``.
     """
     out: dict[Symbol, list[Expr]] = defaultdict(list)
+    one = Integer(1)
     for term in (e.args if e.is_Add else (e,)):
+        if term.is_Symbol:  # a bias: ∂b/∂b = 1
+            if term in nodes or term in leaves:
+                out[term].append(one)
+            continue
+        args = term.args
+        if term.is_Mul and len(args) == 2 and args[0].is_Symbol and args[1].is_Symbol:
+            # w·a (two distinct symbols: SymPy writes a·a as a power): ∂/∂w = a, ∂/∂a = w
+            x, y = args
+            if x in nodes or x in leaves:
+                out[x].append(y)
+            if y in nodes or y in leaves:
+                out[y].append(x)
+            continue
         for v in term.free_symbols:
             if v in nodes or v in leaves:
                 p = _diff(term, v)
@@ -197,6 +215,8 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
         d = ps[0] if len(ps) == 1 else sympy.Add(*ps)
         if not d.is_Symbol and d.has(sympy.Function):
             d = d.xreplace(canon)
+            if applications is not None:
+                applications |= d.atoms(sympy.Function)
         if d != 0:
             result[v] = d
     return result

@@ -267,9 +267,10 @@ class Judge:
         if self._cache is None:
             rng = random.Random(self.seed)
             out = []
+            net_leaves, constants = self.net.leaves, self.net.free_constants
             for _ in range(self.points * 4):
-                leaves = {s: _random_fraction(rng) for s in self.net.leaves}
-                for c in self.net.free_constants:
+                leaves = {s: _random_fraction(rng) for s in net_leaves}
+                for c in constants:
                     leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
                 leaves.update(self._one_hot_targets(rng))
                 point = Point(leaves, self._evaluator(leaves))
@@ -391,9 +392,11 @@ class Judge:
         """Every application of a piecewise function (relu, relu′, ...) in the network's own
         definitions, each once, in the order of the definitions (one pass that visits each
         shared subtree once: SymPy's ``atoms`` on every definition was most of the set-up)."""
+        recorded = getattr(self.truth, "applications", None)  # the adjoints' (LocalTruth records them)
+        definitions = self.net.definitions.values() if recorded is not None else self._definitions.values()
         out: dict[Expr, None] = {}
         seen: set[int] = set()
-        for d in self._definitions.values():
+        for d in definitions:
             found: dict[Expr, None] = {}
             stack = [d]
             while stack:
@@ -403,8 +406,12 @@ class Judge:
                 seen.add(id(e))
                 if isinstance(e, PIECEWISE):
                     found[e] = None
+                if e.is_Mul and all(a.is_Atom for a in e.args):
+                    continue  # a monomial (most of a pre-activation)
                 stack.extend(e.args)
             out.update(dict.fromkeys(sorted(found, key=str)))
+        if recorded is not None:
+            out.update(dict.fromkeys(sorted((f for f in recorded if isinstance(f, PIECEWISE)), key=str)))
         return list(out)
 
     @functools.cached_property
