@@ -156,3 +156,16 @@ def test_fast_constructors_build_what_sympy_builds() -> None:
         right = Matrix(k, c, [rng.choice(pool) for _ in range(k * c)])
         assert all(sympy.expand(u - v) == 0 for u, v in zip(matmul(left, right), left * right, strict=True))
         assert kron(left, right) == sympy.kronecker_product(left, right)
+
+
+def test_derivative_of_a_power_of_a_linear_form_is_sympys() -> None:
+    from derive.model.truth import _diff
+
+    x, y, z = sympy.symbols("x y z", real=True)
+    rng = random.Random(5)
+    for _ in range(200):
+        c = sympy.Rational(rng.randint(-5, 5), rng.randint(1, 7))
+        base = sum((rng.choice([0, 1, -1, 2, sympy.Rational(1, 3)]) * s for s in (x, y, z)), sympy.Integer(0))
+        e = c * (base + rng.randint(-2, 2)) ** rng.randint(1, 4)
+        for v in (x, y, z):
+            assert sympy.expand(_diff(e, v) - sympy.diff(e, v)) == 0

@@ -176,8 +176,36 @@ def _diff(e: Expr, v: Symbol) -> Expr:
         # a monomial of distinct symbols (W·a in a pre-activation): ∂/∂v drops the v
         others = [f for f in e.args if f != v]
         return others[0] if len(others) == 1 else sympy.Mul(*others)
+    power = _power_of_linear(e, v)
+    if power is not None:
+        return power
     d = e._eval_derivative(v) if hasattr(e, "_eval_derivative") else None
     return sympy.diff(e, v) if d is None else d
+
+
+def _power_of_linear(e: Expr, v: Symbol) -> Expr | None:
+    """∂/∂v of c·u**n (c rational, n ≥ 2 an integer, u = Σ k_i s_i + k_0 linear in
+    symbols s_i, k_i rational) by the chain rule: n·c·k_v·u**(n−1), k_v the coefficient
+    of v in u; None for any other shape (SymPy then differentiates: a squared error's
+    terms were a third of the truth's set-up, in SymPy's assumption queries)."""
+    c, p = (e.args if e.is_Mul and len(e.args) == 2 else (Integer(1), e))
+    if not (c.is_Rational and p.is_Pow and p.exp.is_Integer and p.exp >= 2 and p.base.is_Add):
+        return None
+    k = Integer(0)
+    for term in p.base.args:
+        if term.is_Number:
+            continue
+        if term.is_Symbol:
+            if term == v:
+                k += 1
+            continue
+        if term.is_Mul and len(term.args) == 2 and term.args[0].is_Rational and term.args[1].is_Symbol:
+            if term.args[1] == v:
+                k += term.args[0]
+            continue
+        return None  # not linear in plain symbols
+    n = p.exp
+    return sympy.Mul(n * c * k, p.base ** (n - 1)) if k != 0 else Integer(0)
 
 
 def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol],
