@@ -26,6 +26,7 @@ An opaque subterm that mentions a substituted atom makes the answer "unknown".
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,10 +34,31 @@ from sympy import Expr, Symbol
 
 from derive.model.truth import AdjointSymbol as ADJOINT
 
-try:  # an optional dependency: without it every question goes to SymPy
-    import symengine as _se
-except ImportError:  # pragma: no cover - exercised only where symengine is absent
-    _se = None
+_se: Any = None  # the symengine module, imported on first use (see _symengine)
+_LOADED = False
+
+
+def _symengine() -> Any:
+    """SymEngine, imported once on first use (None when it is not installed).
+
+    SymEngine's wrapper imports NumPy when it can, which costs more than SymEngine itself
+    and is never used here (only symbols, +, ·, ** and expand): when NumPy is not loaded
+    yet, it is hidden during the import."""
+    global _se, _LOADED
+    if not _LOADED:
+        _LOADED = True
+        hide = "numpy" not in sys.modules
+        if hide:
+            sys.modules["numpy"] = None  # type: ignore[assignment]
+        try:
+            import symengine
+            _se = symengine
+        except ImportError:  # pragma: no cover - exercised only where symengine is absent
+            _se = None
+        finally:
+            if hide:
+                del sys.modules["numpy"]
+    return _se
 
 OPAQUE = 1  # an opaque subterm was met: a nonzero result is not final
 FRACTION = 2  # a negative power of a non-symbol: a nonzero result is not final
@@ -44,7 +66,7 @@ FRACTION = 2  # a negative power of a non-symbol: a nonzero result is not final
 
 def available() -> bool:
     """Whether SymEngine is installed (the fast core can be used)."""
-    return _se is not None
+    return _symengine() is not None
 
 
 class Unknown(Exception):
@@ -59,6 +81,7 @@ class Translation:
 
     def __init__(self, symbols: dict[Expr, Any], substitute: Mapping[Symbol, Expr] | None = None,
                  mode: Callable[[Symbol], Translation | None] | None = None) -> None:
+        _symengine()
         self.symbols = symbols
         self.substitute = substitute or {}
         self.mode = mode  # the translation that each substituted atom's definition is read in
@@ -131,7 +154,7 @@ def difference_is_zero(left: Any, right: Any, flags: int) -> bool | None:
 def is_zero(expr: Expr) -> bool | None:
     """The fast test on one SymPy expression: True (identically 0), False (final: not
     identically 0 as a rational function of its atoms), None (unknown: ask SymPy)."""
-    if _se is None:
+    if _symengine() is None:
         return None
     value, flags = Translation({})(expr)
     return difference_is_zero(value, _se.Integer(0), flags)
@@ -139,7 +162,7 @@ def is_zero(expr: Expr) -> bool | None:
 
 def equal(left: Expr, right: Expr) -> bool | None:
     """:func:`is_zero` of left − right, without building the difference in SymPy."""
-    if _se is None:
+    if _symengine() is None:
         return None
     if left == right:
         return True

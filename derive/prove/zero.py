@@ -21,7 +21,11 @@ MAX_OPS = 20_000  # larger differences are not expanded (unproven, said so)
 
 
 CORES = ("symengine", "sympy")
-_CORE = "symengine" if _core.available() else "sympy"
+_CORE: str | None = None  # decided on first use: symengine when it is installed
+
+
+def _default() -> str:
+    return "symengine" if _core.available() else "sympy"
 
 
 def use_core(name: str) -> None:
@@ -36,6 +40,9 @@ def use_core(name: str) -> None:
 
 def current_core() -> str:
     """The core that decides zero tests now: ``symengine`` or ``sympy``."""
+    global _CORE
+    if _CORE is None:
+        _CORE = _default()
     return _CORE
 
 
@@ -47,7 +54,7 @@ def is_zero(expr: Expr) -> bool:
     """True only if ``expr`` is identically 0 as a rational function of its atoms."""
     if expr == 0:
         return True
-    if _CORE == "symengine":
+    if current_core() == "symengine":
         fast = _core.is_zero(expr)
         if fast is not None:
             return fast
