@@ -169,3 +169,21 @@ def test_derivative_of_a_power_of_a_linear_form_is_sympys() -> None:
         e = c * (base + rng.randint(-2, 2)) ** rng.randint(1, 4)
         for v in (x, y, z):
             assert sympy.expand(_diff(e, v) - sympy.diff(e, v)) == 0
+
+
+@needs_symengine
+def test_sigmoid_chains_fold_and_both_cores_agree() -> None:
+    """σ′ = A(1 − A) is two factors of a flattened product: folded as a pair."""
+    def net() -> derive.Derivation:
+        return derive.from_dict({"name": "sigmoid chain", "network": {
+            "inputs": 2, "layers": [{"units": 3, "activation": "sigmoid"}, {"units": 2, "activation": "sigmoid"}],
+            "loss": "mse", "batch": 2}})
+    dz2 = "(((A2 - Y) / m) * A2 * (1 - A2))"
+    claims = [("dW1", f"((W2.T @ {dz2}) * A1 * (1 - A1)) @ X.T"),
+              ("dX", f"W1.T @ ((W2.T @ {dz2}) * (A1 * (1 - A1)))"),
+              ("db1", f"sum((W2.T @ {dz2}) * A1 * (1 - A1), axis=1)"),
+              ("dW1", f"((W2.T @ {dz2}) * A1 * (1 + A1)) @ X.T"),  # σ′ wrong
+              ("dW1", f"((W2 @ {dz2}.T) * A1 * (1 - A1)) @ X.T")]  # shapes
+    reference, fast = _both(net, claims)
+    assert fast == reference
+    assert [v[2] for v in fast[-5:]] == [str(PROVEN)] * 3 + [str(REFUTED)] * 2

@@ -96,7 +96,13 @@ class Translation:
 
     def adjoints(self, e: Expr) -> set[Expr]:
         """The adjoint atoms that ``e`` mentions (its free symbols, read off SymEngine)."""
-        names = {s.name for s in self(e)[0].free_symbols if s.name.startswith("_d")}
+        return self.adjoints_of(self(e)[0])
+
+    def adjoints_of(self, value: Any) -> set[Expr]:
+        """The adjoint atoms that a translated expression mentions."""
+        names = {s.name for s in value.free_symbols if s.name.startswith("_d")}
+        if not names:
+            return set()
         return {a for a, s in self.symbols.items() if isinstance(a, ADJOINT) and s.name in names}
 
     def __call__(self, e: Expr) -> tuple[Any, int]:
@@ -171,3 +177,94 @@ def equal(left: Expr, right: Expr) -> bool | None:
     b, fb = translate(right)
     return difference_is_zero(a, b, fa | fb)
 
+
+
+class Folder:
+    """A claim folded into the truth's adjoint atoms, bottom-up, without expanding it whole.
+
+    A written-out chain (``((W2ᵀ((W3ᵀ((A3 − Y)/m)) ⊙ (1 − A2²))) ⊙ (1 − A1²)) X1ᵀ``) expands
+    to tens of thousands of monomials; folded, it is ``dW1[i,j]`` itself.  Each Add or
+    Mul node of the claim is translated with its children already folded and expanded
+    (small: the children are atoms); when that expansion equals the expansion of an adjoint
+    atom's own definition (one chain-rule step, ``dA1[k,j] = Σ_i dZ2[i,j]·W2[i,k]``), the
+    node becomes that atom.  In a product, an adjoint atom ``a`` times factors whose
+    product expands to ``g`` becomes ``z`` when ``z``'s definition is ``a·g``
+    (``dZ2 = dA2·(1 − A2²)`` inside the flattened ``W2·(…)·(1 − A2²)``).  An atom defined
+    as another atom alone (``dZ3 = dA3`` for an identity output) is read as that atom.
+
+    Every replacement is of a subexpression by an atom equal to it on the network (its
+    definition, an identity of expanded polynomials in the atoms), so the folded claim
+    equals the claim: a proof about the folded claim is a proof about the claim.
+    """
+
+    def __init__(self, symbols: dict[Expr, Any], adjoints: Mapping[Symbol, Expr]) -> None:
+        se = _symengine()
+        self.aliases = {s: d for s, d in adjoints.items() if d.is_Symbol}
+        self.translate = Translation(symbols, self.aliases)
+        self.adjoints_of = self.translate.adjoints_of
+        self.memo: dict[Expr, Any] = {}
+        self.sums: dict[Any, Any] = {}
+        self.products: dict[Any, list[tuple[Any, Any]]] = {}
+        for z, d in adjoints.items():
+            if z in self.aliases:
+                continue
+            atom = self.translate(z)[0]
+            try:
+                self.sums.setdefault(se.expand(self.translate(d)[0]), atom)
+                if d.is_Mul:
+                    for i, f in enumerate(d.args):
+                        if isinstance(f, ADJOINT):
+                            rest = se.expand(se.Mul(*[self.translate(g)[0] for k, g in enumerate(d.args) if k != i]))
+                            self.products.setdefault(self.translate(f)[0], []).append((rest, atom))
+            except Unknown:
+                continue
+
+    def __call__(self, e: Expr) -> Any:
+        """The folded claim (a SymEngine expression in the atoms); raises Unknown."""
+        found = self.memo.get(e)
+        if found is not None:
+            return found
+        se = _se
+        if e.is_Add:
+            out = se.expand(se.Add(*[self(a) for a in e.args]))
+            out = self.sums.get(out, out)
+        elif e.is_Mul:
+            out = self._product([self(a) for a in e.args])
+        elif e.is_Pow and e.exp.is_Integer and e.exp > 0:
+            out = se.expand(self(e.base) ** int(e.exp))
+            out = self.sums.get(out, out)
+        else:
+            out = self.translate(e)[0]
+        self.memo[e] = out
+        return out
+
+    def _product(self, factors: list[Any]) -> Any:
+        se = _se
+        changed = True
+        while changed and len(factors) > 1:
+            changed = False
+            for i, a in enumerate(factors):
+                for g, z in self.products.get(a, ()):
+                    others = factors[:i] + factors[i + 1:]
+                    hit = _subset_with_product(others, g)
+                    if hit is not None:
+                        factors = [z] + [f for k, f in enumerate(others) if k not in hit]
+                        changed = True
+                        break
+                if changed:
+                    break
+        out = se.expand(se.Mul(*factors))
+        return self.sums.get(out, out)
+
+
+def _subset_with_product(factors: list[Any], target: Any, most: int = 3) -> set[int] | None:
+    """Indices of at most ``most`` factors whose product expands to ``target``, or None."""
+    from itertools import combinations
+
+    se = _se
+    for size in range(1, min(most, len(factors)) + 1):
+        for pick in combinations(range(len(factors)), size):
+            product = factors[pick[0]] if size == 1 else se.expand(se.Mul(*[factors[k] for k in pick]))
+            if product == target:
+                return set(pick)
+    return None

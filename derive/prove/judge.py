@@ -221,13 +221,34 @@ class Judge:
                 return core.difference_is_zero(a, b, fa | fb)
             return decide
 
-        def claim_gradients(c: Expr, t: Expr) -> bool | None:
-            keep = frozenset(plain.adjoints(c))
+        def unfolded_to(keep: frozenset[Expr]) -> core.Translation:
             if keep not in to_claim:
                 if len(to_claim) > 8:
                     to_claim.clear()
                 to_claim[keep] = core.Translation(symbols, {s: d for s, d in adjoints.items() if s not in keep})
-            return pair(plain, to_claim[keep])(c, t)
+            return to_claim[keep]
+
+        def folded(c: Expr, t: Expr) -> bool:
+            """The claim folded into the truth's atoms (core.Folder), then compared with the
+            truth unfolded down to the atoms the folded claim names."""
+            if "_folder" not in self.__dict__:
+                self.__dict__["_folder"] = core.Folder(symbols, adjoints)
+            folder: core.Folder = self.__dict__["_folder"]
+            try:
+                f = folder(c)
+                right = folder.translate(t)[0]
+                if f == right:
+                    return True
+                keep = frozenset(folder.adjoints_of(f))
+                return core.difference_is_zero(f, unfolded_to(keep)(t)[0], 1) is True
+            except core.Unknown:
+                return False
+
+        def claim_gradients(c: Expr, t: Expr) -> bool | None:
+            keep = frozenset(plain.adjoints(c))
+            if not keep and t.is_Symbol and isinstance(t, AdjointSymbol) and folded(c, t):
+                return True  # a written-out chain: folded, not expanded
+            return pair(plain, unfolded_to(keep))(c, t)
 
         return {0: pair(plain, plain), 1: pair(plain, once, adjoints), 2: claim_gradients,
                 3: pair(unfolded, unfolded), 4: pair(pre, pre, expressions)}
