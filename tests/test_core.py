@@ -37,13 +37,13 @@ def sympy_core() -> Iterator[None]:
         zero.use_core(before)
 
 
-def _verdicts(d: derive.Derivation, claims: list[tuple[str, str]] = []) -> list[tuple[str, ...]]:
+def _verdicts(d: derive.Derivation, claims: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> list[tuple[str, ...]]:
     report = d.report(jobs=1)
     checks = list(report.rules) + list(report.claims) + [d.check_claim(t, f) for t, f in claims]
     return [(c.target, c.formula, str(c.verdict), str(c.method), str(c.step)) for c in checks]
 
 
-def _both(make: object, claims: list[tuple[str, str]] = []) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+def _both(make: object, claims: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     assert callable(make)
     before = zero.current_core()
     try:
@@ -147,8 +147,13 @@ def test_fast_constructors_build_what_sympy_builds() -> None:
         for y in syms:
             p, q = times(x, y), x * y
             assert p == q and p.args == q.args and hash(p) == hash(q)
-    for _ in range(200):
+    for _ in range(300):
         terms = [times(rng.choice(syms), rng.choice(syms)) for _ in range(rng.randint(1, 6))] + [rng.choice(syms)]
+        terms += [times(times(rng.choice(syms), rng.choice(syms)), times(rng.choice(syms), rng.choice(syms)))
+                  for _ in range(rng.randint(0, 4))]
+        for _ in range(4):
+            u, v = rng.choice(terms), rng.choice(terms)
+            assert times(u, v) == u * v and times(u, v).args == (u * v).args
         a, b = total(terms), sympy.Add(*terms)
         assert a == b and a.args == b.args
         r, k, c = rng.randint(1, 3), rng.randint(1, 3), rng.randint(1, 3)

@@ -77,31 +77,45 @@ Key = tuple | None  # a monomial's sort key, None for anything but a symbol or a
 
 
 def _key_of(e: Expr) -> Key:
-    """The sort key of a commutative symbol, None for anything else."""
-    return _symbol_key(e) if e.is_Symbol and e.is_commutative else None
-
-
-def _monomial_key(t: Expr) -> Key:
-    """The sort key of a symbol or a product of two symbols (None for anything else), in
-    ``Basic.compare``'s order: class first, then the content element by element."""
-    if t.is_Symbol:
-        return _key_of(t)
-    if t.is_Mul and len(t.args) == 2:
-        a, b = _key_of(t.args[0]), _key_of(t.args[1])
-        if a is not None and b is not None:
-            return (_class_key(Mul), 2, (a, b))
+    """The sort key of a commutative symbol or of a product of distinct commutative symbols
+    (a monomial without coefficient), None for anything else."""
+    if e.is_Symbol:
+        return _symbol_key(e) if e.is_commutative else None
+    if e.is_Mul:
+        keys = []
+        for f in e.args:
+            if not (f.is_Symbol and f.is_commutative):
+                return None
+            keys.append(_symbol_key(f))
+        return (_class_key(Mul), len(keys), tuple(keys))
     return None
 
 
+_monomial_key = _key_of
+
+
 def _product(x: Expr, kx: Key, y: Expr, ky: Key) -> tuple[Expr, Key]:
-    """x·y and its key: two distinct symbols as the canonical product (the pair sorted as
-    ``Mul`` sorts it) without SymPy's general flattening; anything else by ``Mul``."""
+    """x·y and its key: for two monomials without a common symbol, the canonical product
+    (the symbols sorted as ``Mul`` sorts them) without SymPy's general flattening;
+    anything else by ``Mul``."""
     if kx is not None and ky is not None:
-        if kx < ky:
-            return Mul._from_args((x, y), True), (_class_key(Mul), 2, (kx, ky))
-        if ky < kx:
-            return Mul._from_args((y, x), True), (_class_key(Mul), 2, (ky, kx))
+        xs, kxs = (x.args, kx[2]) if x.is_Mul else ((x,), (kx,))
+        ys, kys = (y.args, ky[2]) if y.is_Mul else ((y,), (ky,))
+        if len(xs) + len(ys) == 2:  # the common case: two symbols
+            if kx < ky:
+                return Mul._from_args((x, y), True), (_class_key(Mul), 2, (kx, ky))
+            if ky < kx:
+                return Mul._from_args((y, x), True), (_class_key(Mul), 2, (ky, kx))
+            return x * y, None
+        pairs = sorted(zip(kxs + kys, xs + ys, strict=True), key=_first)
+        keys = tuple(k for k, _ in pairs)
+        if all(keys[i] != keys[i + 1] for i in range(len(keys) - 1)):  # no symbol twice
+            return Mul._from_args([f for _, f in pairs], True), (_class_key(Mul), len(keys), keys)
     return x * y, None
+
+
+def _first(pair: tuple[tuple, Expr]) -> tuple:
+    return pair[0]
 
 
 def times(x: Expr, y: Expr) -> Expr:
