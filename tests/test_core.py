@@ -192,3 +192,20 @@ def test_sigmoid_chains_fold_and_both_cores_agree() -> None:
     reference, fast = _both(net, claims)
     assert fast == reference
     assert [v[2] for v in fast[-5:]] == [str(PROVEN)] * 3 + [str(REFUTED)] * 2
+
+
+def test_an_activation_class_is_differentiated_once_with_sympys_result() -> None:
+    from derive.model.truth import _derivative_of, _diff
+    from derive.ops.activations import ACTIVATIONS
+
+    z = sympy.Symbol("Z1[0,0]", real=True)
+    checked = 0
+    for entry in ACTIVATIONS.values():
+        for cls in [v for v in vars(entry).values() if isinstance(v, type) and issubclass(v, sympy.Function)]:
+            try:
+                expected = _diff(cls(z), z)
+            except (TypeError, ValueError):
+                continue
+            assert _derivative_of(cls(z), z) == expected
+            checked += 1
+    assert checked >= 5

@@ -208,6 +208,21 @@ def _power_of_linear(e: Expr, v: Symbol) -> Expr | None:
     return sympy.Mul(n * c * k, p.base ** (n - 1)) if k != 0 else Integer(0)
 
 
+_DERIVATIVES: dict[type, tuple[Symbol, Expr]] = {}
+
+
+def _derivative_of(f: Expr, v: Symbol) -> Expr:
+    """∂f(v)/∂v for a function of one symbol: SymPy's derivative of the class, taken once
+    at a dummy x and then written at v (x → v), instead of once per atom."""
+    cls = type(f)
+    found = _DERIVATIVES.get(cls)
+    if found is None:
+        x = sympy.Dummy("x", real=True)
+        found = _DERIVATIVES[cls] = (x, _diff(cls(x), x))
+    x, d = found
+    return d.xreplace({x: v})
+
+
 def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol],
               applications: set[Expr] | None = None) -> dict[Symbol, Expr]:
     """∂e/∂v for every graph symbol v in e, by ``sympy.diff`` applied term by term.
@@ -232,6 +247,14 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
                 out[x].append(y)
             if y in nodes or y in leaves:
                 out[y].append(x)
+            continue
+        if isinstance(term, sympy.Function) and len(args) == 1 and args[0].is_Symbol:
+            # an activation of one atom (σ(Z1[0,0])): its class's derivative, taken once
+            v = args[0]
+            if v in nodes or v in leaves:
+                p = _derivative_of(term, v)
+                if p != 0:
+                    out[v].append(p)
             continue
         for v in term.free_symbols:
             if v in nodes or v in leaves:
