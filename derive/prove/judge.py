@@ -110,8 +110,8 @@ class Judge:
             return exp_form(to_claim(c, t), self._functions_of, c)
 
         def sign_cases(c: Expr, t: Expr) -> Expr | None:  # one case per sign pattern of the relu arguments
-            if not self._piecewise_atoms and not c.has(*PIECEWISE) and not t.has(*PIECEWISE):
-                return None  # no piecewise function: the same as an earlier step
+            if not self._piecewise_applications and not c.has(*PIECEWISE) and not t.has(*PIECEWISE):
+                return None  # no piecewise function anywhere: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
         return [
