@@ -36,6 +36,7 @@ TERMINATED = 128 + 15
 # keeps each equal to its owner: derive.check.runner, derive.spec.model.Limits, derive.lang.formula)
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_TIMEOUT_RUN = 600.0
+CORES = ("symengine", "sympy")  # derive.prove.zero.CORES
 MAX_SECONDS = 1e6  # a budget above this (11 days) is a typo, and overflows the alarm timer
 LIMITS = {"max_parameters": 10_000, "max_batch": 1_000, "max_symbols": 100_000, "max_digits": 100,
           "max_file_bytes": 1_000_000}
@@ -131,6 +132,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also write the derivation as a self-contained HTML report (math typeset by embedded KaTeX)")
     c.add_argument("--notation", choices=("default", "course"), default=None,
                    help="W_l (default) or W^{[l]} (course) in the LaTeX document and the HTML report")
+    c.add_argument("--core", choices=CORES, default=None,
+                   help="what decides the exact zero tests: symengine (fast; the default when installed) "
+                        "or sympy (SymPy alone, the reference); both give the same verdicts")
     c.add_argument("--jobs", type=_jobs, default=None, metavar="N",
                    help="worker processes, at most one per core (default: 2 for networks of 1000+ "
                         "parameters, else 1)")
@@ -368,6 +372,19 @@ def _same_path(a: str, b: str) -> bool:
 
 
 def _check(args: argparse.Namespace) -> int:
+    import gc
+
+    # a check builds hundreds of thousands of long-lived SymPy objects and few cycles:
+    # Python's default collector thresholds then rescan the whole heap again and again
+    # (a third of the run time of a large network, measured)
+    gc.set_threshold(100_000, 50, 100)
+    if args.core is not None:
+        from derive.prove.zero import use_core
+
+        try:
+            use_core(args.core)
+        except ValueError as exc:
+            raise UsageError(f"--core: {exc}") from None
     if args.pdf and not args.latex:
         raise UsageError("--pdf goes with --latex FILE.tex")
     if args.output and args.format == "terminal":

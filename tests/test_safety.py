@@ -63,8 +63,11 @@ def test_cli_defaults_equal_their_owners() -> None:
     assert cli.LIMITS == {k: getattr(Limits(), k) for k in cli.LIMITS}
     assert cli.FORMULA_LIMITS == {"max_formula_length": F.MAX_LENGTH, "max_exponent": F.MAX_EXPONENT,
                                   "max_nesting": F.MAX_DEPTH}
+    from derive.prove.zero import CORES
+
     assert cli.STRATEGIES == STRATEGIES
-    assert set(cli.FORMATS) <= set(formats.names())
+    assert set(cli.FORMATS) == set(formats.names())
+    assert cli.CORES == CORES
 
 
 def test_bare_derive_prints_usage_and_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,7 @@ from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report, Rul
 from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
-from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for
+from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for, with_decay
 from derive.rules.layer_rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, ProgramSpec, Spec, load_spec, parse_spec
 from derive.util import budget
@@ -168,7 +168,7 @@ class Derivation:
         instances of identities proven for all sizes, with A = I in vec(ABC) = (Cᵀ ⊗ A) vec(B):
 
             vec(Z_l) = vec(I W_l A_{l-1}) + vec(b_l 1ᵀ) = (A_{l-1}ᵀ ⊗ I) vec(W_l) + (1 ⊗ I) b_l
-            vec(dW_l) = vec(I dZ_l A_{l-1}ᵀ) = (A_{l-1} ⊗ I) vec(dZ_l)
+            vec(dW_l) = vec(I dZ_l A_{l-1}ᵀ) = (A_{l-1} ⊗ I) vec(dZ_l)   (+ λ vec(W_l) with a weight decay λ)
 
         ((1 ⊗ I) b = 1 ⊗ b for a column b; row batches: the same for Zᵀ and dZᵀ).  The
         matrix statement they rest on (Z_l = W_l A_{l-1} + b_l, dW_l = dZ_l A_{l-1}ᵀ) is
@@ -186,6 +186,7 @@ class Derivation:
         else:
             target = f"dW{l}"
             plain = matmul(_transpose(dz), a) if rows else matmul(dz, _transpose(a))
+            plain = with_decay(self.spec, plain, w)  # + λ W_l: vec is linear, vec(λ W) = λ vec(W)
         entries = self._kron_entries(l)
         limit = (f"the Kronecker factor has {entries} entries, more than the limit of {evaluate.MAX_ENTRIES} "
                  "(derive.model.evaluate.MAX_ENTRIES): not expanded")

@@ -26,6 +26,7 @@ import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
 from derive.model.network import COST, Network, compose, downstream
+from derive.ops.matrices import times, total
 
 
 class Truth(Protocol):
@@ -76,11 +77,15 @@ class LocalTruth:
 
     def __init__(self, net: Network) -> None:
         self.net = net
-        leaves = set(net.leaves)
+        targets = {e for name, kind in net.kinds.items() if kind == "target"
+                   for e in net.matrices[name] if isinstance(e, Symbol)}
+        leaves = set(net.leaves) - targets  # the cost is never differentiated by a target
         nodes = set(net.definitions)
         contributions: dict[Symbol, list[Expr]] = defaultdict(list)
         self.adjoint: dict[Symbol, Expr] = {}  # v → its adjoint atom (or 0)
         self.adjoint_definitions: dict[Symbol, Expr] = {}
+        #: every function application (relu′(Z1[0,0]), ...) in the adjoint definitions
+        self.applications: set[Expr] = set()
         canon = net.canon
         for c in reversed(list(net.definitions)):
             if c == COST:
@@ -89,8 +94,8 @@ class LocalTruth:
                 dc = self._close(c, contributions.pop(c, []))
             if dc == 0:
                 continue
-            for v, partial in _partials(net.definitions[c], nodes, leaves, canon).items():
-                contributions[v].append(dc * partial)
+            for v, partial in _partials(net.definitions[c], nodes, leaves, canon, self.applications).items():
+                contributions[v].append(times(dc, partial))
         for leaf in leaves:
             self._close(leaf, contributions.pop(leaf, []))
         self._unfolded: dict[Symbol, Expr] = {}
@@ -100,7 +105,7 @@ class LocalTruth:
             self.adjoint[v] = Integer(0)
             return Integer(0)
         atom = _adjoint_name(v)
-        self.adjoint_definitions[atom] = sympy.Add(*terms)
+        self.adjoint_definitions[atom] = total(terms)
         self.adjoint[v] = atom
         return atom
 
@@ -169,20 +174,88 @@ def _diff(e: Expr, v: Symbol) -> Expr:
         return Integer(1)
     if e.is_Mul and all(f.is_Symbol or f.is_Number for f in e.args) and e.args.count(v) == 1:
         # a monomial of distinct symbols (W·a in a pre-activation): ∂/∂v drops the v
-        return sympy.Mul(*(f for f in e.args if f != v))
+        others = [f for f in e.args if f != v]
+        return others[0] if len(others) == 1 else sympy.Mul(*others)
+    power = _power_of_linear(e, v)
+    if power is not None:
+        return power
     d = e._eval_derivative(v) if hasattr(e, "_eval_derivative") else None
     return sympy.diff(e, v) if d is None else d
 
 
-def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol]) -> dict[Symbol, Expr]:
+def _power_of_linear(e: Expr, v: Symbol) -> Expr | None:
+    """∂/∂v of c·u**n (c rational, n ≥ 2 an integer, u = Σ k_i s_i + k_0 linear in
+    symbols s_i, k_i rational) by the chain rule: n·c·k_v·u**(n−1), k_v the coefficient
+    of v in u; None for any other shape (SymPy then differentiates: a squared error's
+    terms were a third of the truth's set-up, in SymPy's assumption queries)."""
+    c, p = (e.args if e.is_Mul and len(e.args) == 2 else (Integer(1), e))
+    if not (c.is_Rational and p.is_Pow and p.exp.is_Integer and p.exp >= 2 and p.base.is_Add):
+        return None
+    k = Integer(0)
+    for term in p.base.args:
+        if term.is_Number:
+            continue
+        if term.is_Symbol:
+            if term == v:
+                k += 1
+            continue
+        if term.is_Mul and len(term.args) == 2 and term.args[0].is_Rational and term.args[1].is_Symbol:
+            if term.args[1] == v:
+                k += term.args[0]
+            continue
+        return None  # not linear in plain symbols
+    n = p.exp
+    return sympy.Mul(n * c * k, p.base ** (n - 1)) if k != 0 else Integer(0)
+
+
+_DERIVATIVES: dict[type, tuple[Symbol, Expr]] = {}
+
+
+def _derivative_of(f: Expr, v: Symbol) -> Expr:
+    """∂f(v)/∂v for a function of one symbol: SymPy's derivative of the class, taken once
+    at a dummy x and then written at v (x → v), instead of once per atom."""
+    cls = type(f)
+    found = _DERIVATIVES.get(cls)
+    if found is None:
+        x = sympy.Dummy("x", real=True)
+        found = _DERIVATIVES[cls] = (x, _diff(cls(x), x))
+    x, d = found
+    return d.xreplace({x: v})
+
+
+def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol],
+              applications: set[Expr] | None = None) -> dict[Symbol, Expr]:
     """∂e/∂v for every graph symbol v in e, by ``sympy.diff`` applied term by term.
 
     Differentiation is linear, so differentiating each term of a sum separately gives the
     same result while touching only the terms that mention v (a pre-activation with k
-    terms costs O(k), not O(k²)).
+    terms costs O(k), not O(k²)).  The function applications of the partials are added
+    to ``applications``.
     """
     out: dict[Symbol, list[Expr]] = defaultdict(list)
+    one = Integer(1)
     for term in (e.args if e.is_Add else (e,)):
+        if term.is_Symbol:  # a bias: ∂b/∂b = 1
+            if term in nodes or term in leaves:
+                out[term].append(one)
+            continue
+        args = term.args
+        if term.is_Mul and len(args) == 2 and args[0].is_Symbol and args[1].is_Symbol:
+            # w·a (two distinct symbols: SymPy writes a·a as a power): ∂/∂w = a, ∂/∂a = w
+            x, y = args
+            if x in nodes or x in leaves:
+                out[x].append(y)
+            if y in nodes or y in leaves:
+                out[y].append(x)
+            continue
+        if isinstance(term, sympy.Function) and len(args) == 1 and args[0].is_Symbol:
+            # an activation of one atom (σ(Z1[0,0])): its class's derivative, taken once
+            v = args[0]
+            if v in nodes or v in leaves:
+                p = _derivative_of(term, v)
+                if p != 0:
+                    out[v].append(p)
+            continue
         for v in term.free_symbols:
             if v in nodes or v in leaves:
                 p = _diff(term, v)
@@ -190,11 +263,13 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
                     out[v].append(p)
     result = {}
     for v, ps in out.items():
-        total = sympy.Add(*ps)
-        if total.has(sympy.Function):
-            total = total.xreplace(canon)
-        if total != 0:
-            result[v] = total
+        d = ps[0] if len(ps) == 1 else sympy.Add(*ps)
+        if not d.is_Symbol and d.has(sympy.Function):
+            d = d.xreplace(canon)
+            if applications is not None:
+                applications |= d.atoms(sympy.Function)
+        if d != 0:
+            result[v] = d
     return result
 
 

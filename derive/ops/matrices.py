@@ -10,7 +10,11 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import sympy
-from sympy import Expr, Matrix
+from sympy import Add, Expr, Matrix, Mul
+from sympy.core.basic import ordering_of_classes
+from sympy.polys.domains import EXRAW
+from sympy.polys.matrices import DomainMatrix
+from sympy.polys.matrices.sdm import SDM
 
 from derive.errors import ShapeError
 
@@ -21,35 +25,162 @@ def is_matrix(v: Value) -> bool:
     return isinstance(v, sympy.MatrixBase)
 
 
+def rows_of(m: Matrix) -> dict[int, dict[int, Expr]]:
+    """The nonzero entries of ``m`` as {row: {column: entry}} (SymPy's own sparse store,
+    read without copying when it holds SymPy expressions; never modify it)."""
+    rep = getattr(m, "_rep", None)
+    if rep is not None and isinstance(rep.rep, SDM):
+        if rep.domain != EXRAW:
+            rep = rep.convert_to(EXRAW)
+        return rep.rep
+    zero = sympy.S.Zero
+    return {i: d for i, row in enumerate(m.tolist()) if (d := {j: e for j, e in enumerate(row) if e != zero})}
+
+
+def from_rows(r: int, c: int, rows: dict[int, dict[int, Expr]]) -> Matrix:
+    """An r×c matrix from its nonzero entries {row: {column: entry}} (entries must be
+    nonzero SymPy expressions: no entry is converted or checked again)."""
+    return Matrix._fromrep(DomainMatrix.from_rep(SDM(rows, (r, c), EXRAW)))
+
+
+_CLASS_KEYS: dict[type, tuple[int, str]] = {}
+_SYMBOL_KEYS: dict[int, tuple[Expr, tuple]] = {}  # id(symbol) → (the symbol itself, its key)
+
+
+def _class_key(cls: type) -> tuple[int, str]:
+    """``Basic.compare``'s order of classes (``_cmp_name``) as a sort key."""
+    key = _CLASS_KEYS.get(cls)
+    if key is None:
+        unknown = len(ordering_of_classes) + 1
+        name = cls.__name__
+        index = ordering_of_classes.index(name) if name in ordering_of_classes else unknown
+        key = _CLASS_KEYS[cls] = (index, name if index == unknown else "")
+    return key
+
+
+def _symbol_key(s: Expr) -> tuple:
+    """``Basic.compare`` of two symbols as a sort key: class, then the hashable content
+    (its length first), element by element.  Cached by identity (SymPy's own hash is
+    slow); the entry keeps its symbol, so an id is never read for another object."""
+    found = _SYMBOL_KEYS.get(id(s))
+    if found is not None and found[0] is s:
+        return found[1]
+    if len(_SYMBOL_KEYS) > 1_000_000:  # a long-lived process: forget old networks' symbols
+        _SYMBOL_KEYS.clear()
+    content = s._hashable_content()
+    key = (_class_key(type(s)), len(content), content)
+    _SYMBOL_KEYS[id(s)] = (s, key)
+    return key
+
+
+Key = tuple | None  # a monomial's sort key, None for anything but a symbol or a product of two
+
+
+def _key_of(e: Expr) -> Key:
+    """The sort key of a commutative symbol or of a product of distinct commutative symbols
+    (a monomial without coefficient), None for anything else."""
+    if e.is_Symbol:
+        return _symbol_key(e) if e.is_commutative else None
+    if e.is_Mul:
+        keys = []
+        for f in e.args:
+            if not (f.is_Symbol and f.is_commutative):
+                return None
+            keys.append(_symbol_key(f))
+        return (_class_key(Mul), len(keys), tuple(keys))
+    return None
+
+
+_monomial_key = _key_of
+
+
+def _product(x: Expr, kx: Key, y: Expr, ky: Key) -> tuple[Expr, Key]:
+    """x·y and its key: for two monomials without a common symbol, the canonical product
+    (the symbols sorted as ``Mul`` sorts them) without SymPy's general flattening;
+    anything else by ``Mul``."""
+    if kx is not None and ky is not None:
+        xs, kxs = (x.args, kx[2]) if x.is_Mul else ((x,), (kx,))
+        ys, kys = (y.args, ky[2]) if y.is_Mul else ((y,), (ky,))
+        if len(xs) + len(ys) == 2:  # the common case: two symbols
+            if kx < ky:
+                return Mul._from_args((x, y), True), (_class_key(Mul), 2, (kx, ky))
+            if ky < kx:
+                return Mul._from_args((y, x), True), (_class_key(Mul), 2, (ky, kx))
+            return x * y, None
+        pairs = sorted(zip(kxs + kys, xs + ys, strict=True), key=_first)
+        keys = tuple(k for k, _ in pairs)
+        if all(keys[i] != keys[i + 1] for i in range(len(keys) - 1)):  # no symbol twice
+            return Mul._from_args([f for _, f in pairs], True), (_class_key(Mul), len(keys), keys)
+    return x * y, None
+
+
+def _first(pair: tuple[tuple, Expr]) -> tuple:
+    return pair[0]
+
+
+def times(x: Expr, y: Expr) -> Expr:
+    """x·y (see :func:`_product`)."""
+    return _product(x, _key_of(x), y, _key_of(y))[0]
+
+
+def _total_keyed(pairs: list[tuple[Expr, Key]]) -> Expr:
+    """Σ of (term, key) pairs: distinct monomials of at most two symbols are added without
+    SymPy's general flattening, sorted as ``Add`` sorts them; anything else by ``Add``."""
+    if len(pairs) == 1:
+        return pairs[0][0]
+    keys = [k for _, k in pairs]
+    if None not in keys and len(set(keys)) == len(keys):
+        pairs.sort(key=_second)
+        return Add._from_args([t for t, _ in pairs], True)
+    return sympy.Add(*[t for t, _ in pairs])
+
+
+def _second(pair: tuple[Expr, Key]) -> tuple:
+    return pair[1] or ()
+
+
+def total(terms: list[Expr]) -> Expr:
+    """Σ terms (see :func:`_total_keyed`)."""
+    if not terms:
+        return sympy.S.Zero
+    return _total_keyed([(t, _monomial_key(t)) for t in terms])
+
+
 def matmul(a: Matrix, b: Matrix) -> Matrix:
     """a @ b, each entry built as one flat sum of its nonzero products.
 
     (SymPy's own product re-flattens the growing sum term by term, and Kronecker factors
-    such as A ⊗ I are mostly zeros: both dominated the run time of large networks.)
+    such as A ⊗ I are mostly zeros: both dominated the run time of large networks.  Only
+    the nonzero entries of each row are visited; products of two symbols and sums of such
+    products are built directly in SymPy's canonical form.)
     """
     zero = sympy.S.Zero
     if a.shape[1] != b.shape[0]:
         raise ShapeError(f"cannot multiply {a.shape[0]}×{a.shape[1]} @ {b.shape[0]}×{b.shape[1]}")
-    rows = [[(k, e) for k, e in enumerate(row) if e is not zero] for row in a.tolist()]
-    cols = b.T.tolist()
-    width = b.shape[1]
-    flat = [zero] * (a.shape[0] * width)
-    for i, row in enumerate(rows):
-        if not row:
-            continue
-        for j, col in enumerate(cols):
-            terms: list[Expr] = []
-            for k, e in row:
-                c = col[k]
-                if c is zero:
-                    continue
-                if e.is_Add:  # distribute: chained products stay flat sums of monomials
-                    terms.extend(t * c for t in e.args)
-                else:
-                    terms.append(e * c)
-            if terms:
-                flat[i * width + j] = sympy.Add(*terms)
-    return Matrix(a.shape[0], width, flat)
+    b_rows = {k: [(j, c, _key_of(c)) for j, c in brow.items()] for k, brow in rows_of(b).items()}
+    out: dict[int, dict[int, Expr]] = {}
+    for i, row in rows_of(a).items():
+        sums: dict[int, list[tuple[Expr, Key]]] = {}
+        for k, e in sorted(row.items()):
+            brow = b_rows.get(k)
+            if not brow:
+                continue
+            # distribute: chained products stay flat sums of monomials
+            parts = [(t, _key_of(t)) for t in (e.args if e.is_Add else (e,))]
+            for j, c, kc in brow:
+                terms = sums.get(j)
+                if terms is None:
+                    terms = sums[j] = []
+                for t, kt in parts:
+                    terms.append(_product(t, kt, c, kc))
+        entries = {}
+        for j in sorted(sums):
+            v = _total_keyed(sums[j])
+            if v != zero:
+                entries[j] = v
+        if entries:
+            out[i] = entries
+    return from_rows(a.shape[0], b.shape[1], out)
 
 
 def vec_index(i: Expr | int, j: Expr | int, rows: Expr | int) -> Expr | int:
@@ -73,24 +204,24 @@ def vec(m: Matrix) -> Matrix:
 
 
 def kron(a: Matrix, b: Matrix) -> Matrix:
-    """The Kronecker product a ⊗ b: (a ⊗ b)[α·r + β, γ·s + δ] = a[α, γ] b[β, δ] for b r×s."""
+    """The Kronecker product a ⊗ b: (a ⊗ b)[α·r + β, γ·s + δ] = a[α, γ] b[β, δ] for b r×s
+    (only the nonzero products are built and stored: A ⊗ I is mostly zeros)."""
     ra, ca = a.shape
     rb, cb = b.shape
     zero = sympy.S.Zero
-    width = ca * cb
-    flat = [zero] * (ra * rb * width)
-    for al in range(ra):
-        for ga in range(ca):
-            x = a[al, ga]
-            if x is zero:
-                continue
-            for be in range(rb):
-                row = kron_index(al, be, rb) * width
-                for de in range(cb):
-                    y = b[be, de]
-                    if y is not zero:
-                        flat[row + kron_index(ga, de, cb)] = x * y
-    return Matrix(ra * rb, width, flat)
+    a_rows, b_rows = rows_of(a), rows_of(b)
+    out: dict[int, dict[int, Expr]] = {}
+    for al, arow in a_rows.items():
+        for be, brow in b_rows.items():
+            entries = {}
+            for ga, x in arow.items():
+                for de, y in brow.items():
+                    v = times(x, y)
+                    if v != zero:
+                        entries[kron_index(ga, de, cb)] = v
+            if entries:
+                out[kron_index(al, be, rb)] = dict(sorted(entries.items()))
+    return from_rows(ra * rb, ca * cb, dict(sorted(out.items())))
 
 
 def broadcast(f: Callable[[Expr, Expr], Expr], a: Value, b: Value, where: str) -> Value:

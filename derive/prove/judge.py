@@ -34,11 +34,12 @@ from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_
 from derive.ops.losses import ONE_HOT, UnknownLoss
 from derive.ops.losses import loss as loss_entry
 from derive.ops.registry import OpFunction
+from derive.prove import core
 from derive.prove.cases import by_cases, normalized, offsets
 from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
 from derive.prove.domain import OK as DOMAIN_OK
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
-from derive.prove.zero import MAX_OPS, TooLarge, is_zero, size_exceeds
+from derive.prove.zero import MAX_OPS, TooLarge, current_core, is_zero, size_exceeds
 from derive.records import Counterexample
 
 DOMAIN_POINTS = 18  # extra points for the domain search (see Judge._domain_samples)
@@ -65,22 +66,27 @@ class Judge:
         self.points = points
         self.seed = seed
         self._definitions = truth.definitions()
-        atoms = net.expression_atoms
-        self._expression_atoms = compose(atoms, atoms)
         self._functions_of = {atom: applied for applied, atom in net.canon.items()}
         self._piecewise_atoms = {a: f for a, f in self._functions_of.items() if isinstance(f, PIECEWISE)}
         self._cache: list[Point] | None = None
 
     # ------------------------------------------------------------------ proof
     @functools.cached_property
-    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def _expression_atoms(self) -> dict[Symbol, Expr]:
+        """Each pre-activation atom as its definition, earlier ones substituted (built when
+        SymPy first needs it: the fast core substitutes atom by atom)."""
+        atoms = self.net.expression_atoms
+        return compose(atoms, atoms)
+
+    @functools.cached_property
+    def _steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         return self._build_steps()
 
-    def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def unfold_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         """The proof steps (built once per judge; see :meth:`_build_steps`)."""
         return self._steps
 
-    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr]]]:
+    def _build_steps(self) -> list[tuple[str, Callable[[Expr, Expr], Expr | None]]]:
         """Ways to write claimed − true, from cheapest to most unfolded.
 
         1. as written; 2. the true side one chain-rule step deep (the layer-local proof:
@@ -97,13 +103,15 @@ class Judge:
 
         to_claim = self._to_claim
 
-        def through_exp(c: Expr, t: Expr) -> Expr:
+        def through_exp(c: Expr, t: Expr) -> Expr | None:
             # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
             if not c.has(sympy.exp, *EXP_REWRITTEN):
-                return to_claim(c, t)  # the same as an earlier step: skipped as already tried
+                return None  # the same as an earlier step: skipped as already tried
             return exp_form(to_claim(c, t), self._functions_of, c)
 
-        def sign_cases(c: Expr, t: Expr) -> Expr:  # one case per sign pattern of the relu arguments
+        def sign_cases(c: Expr, t: Expr) -> Expr | None:  # one case per sign pattern of the relu arguments
+            if not self._piecewise_applications and not c.has(*PIECEWISE) and not t.has(*PIECEWISE):
+                return None  # no piecewise function anywhere: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
         return [
@@ -117,37 +125,133 @@ class Judge:
         ]
 
     def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
-        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth)."""
-        return dict(self.unfold_steps())[label]
+        """One of :meth:`unfold_steps` by its label (diagnoses compare at a fixed depth); a
+        step that does not apply to a pair is the truth unfolded to the claim's gradients."""
+        found = dict(self.unfold_steps())[label]
+
+        def step(c: Expr, t: Expr) -> Expr:
+            e = found(c, t)
+            return self._to_claim(c, t) if e is None else e
+        return step
 
     def prove(self, claimed: Matrix, true: Matrix, cheap: bool = False) -> str | None:
         """Exact proof of every entry; returns the deepest step any entry needed, or None.
 
-        ``cheap`` stops after the layer-local step (no unfolding of whole chains): the
-        caller then tries a fast numeric refutation before the expensive steps.
+        ``cheap`` stops after the layer-local step (no unfolding of whole chains in SymPy;
+        the fast core still tries the unfolded steps): the caller then tries a fast numeric
+        refutation before the expensive steps.  A step whose difference is too large for
+        SymPy is skipped (the next step may still prove the entry); when no step proves an
+        entry and one was too large, :class:`TooLarge` is raised.
         """
-        steps = self.unfold_steps()[:2] if cheap else self.unfold_steps()
+        steps = self.unfold_steps()
+        sympy_steps = 2 if cheap else len(steps)
+        fast = self._fast_steps()
         depth = 0
         last = 0  # entries of one statement usually need the same step: try it first
+        too_large = False
         for i in range(len(true)):
             c, t = claimed[i], true[i]
-            tried: set[Expr] = set()
-            if t.is_Symbol and t not in c.free_symbols:
-                tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
+            tried: set[Expr] | None = None
             order = [last] + [k for k in range(len(steps)) if k != last]
             for k in order:
+                if k in fast:
+                    try:
+                        verdict = fast[k](c, t)
+                    except core.Unknown:
+                        verdict = None
+                    if verdict is True:
+                        depth, last = max(depth, k), k
+                        break
+                    if verdict is False:  # final: this step's difference is not 0
+                        continue
+                if k >= sympy_steps:
+                    continue
+                if tried is None:
+                    tried = set()
+                    if t.is_Symbol and t not in c.free_symbols:
+                        tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
                 step = steps[k][1]
                 e = step(c, t)
-                if e in tried:  # this step changed nothing: no new chance
+                if e is None or e in tried:  # this step changed nothing: no new chance
                     continue
                 tried.add(e)
-                if is_zero(e):
-                    depth = max(depth, k)
-                    last = k
+                try:
+                    zero = is_zero(e)
+                except TooLarge:
+                    too_large = True
+                    continue
+                if zero:
+                    depth, last = max(depth, k), k
                     break
             else:
+                if too_large:
+                    raise TooLarge
                 return None
         return steps[depth][0]
+
+    def _fast_steps(self) -> dict[int, Callable[[Expr, Expr], bool | None]]:
+        """Steps 1–5 of :meth:`unfold_steps` decided by the fast core (True: 0; False: final,
+        not 0; None: ask SymPy); empty when the core is SymPy alone."""
+        if current_core() != "symengine":
+            return {}
+        if "_fast" not in self.__dict__:
+            symbols: dict[Expr, Any] = {}
+            adjoints: dict[Symbol, Expr] = dict(getattr(self.truth, "adjoint_definitions", {}))
+            plain = core.Translation(symbols)
+            once = core.Translation(symbols, adjoints, mode=lambda s: plain)
+            unfolded = core.Translation(symbols, adjoints)
+            expressions = self.net.expression_atoms
+            pre = core.Translation(symbols, {**adjoints, **expressions})
+            self.__dict__["_fast"] = (symbols, adjoints, expressions, plain, once, unfolded, pre, {})
+        symbols, adjoints, expressions, plain, once, unfolded, pre, to_claim = self.__dict__["_fast"]
+
+        def pair(left: core.Translation, right: core.Translation,
+                 definitions: dict[Symbol, Expr] | None = None) -> Callable[[Expr, Expr], bool | None]:
+            def decide(c: Expr, t: Expr) -> bool | None:
+                if c == t:
+                    return True
+                if definitions is not None and t.is_Symbol:
+                    # the claim built exactly as the truth's own definition of the atom t
+                    # (both are canonical SymPy sums): equal without translating either side
+                    d = definitions.get(t)
+                    if d is not None and c == d:
+                        return True
+                a, fa = left(c)
+                b, fb = right(t)
+                return core.difference_is_zero(a, b, fa | fb)
+            return decide
+
+        def unfolded_to(keep: frozenset[Expr]) -> core.Translation:
+            if keep not in to_claim:
+                if len(to_claim) > 8:
+                    to_claim.clear()
+                to_claim[keep] = core.Translation(symbols, {s: d for s, d in adjoints.items() if s not in keep})
+            return to_claim[keep]
+
+        def folded(c: Expr, t: Expr) -> bool:
+            """The claim folded into the truth's atoms (core.Folder), then compared with the
+            truth unfolded down to the atoms the folded claim names."""
+            if "_folder" not in self.__dict__:
+                self.__dict__["_folder"] = core.Folder(symbols, adjoints)
+            folder: core.Folder = self.__dict__["_folder"]
+            try:
+                f = folder(c)
+                right = folder.translate(t)[0]
+                if f == right:
+                    return True
+                keep = frozenset(folder.adjoints_of(f))
+                return core.difference_is_zero(f, unfolded_to(keep)(t)[0], 1) is True
+            except core.Unknown:
+                return False
+
+        def claim_gradients(c: Expr, t: Expr) -> bool | None:
+            keep = frozenset(plain.adjoints(c))
+            if not keep and t.is_Symbol and isinstance(t, AdjointSymbol) and folded(c, t):
+                return True  # a written-out chain: folded, not expanded
+            return pair(plain, unfolded_to(keep))(c, t)
+
+        return {0: pair(plain, plain), 1: pair(plain, once, adjoints), 2: claim_gradients,
+                3: pair(unfolded, unfolded), 4: pair(pre, pre, expressions)}
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""
@@ -184,9 +288,10 @@ class Judge:
         if self._cache is None:
             rng = random.Random(self.seed)
             out = []
+            net_leaves, constants = self.net.leaves, self.net.free_constants
             for _ in range(self.points * 4):
-                leaves = {s: _random_fraction(rng) for s in self.net.leaves}
-                for c in self.net.free_constants:
+                leaves = {s: _random_fraction(rng) for s in net_leaves}
+                for c in constants:
                     leaves[c] = Fraction(rng.randint(1, 9), rng.randint(1, 7))
                 leaves.update(self._one_hot_targets(rng))
                 point = Point(leaves, self._evaluator(leaves))
@@ -228,11 +333,10 @@ class Judge:
         leaf of one argument (a bias) is set so that the argument lies inside it.  Without
         them a claim that is wrong only for u > 6 would never meet a point that shows it."""
         wanted: dict[tuple[type[OpFunction], int], list[Expr]] = {}  # (class, interval) → arguments
-        for d in self._definitions.values():
-            for f in d.atoms(*PIECEWISE):
-                kinks = type(f).piecewise.kinks
-                for i in range(len(kinks) + 1):
-                    wanted.setdefault((type(f), i), []).append(f.args[0])
+        for f in self._piecewise_applications:
+            kinks = type(f).piecewise.kinks
+            for i in range(len(kinks) + 1):
+                wanted.setdefault((type(f), i), []).append(f.args[0])
         for point in points:  # what the random points already reach
             for key in [k for k in wanted]:
                 cls, i = key
@@ -305,12 +409,38 @@ class Judge:
         return None
 
     @functools.cached_property
+    def _piecewise_applications(self) -> list[Expr]:
+        """Every application of a piecewise function (relu, relu′, ...) in the network's own
+        definitions, each once, in the order of the definitions (one pass that visits each
+        shared subtree once: SymPy's ``atoms`` on every definition was most of the set-up)."""
+        recorded = getattr(self.truth, "applications", None)  # the adjoints' (LocalTruth records them)
+        definitions = self.net.definitions.values() if recorded is not None else self._definitions.values()
+        out: dict[Expr, None] = {}
+        seen: set[int] = set()
+        for d in definitions:
+            found: dict[Expr, None] = {}
+            stack = [d]
+            while stack:
+                e = stack.pop()
+                if e.is_Atom or id(e) in seen:
+                    continue
+                seen.add(id(e))
+                if isinstance(e, PIECEWISE):
+                    found[e] = None
+                if e.is_Mul and all(a.is_Atom for a in e.args):
+                    continue  # a monomial (most of a pre-activation)
+                stack.extend(e.args)
+            out.update(dict.fromkeys(sorted(found, key=str)))
+        if recorded is not None:
+            out.update(dict.fromkeys(sorted((f for f in recorded if isinstance(f, PIECEWISE)), key=str)))
+        return list(out)
+
+    @functools.cached_property
     def _network_kinks(self) -> list[Expr]:
         """u − k for every kink k of every piecewise function f(u) in the network's own definitions."""
         out: list[Expr] = []
-        for d in self._definitions.values():
-            for f in d.atoms(*PIECEWISE):
-                out.extend(kink_offsets(f))
+        for f in self._piecewise_applications:
+            out.extend(kink_offsets(f))
         return out
 
     def _at_kink(self, point: Point, arguments: list[Expr], flat_ok: bool = False) -> bool:

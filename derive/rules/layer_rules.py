@@ -149,6 +149,9 @@ def _decay(spec: Spec, node: F.Node, w: F.Node) -> F.Node:
     return add(node, _scaled(spec.weight_decay, w))
 
 
+with_decay = _decay  # public: the matrix form dW_l = dZ_l A_{l-1}ᵀ (+ λ W_l) that vec(dW_l) rests on
+
+
 def layer_rules(spec: Spec, l: int) -> list[Rule]:
     rows = spec.batch_layout == "rows"
     dz, w, prev = name(f"dZ{l}"), name(f"W{l}"), _a(l - 1)

@@ -1,0 +1,143 @@
+"""Side-by-side benchmark of two versions of derive (issue 19's targets).
+
+    python bench/perf.py --old /tmp/v1 [--new .] [--runs 5] [--only NAME]
+
+``--old`` and ``--new`` are source trees (a checkout or ``git archive`` of a commit); each
+command runs in a fresh process with ``PYTHONPATH`` set to its tree, the two versions in
+turn (A B A B ...), so a drift of the machine's speed hits both.  Every figure is the
+operating system's accounting of the finished child (``os.wait4``): CPU = user + system
+seconds (its waited-for worker processes included), wall = a monotonic clock around it,
+peak = its largest resident set.  The table gives the median of the runs and the ratio
+new/old of the medians; "exit" is the exit status of ``derive check`` (0: every rule and
+claim as expected).
+
+Configurations (sigmoid layers, ½ squared error, averaged; all rules checked):
+16-32-32-16 m=8, 32-64-64-32 m=8, 64-128-64-10 m=16, 40 layers of width 8 m=4; each
+written-out chain claim of a tanh 8-16-16-8 m=4 network on its own (``--no-rules``); the
+smallest shipped derivation in a cold process.  ``--growth`` also fits time ∝ P^k over
+layer stacks up to 17k parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+STACKS = {
+    "16-32-32-16 m=8": ([16, 32, 32, 16], 8, "sigmoid"),
+    "32-64-64-32 m=8": ([32, 64, 64, 32], 8, "sigmoid"),
+    "64-128-64-10 m=16": ([64, 128, 64, 10], 16, "sigmoid"),
+    "40 layers of width 8 m=4": ([8] * 41, 4, "sigmoid"),
+}
+GROWTH = [([4, 8, 8, 3], 4), ([8, 16, 16, 8], 4), ([16, 32, 32, 16], 8), ([32, 64, 64, 32], 8),
+          ([64, 128, 64, 10], 16)]
+CHAIN = "((W2.T @ ((W3.T @ ((A3 - Y) / m)) * (1 - A2**2))) * (1 - A1**2))"
+CHAIN_CLAIMS = {
+    "dW3": "((A3 - Y) / m) @ A2.T",
+    "dW2": "((W3.T @ ((A3 - Y) / m)) * (1 - A2**2)) @ A1.T",
+    "dW1": f"{CHAIN} @ X.T",
+    "db1": f"sum({CHAIN}, axis=1)",
+    "dX": f"W1.T @ {CHAIN}",
+}
+CLI = "import sys; from derive.cli import main; sys.exit(main())"
+
+
+def stack_yaml(sizes: list[int], m: int, activation: str, claims: dict[str, str] | None = None) -> str:
+    lines = ["name: bench", "network:", f"  inputs: {sizes[0]}", "  layers:"]
+    lines += [f"    - {{units: {u}, activation: {activation}}}" for u in sizes[1:-1]]
+    out = "identity" if claims else activation
+    lines += [f"    - {{units: {sizes[-1]}, activation: {out}}}", "  loss: mse", f"  batch: {m}"]
+    if claims:
+        lines.append("claims:")
+        lines += [f"  - {target}: {formula}" for target, formula in claims.items()]
+    return "\n".join(lines) + "\n"
+
+
+def parameters(sizes: list[int]) -> int:
+    return sum(sizes[i] * sizes[i - 1] + sizes[i] for i in range(1, len(sizes)))
+
+
+def run(tree: Path, args: list[str]) -> tuple[float, float, float, int]:
+    """CPU seconds, wall seconds, peak MB and exit status of one cold ``derive`` process."""
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    start = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def paired(old: Path, new: Path, args: list[str], runs: int) -> dict[str, list[tuple[float, float, float, int]]]:
+    out: dict[str, list[tuple[float, float, float, int]]] = {"old": [], "new": []}
+    for _ in range(runs):
+        out["old"].append(run(old, args))
+        out["new"].append(run(new, args))
+    return out
+
+
+def med(rows: list[tuple[float, float, float, int]], k: int) -> float:
+    return statistics.median(r[k] for r in rows)
+
+
+def row(name: str, size: str, result: dict[str, list[tuple[float, float, float, int]]]) -> str:
+    o, n = result["old"], result["new"]
+    exits = "/".join(",".join(sorted({str(r[3]) for r in rs})) for rs in (o, n))
+    return (f"| {name} | {size} | {med(o, 0):.2f} | {med(n, 0):.2f} | {med(o, 1):.2f} | {med(n, 1):.2f} | "
+            f"{med(o, 2):.0f} | {med(n, 2):.0f} | {med(n, 1) / med(o, 1):.2f} | {exits} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--old", required=True, type=Path, help="source tree of the baseline (e.g. git archive 8f14d31)")
+    ap.add_argument("--new", default=HERE.parent, type=Path, help="source tree of the new code (default: this one)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", help="only the configurations whose name contains this")
+    ap.add_argument("--growth", action="store_true", help="also fit time ∝ P^k (new code only)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="derive-bench-"))
+    print("| configuration | size | CPU old (s) | CPU new (s) | wall old (s) | wall new (s) | peak old (MB) | "
+          "peak new (MB) | wall new/old | exit old/new |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    jobs: list[tuple[str, str, list[str]]] = []
+    for name, (sizes, m, act) in STACKS.items():
+        path = tmp / f"{name.split()[0]}.yaml"
+        path.write_text(stack_yaml(sizes, m, act))
+        jobs.append((name, f"P = {parameters(sizes):,}", ["check", "--max-parameters", "100000", str(path)]))
+    for target, formula in CHAIN_CLAIMS.items():
+        path = tmp / f"chain_{target}.yaml"
+        path.write_text(stack_yaml([8, 16, 16, 8], 4, "tanh", {target: formula}))
+        jobs.append((f"8-16-16-8 claim {target}", "one claim", ["check", "--no-rules", str(path)]))
+    smallest = min((HERE.parent / "derivations").glob("*.yaml"), key=lambda p: p.stat().st_size)
+    jobs.append((f"smallest shipped ({smallest.name}), cold", "whole file", ["check", str(smallest)]))
+    for name, size, cli in jobs:
+        if args.only and args.only not in name:
+            continue
+        print(row(name, size, paired(args.old, args.new, cli, args.runs)), flush=True)
+    if args.growth:
+        fit = []
+        for sizes, m in GROWTH:
+            path = tmp / f"growth_{len(fit)}.yaml"
+            path.write_text(stack_yaml(sizes, m, "sigmoid"))
+            cpu = statistics.median(run(args.new, ["check", "--max-parameters", "100000", str(path)])[0] for _ in range(max(1, args.runs // 2)))
+            p = parameters(sizes)
+            print(f"growth: P = {p:,}, m = {m}: {cpu:.2f} s CPU", flush=True)
+            fit.append((math.log(p), math.log(cpu)))
+        mx = sum(x for x, _ in fit) / len(fit)
+        my = sum(y for _, y in fit) / len(fit)
+        k = sum((x - mx) * (y - my) for x, y in fit) / sum((x - mx) ** 2 for x, _ in fit)
+        print(f"least-squares fit: CPU time ∝ P^{k:.2f}")
+
+
+if __name__ == "__main__":
+    main()
