@@ -153,21 +153,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"refuse larger literal exponents (default {FORMULA_LIMITS['max_exponent']})")
     c.add_argument("--max-nesting", type=_positive_int, default=FORMULA_LIMITS["max_nesting"], metavar="N",
                    help=f"refuse formulas nested deeper (default {FORMULA_LIMITS['max_nesting']} levels)")
-    t = sub.add_parser("latex", help="write the derivation as a standalone LaTeX document")
-    t.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
-    t.add_argument("-o", "--output", required=True, metavar="FILE.tex", help="where to write the document")
+    t = _document_command(sub, "latex", "write the derivation as a standalone LaTeX document", "FILE.tex")
     t.add_argument("--pdf", action="store_true", help="also run pdflatex (when it is on PATH)")
-    t.add_argument("--notation", choices=("default", "course"), default=None,
-                   help="W_l (default) or W^{[l]} (course)")
-    t.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
-    _budget_options(t)
-    h = sub.add_parser("report", help="write the derivation as a self-contained HTML report")
-    h.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
-    h.add_argument("-o", "--output", required=True, metavar="FILE.html", help="where to write the report")
-    h.add_argument("--notation", choices=("default", "course"), default=None,
-                   help="W_l (default) or W^{[l]} (course)")
-    h.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
-    _budget_options(h)
+    _document_command(sub, "report", "write the derivation as a self-contained HTML report", "FILE.html")
     w = sub.add_parser("watch", help="re-check a spec file whenever it changes (Ctrl-C to stop)")
     w.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
     w.add_argument("--interval", type=_seconds, default=0.2, metavar="S",
@@ -186,6 +174,18 @@ def parser() -> argparse.ArgumentParser:
                    help=f"seconds for the whole command (default {DEFAULT_TIMEOUT_RUN:.0f})")
     i.add_argument("--max-memory", type=_positive_int, default=DEFAULT_MEMORY_MB, metavar="MB",
                    help=f"address space of the process, in MiB (default {DEFAULT_MEMORY_MB})")
+    return p
+
+
+def _document_command(sub: Any, name: str, help: str, output: str) -> argparse.ArgumentParser:
+    """``derive latex`` and ``derive report``: one spec in, one document out."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    p.add_argument("files", nargs=1, metavar="FILE", help="a network spec (YAML)")
+    p.add_argument("-o", "--output", required=True, metavar=output, help="where to write the document")
+    p.add_argument("--notation", choices=("default", "course"), default=None,
+                   help="W_l (default) or W^{[l]} (course)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto", help="truth engine")
+    _budget_options(p)
     return p
 
 
