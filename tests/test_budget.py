@@ -39,10 +39,13 @@ def test_timeout_makes_unproven_and_goes_on() -> None:
 
 def test_run_budget(capsys: pytest.CaptureFixture[str]) -> None:
     # the run budget covers loading too: a file not loaded in time is not checked (exit 1, never 2)
-    code = main(["check", "--timeout-run", "0.01", "--json", str(ROOT / "derivations/three_layer_softmax.yaml")])
+    code = main(["check", "--timeout-run", "0.001", "--json", str(ROOT / "derivations/three_layer_softmax.yaml")])
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.out == "" and "not checked: loading ran out of the run's time budget" in captured.err
+    if captured.out:  # loaded within the millisecond (a warm process): every item out of time, none refuted
+        assert '"refuted"' not in captured.out and '"timeout"' in captured.out
+    else:
+        assert "not checked: loading ran out of the run's time budget" in captured.err
     # loaded in time, checked out of time: each item left is unproven (timeout), never refuted
     report = derive.load(ROOT / "derivations/three_layer_softmax.yaml").report(timeout_run=0.01)
     assert not report.ok

@@ -209,3 +209,23 @@ def test_an_activation_class_is_differentiated_once_with_sympys_result() -> None
             assert _derivative_of(cls(z), z) == expected
             checked += 1
     assert checked >= 5
+
+
+def test_symengine_expansion_too_large_is_refused_before_it_starts() -> None:
+    """SymEngine's C++ answers neither the time budget nor a memory limit politely: an
+    expansion estimated over the limit is not started (unproven), and sizes are estimated
+    from the expression (a power of a sum: its monomials)."""
+    import sympy
+
+    from derive.prove import core
+    from derive.prove.zero import TooLarge
+
+    if not core.available():
+        pytest.skip("symengine not installed")
+    xs = sympy.symbols("x0:6")
+    se = core._symengine()
+    big = se.Add(*[se.Symbol(str(x)) for x in xs]) ** 64  # C(69, 64) ≈ 1.1e7 terms
+    with pytest.raises(TooLarge):
+        core.expand(big)
+    small = se.Add(*[se.Symbol(str(x)) for x in xs[:2]]) ** 3
+    assert core._terms(small) == 4 and core.expand(small) == se.expand(small)

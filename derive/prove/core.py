@@ -26,6 +26,7 @@ An opaque subterm that mentions a substituted atom makes the answer "unknown".
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,6 +60,41 @@ def _symengine() -> Any:
             if hide:
                 del sys.modules["numpy"]
     return _se
+
+MAX_TERMS = 200_000  # an expansion estimated larger is not attempted (C++ does not stop for the alarm)
+
+
+def expand(e: Any) -> Any:
+    """SymEngine's expand, after an estimate of the result's size: an expansion estimated
+    over :data:`MAX_TERMS` terms raises :class:`~derive.prove.zero.TooLarge` (unproven),
+    because SymEngine's C++ neither answers the run's time budget nor fails politely out of
+    memory (sum(Z1)**64 has about 10**22 terms)."""
+    if _terms(e) > MAX_TERMS:
+        from derive.prove.zero import TooLarge  # (zero imports this module)
+
+        raise TooLarge
+    return _se.expand(e)
+
+
+def _terms(e: Any, cap: int = MAX_TERMS + 1) -> int:
+    """An upper estimate of the number of terms of e expanded (stops at ``cap``)."""
+    if isinstance(e, _se.Add):
+        return min(cap, sum(_terms(a, cap) for a in e.args))
+    if isinstance(e, _se.Mul):
+        n = 1
+        for a in e.args:
+            n = min(cap, n * _terms(a, cap))
+        return n
+    if isinstance(e, _se.Pow):
+        base, exp = e.args
+        if isinstance(exp, _se.Integer) and int(exp) > 1:
+            k, n = _terms(base, cap), int(exp)
+            if k <= 1:
+                return 1
+            return min(cap, math.comb(k + n - 1, n))  # the monomials of degree n in k terms
+        return 1
+    return 1
+
 
 OPAQUE = 1  # an opaque subterm was met: a nonzero result is not final
 FRACTION = 2  # a negative power of a non-symbol: a nonzero result is not final
@@ -117,7 +153,7 @@ class Translation:
             else:
                 inner = self.mode(e) if self.mode is not None else self
                 value, flags = (inner or self)(d)
-                out = (_se.expand(value), flags)
+                out = (expand(value), flags)
         elif e.is_Rational:
             out = (_se.Rational(int(e.p), int(e.q)), 0)
         elif e.is_Add:
@@ -152,7 +188,7 @@ def difference_is_zero(left: Any, right: Any, flags: int) -> bool | None:
     None when SymPy might still prove it."""
     if left == right:
         return True
-    if _se.expand(left - right) == 0:
+    if expand(left - right) == 0:
         return True
     return None if flags else False
 
@@ -210,11 +246,11 @@ class Folder:
                 continue
             atom = self.translate(z)[0]
             try:
-                self.sums.setdefault(se.expand(self.translate(d)[0]), atom)
+                self.sums.setdefault(expand(self.translate(d)[0]), atom)
                 if d.is_Mul:
                     for i, f in enumerate(d.args):
                         if isinstance(f, ADJOINT):
-                            rest = se.expand(se.Mul(*[self.translate(g)[0] for k, g in enumerate(d.args) if k != i]))
+                            rest = expand(se.Mul(*[self.translate(g)[0] for k, g in enumerate(d.args) if k != i]))
                             self.products.setdefault(self.translate(f)[0], []).append((rest, atom))
             except Unknown:
                 continue
@@ -226,12 +262,12 @@ class Folder:
             return found
         se = _se
         if e.is_Add:
-            out = se.expand(se.Add(*[self(a) for a in e.args]))
+            out = expand(se.Add(*[self(a) for a in e.args]))
             out = self.sums.get(out, out)
         elif e.is_Mul:
             out = self._product([self(a) for a in e.args])
         elif e.is_Pow and e.exp.is_Integer and e.exp > 0:
-            out = se.expand(self(e.base) ** int(e.exp))
+            out = expand(self(e.base) ** int(e.exp))
             out = self.sums.get(out, out)
         else:
             out = self.translate(e)[0]
@@ -253,7 +289,7 @@ class Folder:
                         break
                 if changed:
                     break
-        out = se.expand(se.Mul(*factors))
+        out = expand(se.Mul(*factors))
         return self.sums.get(out, out)
 
 
@@ -264,7 +300,7 @@ def _subset_with_product(factors: list[Any], target: Any, most: int = 3) -> set[
     se = _se
     for size in range(1, min(most, len(factors)) + 1):
         for pick in combinations(range(len(factors)), size):
-            product = factors[pick[0]] if size == 1 else se.expand(se.Mul(*[factors[k] for k in pick]))
+            product = factors[pick[0]] if size == 1 else expand(se.Mul(*[factors[k] for k in pick]))
             if product == target:
                 return set(pick)
     return None
