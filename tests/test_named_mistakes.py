@@ -134,3 +134,14 @@ def test_softmax_jacobian_mistakes(formula: str, code: DiagnosisCode, words: str
     c = d.check_claim("J(A1, Z1)", formula)
     assert c.verdict == Verdict.REFUTED
     assert c.finding is not None and c.finding.code == code and words in c.finding.message
+
+
+def test_attention_mistakes_are_named() -> None:
+    """Q and K swapped: a wrong name; the 1/√d forgotten: a missing factor (blocks)."""
+    from pathlib import Path
+
+    report = derive.load(Path(__file__).resolve().parent.parent / "derivations" / "attention.yaml").report()
+    wrong = {c.formula: c for c in report.claims if c.verdict == Verdict.REFUTED}
+    codes = {c.finding.code for c in wrong.values() if c.finding is not None}
+    assert codes == {DiagnosisCode.WRONG_NAME, DiagnosisCode.MISSING_FACTOR}, [c.diagnosis for c in wrong.values()]
+    assert any("K → Q" in (c.diagnosis or "") for c in wrong.values())

@@ -318,7 +318,8 @@ class _Run:
         decay = self._missing_decay(line, true)
         if decay:
             return decay
-        for candidate, _code, message in structural_edits(statement.value, self._derivatives(), scalars):
+        candidates = structural_edits(statement.value, self._derivatives(), scalars) + self._renamings(statement, env)
+        for candidate, _code, message in candidates[:MAX_REPAIRS]:
             try:
                 with symbolic_numpy():
                     value = Interpreter(env if isinstance(env, _Env) else dict(env)).value(candidate, statement.text)
@@ -328,6 +329,22 @@ class _Run:
             if value.shape == true.shape and self._same(value.view(np.ndarray), true):
                 return message
         return ""
+
+    def _renamings(self, statement: P.Assign, env: Any) -> list[tuple[F.Node, DiagnosisCode, str]]:
+        """One name of the line replaced by another value of the same shape (K where Q belongs)."""
+        from derive.diagnose.syntactic import substitute
+
+        values = {n: v for n, v in {**self.leaves, **self.forward_env}.items()
+                  if isinstance(v, np.ndarray) and v.ndim >= 1}
+        out = []
+        for n in sorted(F.names(statement.value)):
+            if n not in values or n in self.ups:
+                continue
+            for o, v in values.items():
+                if o != n and v.shape == values[n].shape:
+                    out.append((substitute(statement.value, {n: o}), DiagnosisCode.WRONG_NAME,
+                                f"true if {n} → {o} (a wrong name)"))
+        return out
 
     def _same(self, a: np.ndarray, b: np.ndarray) -> bool:
         """a = b entry by entry: as written, on the declared domains, or by cases at the kinks
@@ -488,6 +505,7 @@ def _claim_check(g: GradientCheck, c: Claim) -> Check:
     return Check(**{**check.__dict__, "expect": c.expect})
 
 
+MAX_REPAIRS = 200  # candidate repairs of one line (each screened at a sample point first)
 REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
@@ -618,7 +636,8 @@ def _base_of(name: str, values: set[str], upstream: set[str]) -> str | None:
 _CODES = (
     ("transposed", DiagnosisCode.TRANSPOSE), ("opposite sign", DiagnosisCode.OPPOSITE_SIGN),
     ("off by a constant factor", DiagnosisCode.CONSTANT_FACTOR), ("zero:", DiagnosisCode.CONSTANT_FACTOR),
-    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("true if", DiagnosisCode.DOMAIN),
+    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("(a wrong name)", DiagnosisCode.WRONG_NAME),
+    ("declare it (domains:", DiagnosisCode.DOMAIN),
     ("divides by", DiagnosisCode.DIVIDED_BY_FACTOR), ("true without", DiagnosisCode.EXTRA_FACTOR),
     ("a sum over the other axis", DiagnosisCode.WRONG_AXIS), ("a mean over the other axis", DiagnosisCode.WRONG_AXIS),
     (" belongs", DiagnosisCode.WRONG_FACTOR), ("is missing: true with / ", DiagnosisCode.MISSING_FACTOR),

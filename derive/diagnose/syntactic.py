@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import sympy
 from sympy import Matrix
 
 from derive.errors import DeriveError
@@ -265,4 +266,7 @@ def structural_edits(node: F.Node, factors: list[str], scalars: tuple[str, ...] 
                     f"a factor 1/{name} is missing: true with / {name}"))
         out.append((F.BinOp("*", node, scalar, 0), DiagnosisCode.MISSING_FACTOR,
                     f"a factor {name} is missing: true with * {name}"))
+        root = F.BinOp("**", scalar, F.Num(sympy.Rational(1, 2), 0), 0)  # attention's 1/√d
+        out.append((F.BinOp("/", node, root, 0), DiagnosisCode.MISSING_FACTOR,
+                    f"a factor 1/√{name} is missing: true with / np.sqrt({name})"))
     return out
