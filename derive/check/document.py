@@ -161,23 +161,27 @@ class Document:
 EXPLAIN_SECONDS = 10.0
 
 
-def true_form(d: Any, target: str) -> str:
+def true_form(d: Any, target: str, checked: list[Check] | None = None) -> str:
     """The proven closed-form rule for ``target`` if derive has one, else its first entry
     written out (for a derivation written as NumPy code: the true gradient's first entry);
-    within :data:`EXPLAIN_SECONDS`, past them only the target's meaning."""
+    within :data:`EXPLAIN_SECONDS`, past them only the target's meaning.  ``checked``: rules
+    a report has already checked (one proven there is not proven again)."""
     try:
         with budget.limit(EXPLAIN_SECONDS):
-            return _true_form(d, target)
+            return _true_form(d, target, checked or [])
     except (budget.Timeout, MemoryError):
         return f"{target} (∂J/∂{target[1:]})"
 
 
-def _true_form(d: Any, target: str) -> str:
+def _true_form(d: Any, target: str, checked: list[Check]) -> str:
     if getattr(d, "net", None) is None:
         try:
             return str(d.true_form(target))
         except Exception:  # the explanation must never hide the failure it explains
             return f"{target} (∂L/∂{target[1:]})"
+    for c in checked:
+        if c.kind == "rule" and c.target == target and c.verdict == PROVEN:
+            return f"{c.target} = {c.formula}   (proven rule)"
     for rule in d.rules():
         if rule.target == target:
             check = d.check_rule(rule)
@@ -200,7 +204,7 @@ def true_forms_of(d: Any, report: Report) -> dict[str, str]:
     out: dict[str, str] = {}
     for c in report.rules + report.claims:
         if c.verdict == REFUTED and c.target not in out and c.kind == "claim":
-            out[c.target] = true_form(d, c.target)
+            out[c.target] = true_form(d, c.target, report.rules)
     return out
 
 

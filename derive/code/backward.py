@@ -409,10 +409,10 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
 DIAGNOSIS_SECONDS = 5.0  # a diagnosis is extra: it gets a few seconds of its own
 
 
-def _bounded(default: Any, work: Callable[..., Any], *args: Any) -> Any:
-    """``work(*args)`` within a few seconds of its own (nested in the call's budget), else ``default``."""
+def _bounded(default: Any, work: Callable[..., Any], *args: Any, seconds: float = DIAGNOSIS_SECONDS) -> Any:
+    """``work(*args)`` within ``seconds`` of its own (nested in the call's budget), else ``default``."""
     try:
-        with budget.limit(DIAGNOSIS_SECONDS):
+        with budget.limit(seconds):
             return work(*args)
     except (budget.Timeout, TooLarge):
         if budget.outer_expired():

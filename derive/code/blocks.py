@@ -118,20 +118,20 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
                 result.checks.append(_claim_check(g, c))
     except budget.Timeout:
         for name in run.targets:
-            base = _base_of(name, set(run.leaves) | set(run.last), set(run.ups)) or name
+            base = run.base_of(name) or name
             result.gradients.setdefault(name, GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"))
         for c in claims[len(result.checks):]:  # a claim the timeout left unchecked is unproven, never dropped
-            base = _base_of(c.target, set(run.leaves) | set(run.last), set(run.ups)) or c.target
+            base = run.base_of(c.target) or c.target
             result.checks.append(_claim_check(GradientCheck(name=base, verdict=Verdict.UNPROVEN,
                                                             why=f"timeout after {timeout:g} s: not checked"), c))
     result.symbols = run.symbol_count
-    conventions = _within(CONVENTION_SECONDS, {}, _conventions, run, result)  # (after the run's own budget)
+    conventions = B._bounded({}, _conventions, run, result, seconds=CONVENTION_SECONDS)  # (after the run's budget)
     result.notes = _chain_notes(run, result, conventions)
     result.checks = _records(run, result, conventions) + result.checks
     for done in result.checks:
         if done.verdict == REFUTED and done.target not in result.true_forms:
-            of = _base_of(done.target, set(run.leaves) | set(run.last), set(run.ups))
+            of = run.base_of(done.target)
             if of is not None and of in run._truth:
                 result.true_forms[done.target] = _entry_text(done.target, run._truth[of])
     result.seconds = time.monotonic() - started
@@ -184,6 +184,10 @@ class _Run:
         self.symbol_count = 0
         self._at: B._At | None = None  # a sample point inside the domains, for quick rejections
 
+    def base_of(self, name: str) -> str | None:
+        """The V of a gradient name dV of this run (an input, a parameter or a forward value)."""
+        return _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
+
     # ------------------------------------------------------------ running
     def forward_and_backward(self) -> None:
         p = self.program
@@ -202,9 +206,8 @@ class _Run:
             with _block("backward"):
                 Interpreter(benv).run(p.backward)
             self.backward_env = benv
-        values = set(self.leaves) | set(self.last)
         for name in P.assigned(p.backward):
-            base = _base_of(name, values, set(self.ups))
+            base = self.base_of(name)
             if base is None:
                 self.unchecked.append(name)
             elif isinstance(self.leaves.get(base), Labels):
@@ -276,7 +279,7 @@ class _Run:
 
     # ------------------------------------------------------------ judging
     def judge(self, name: str, seed: int, points: int) -> GradientCheck:
-        base = _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
+        base = self.base_of(name)
         assert base is not None
         return self._judge_values(base, self.backward_env[name], seed, points, self._line(name))
 
@@ -309,17 +312,17 @@ class _Run:
                     out.append(f"relu_prime({F.unparse(args[0])})")
         return out
 
-    def _repair(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
+    def _repair(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> Diagnosis | None:
         """The smallest proven structural change to dV's line (see derive.diagnose.syntactic)."""
         name, statement, env = line
         scalars = tuple(n for n, v in {**self.leaves, **self.forward_env}.items()
                         if n not in self.program.parameters and (
                             (isinstance(v, SymArray) and v.shape == ()) or (isinstance(v, int) and v > 1)))
         decay = self._missing_decay(line, true)
-        if decay:
+        if decay is not None:
             return decay
         candidates = structural_edits(statement.value, self._derivatives(), scalars) + self._renamings(statement, env)
-        for candidate, _code, message in candidates[:MAX_REPAIRS]:
+        for candidate, code, message in candidates[:MAX_REPAIRS]:
             try:
                 with symbolic_numpy():
                     value = Interpreter(env if isinstance(env, _Env) else dict(env)).value(candidate, statement.text)
@@ -327,8 +330,8 @@ class _Run:
                 continue
             value = value if isinstance(value, np.ndarray) else to_exprs(value)
             if value.shape == true.shape and self._same(value.view(np.ndarray), true):
-                return message
-        return ""
+                return Diagnosis(code, message)
+        return None
 
     def _renamings(self, statement: P.Assign, env: Any) -> list[tuple[F.Node, DiagnosisCode, str]]:
         """One name of the line replaced by another value of the same shape (K where Q belongs)."""
@@ -367,17 +370,17 @@ class _Run:
             return False
         return True
 
-    def _missing_decay(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> str:
+    def _missing_decay(self, line: tuple[str, P.Assign, dict[str, Any]], true: np.ndarray) -> Diagnosis | None:
         """true − claimed = s·P for a parameter P and a scalar s: the weight decay's term left out."""
         name, statement, env = line
         try:
             with symbolic_numpy():
                 value = Interpreter(env if isinstance(env, _Env) else dict(env)).value(statement.value, statement.text)
         except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
-            return ""
+            return None
         value = value if isinstance(value, np.ndarray) else to_exprs(value)
         if value.shape != true.shape:
-            return ""
+            return None
         for p in self.program.parameters:
             param = self.leaves.get(p)
             if not isinstance(param, SymArray) or param.shape != true.shape:
@@ -386,8 +389,9 @@ class _Run:
                 if isinstance(leaf, SymArray) and leaf.shape == () and s not in self.program.parameters:
                     scale = leaf.view(np.ndarray)[()]
                     if self._same(value.view(np.ndarray) + param.view(np.ndarray) * scale, true):
-                        return f"the regularisation term {s} * {p} is missing: true with + {s} * {p}"
-        return ""
+                        return Diagnosis(DiagnosisCode.MISSING_FACTOR, f"the regularisation term {s} * {p} is "
+                                         f"missing: true with + {s} * {p}")
+        return None
 
     def _judge_values(self, base: str, claimed: Any, seed: int, points: int,
                       line: tuple[str, P.Assign, dict[str, Any]] | None = None) -> GradientCheck:
@@ -407,16 +411,19 @@ class _Run:
             for k, up in enumerate(self.ups):
                 if f"{up_name}{k}" in ce.arrays:
                     ce.arrays[up] = ce.arrays.pop(f"{up_name}{k}")
+        found: Diagnosis | None = None
         if check.verdict == REFUTED and not check.diagnosis:
-            check.diagnosis = B._bounded("", self._domain_hint, claimed, true)
-        if check.verdict == REFUTED and not check.diagnosis and line is not None:
-            check.diagnosis = _within(REPAIR_SECONDS, "", self._repair, line, true)
+            found = B._bounded(None, self._domain_hint, claimed, true)
+        if check.verdict == REFUTED and not check.diagnosis and found is None and line is not None:
+            found = B._bounded(None, self._repair, line, true, seconds=REPAIR_SECONDS)
+        if found is not None:
+            check.finding, check.diagnosis = found, found.message
         return check
 
     def judge_local(self, name: str, seed: int, points: int) -> GradientCheck:
         """dV from its own lines (from its last whole assignment on), every other gradient
         the block computes replaced by its true value first."""
-        base = _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
+        base = self.base_of(name)
         assert base is not None
         statements = self.program.backward
         group = _group(statements, name)
@@ -432,14 +439,14 @@ class _Run:
                 if k == group[0]:
                     for other in self.targets:
                         if other != name:
-                            b = _base_of(other, set(self.leaves) | set(self.last), set(self.ups))
+                            b = self.base_of(other)
                             env[other] = to_exprs(self.truth(b or other))
                 interpreter.statement(s)
             value = env[name]
         return self._judge_values(base, value, seed, points)
 
     def claim(self, c: Claim, seed: int, points: int) -> GradientCheck:
-        base = _base_of(c.target, set(self.leaves) | set(self.last), set(self.ups))
+        base = self.base_of(c.target)
         if base is None:
             raise BlockError(c.text, None, f"{c.target}: a claim's target is d + the name of an input, a parameter "
                                            "or a forward value")
@@ -457,10 +464,10 @@ class _Run:
             self.domains.sample(rng, values, symbols_of)
         return pts
 
-    def _domain_hint(self, claimed: np.ndarray, true: np.ndarray) -> str:
+    def _domain_hint(self, claimed: np.ndarray, true: np.ndarray) -> Diagnosis | None:
         """"true if Y is one-hot": the claim holds on a domain nobody declared (proven)."""
         if claimed.shape != true.shape:
-            return ""
+            return None
         for name, arr in self.leaves.items():
             if not isinstance(arr, SymArray) or name in self.program.parameters or name in self.domains.kinds:
                 continue
@@ -472,9 +479,9 @@ class _Run:
                        zip(plain_c.reshape(-1), plain_t.reshape(-1), strict=True)):
                     words = {"one_hot": "one-hot (each row)", "one_hot_columns": "one-hot (each column)",
                              "binary": "a 0/1 mask"}[kind]
-                    return (f"true if {name} is {words}: declare it (domains: {{{name}: {kind}}}) and it is "
-                            "proven on that domain")
-        return ""
+                    return Diagnosis(DiagnosisCode.DOMAIN, f"true if {name} is {words}: declare it (domains: "
+                                                          f"{{{name}: {kind}}}) and it is proven on that domain")
+        return None
 
 
 class _Env(dict):
@@ -488,7 +495,7 @@ class _Env(dict):
     def _gradient(self, key: object) -> str | None:
         if not isinstance(key, str) or dict.__contains__(self, key):
             return None
-        return _base_of(key, set(self.run.leaves) | set(self.run.last), set(self.run.ups))
+        return self.run.base_of(key)
 
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, key) or self._gradient(key) is not None
@@ -510,17 +517,6 @@ REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a 
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
 
-def _within(seconds: float, default: Any, work: Any, *args: Any) -> Any:
-    """``work(*args)`` within its own few seconds (nested in the run's budget), else ``default``."""
-    try:
-        with budget.limit(seconds):
-            return work(*args)
-    except (budget.Timeout, B.TooLarge):
-        if budget.outer_expired():
-            raise budget.Timeout from None
-        return default
-
-
 @contextlib.contextmanager
 def _block(place: str) -> Iterator[None]:
     """Errors while running a block name the block (``backward line 3: ...``)."""
@@ -537,7 +533,7 @@ def true_entry(program: Program, target: str, width: int = 300) -> str:
     run = _Run(Program(program.forward, (), program.shapes, program.parameters, program.upstream, program.loss,
                        program.domains))
     run.forward_and_backward()
-    base = _base_of(target, set(run.leaves) | set(run.last), set(run.ups))
+    base = run.base_of(target)
     if base is None:
         return f"{target} (not the gradient of a value here)"
     return _entry_text(target, run.truth(base), width)
@@ -633,32 +629,27 @@ def _base_of(name: str, values: set[str], upstream: set[str]) -> str | None:
 
 
 # ------------------------------------------------------------------ records
+#: the codes of derive.code.backward's diagnoses (its messages are shared with gradcheck);
+#: the block's own finders return their Diagnosis with its code
 _CODES = (
     ("transposed", DiagnosisCode.TRANSPOSE), ("opposite sign", DiagnosisCode.OPPOSITE_SIGN),
     ("off by a constant factor", DiagnosisCode.CONSTANT_FACTOR), ("zero:", DiagnosisCode.CONSTANT_FACTOR),
-    ("it is the gradient of", DiagnosisCode.WRONG_NAME), ("(a wrong name)", DiagnosisCode.WRONG_NAME),
-    ("declare it (domains:", DiagnosisCode.DOMAIN),
-    ("divides by", DiagnosisCode.DIVIDED_BY_FACTOR), ("true without", DiagnosisCode.EXTRA_FACTOR),
-    ("a sum over the other axis", DiagnosisCode.WRONG_AXIS), ("a mean over the other axis", DiagnosisCode.WRONG_AXIS),
-    (" belongs", DiagnosisCode.WRONG_FACTOR), ("is missing: true with / ", DiagnosisCode.MISSING_FACTOR),
-    ("is missing: true with * ", DiagnosisCode.MISSING_FACTOR),
-    ("regularisation term", DiagnosisCode.MISSING_FACTOR),
+    ("it is the gradient of", DiagnosisCode.WRONG_NAME),
 )
 
 
-def _diagnosis(text: str) -> Diagnosis | None:
-    if not text:
-        return None
+def _diagnosis(g: GradientCheck) -> Diagnosis | None:
+    if g.finding is not None or not g.diagnosis:
+        return g.finding
     for key, code in _CODES:
-        if text.startswith(key) or key in text:
-            return Diagnosis(code, text)
-    return Diagnosis(DiagnosisCode.CONDITION, text)
+        if key in g.diagnosis:
+            return Diagnosis(code, g.diagnosis)
+    return Diagnosis(DiagnosisCode.CONDITION, g.diagnosis)
 
 
 def to_check(g: GradientCheck, program: Program, run: _Run) -> Check:
     """A block gradient as the report's record (a claim: ``dV = <its line>``)."""
-    target = next((n for n in run.targets if _base_of(n, set(run.leaves) | set(run.last),
-                                                       set(run.ups)) == g.name), f"d{g.name}")
+    target = next((n for n in run.targets if run.base_of(n) == g.name), f"d{g.name}")
     return _record(g, target, _last_line(program.backward, target), program.places.get(target))
 
 
@@ -682,7 +673,7 @@ def _record(g: GradientCheck, target: str, formula: str, place: str | None) -> C
         method = Method.SHAPES
     elif "timeout" in g.why:
         method = Method.TIMEOUT
-    return Check("claim", target, formula, g.verdict, method, g.entries, g.seconds, finding=_diagnosis(g.diagnosis),
+    return Check("claim", target, formula, g.verdict, method, g.entries, g.seconds, finding=_diagnosis(g),
                  counterexample=ce, detail=detail, place=place,
                  basis=(f"on the declared domain ({g.on_domain})" if g.on_domain else None))
 

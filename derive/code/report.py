@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from derive.records import Verdict
+from derive.records import Diagnosis, Verdict
 
 __all__ = ["Counterexample", "GradientCheck", "Result", "array_text", "value_text"]
 
@@ -105,6 +105,8 @@ class GradientCheck:
     almost_everywhere: bool = False
     #: proven only on the declared input domains (what they are, in words), else ""
     on_domain: str = ""
+    #: the diagnosis with its code, where the finder knew the code (a spec's backward block)
+    finding: Diagnosis | None = None
 
     def line(self) -> str:
         text = f"d{self.name:<10} {self.verdict.value:<9} {self.why}"

@@ -121,12 +121,8 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
     def works(candidate: F.Node) -> bool:
         nonlocal tried
         tried += 1
-        try:
-            value = ev.evaluate(candidate, F.unparse(candidate))
-        except DeriveError:
-            return False
-        value = value if is_matrix(value) else Matrix([[value]])
-        if value.shape != true.shape:
+        value = _value_of(ev, candidate, true)
+        if value is None:
             return False
         try:
             return judge.agrees_numerically(value, true) and judge.prove(value, true) is not None
@@ -184,16 +180,23 @@ def search_fix(ev: Evaluator, judge: Judge, tree: F.Node, true: Matrix) -> Diagn
     return None
 
 
-def _scaled(ev: Evaluator, judge: Judge, candidate: F.Node, true: Matrix) -> str | None:
-    """k (as text) when k·candidate = true is proven for a constant k ≠ 0, 1; else None."""
-    from derive.diagnose.semantic import _proven, _ratio, _symbolic_ratio
-
+def _value_of(ev: Evaluator, candidate: F.Node, true: Matrix) -> Matrix | None:
+    """The candidate's value as a matrix of the truth's shape, or None (it does not evaluate, or
+    its shape is another)."""
     try:
         value = ev.evaluate(candidate, F.unparse(candidate))
     except DeriveError:
         return None
     value = value if is_matrix(value) else Matrix([[value]])
-    if value.shape != true.shape:
+    return value if value.shape == true.shape else None
+
+
+def _scaled(ev: Evaluator, judge: Judge, candidate: F.Node, true: Matrix) -> str | None:
+    """k (as text) when k·candidate = true is proven for a constant k ≠ 0, 1; else None."""
+    from derive.diagnose.semantic import _proven, _ratio, _symbolic_ratio
+
+    value = _value_of(ev, candidate, true)
+    if value is None:
         return None
     try:
         for k in (_ratio(judge, true, value), _symbolic_ratio(judge, true, value)):
