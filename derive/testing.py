@@ -29,7 +29,7 @@ def failure_text(d: Derivation, checks: list[Check]) -> str:
     blocks = getattr(d, "net", None) is None  # a derivation written as NumPy code
     report = Report(d.spec.file, d.spec.name, [] if blocks else d.spec.sizes, 0 if blocks else d.spec.batch,
                     d.spec.parameter_count if blocks else d.net.parameter_count,  # type: ignore[attr-defined]
-                    "blocks" if blocks else d.truth.method, rules=[c for c in checks if c.kind == "rule"],
+                    d.strategy if blocks else d.truth.method, rules=[c for c in checks if c.kind == "rule"],
                     claims=[c for c in checks if c.kind == "claim"])
     forms = {c.target: true_form(d, c.target) for c in checks if not c.ok}
     return TextRenderer().render(Document(report, true_forms=forms))

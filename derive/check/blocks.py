@@ -19,12 +19,15 @@ from derive.lang import program as P
 from derive.records import Check, Report, Verdict
 from derive.spec import ProgramSpec
 
+#: how the truth of a block spec is made (the report's "truth:" line, JSON "strategy")
+TRUTH = "sympy.diff of the loss, entry by entry, through your forward block run exactly"
+
 
 class BlockDerivation:
     """A loaded NumPy-code spec: ``report()`` checks its backward block and claims."""
 
     net = None  # no layer network: documents show the blocks instead
-    strategy = "blocks"
+    strategy = TRUTH
     last_true_forms: dict[str, str] = {}  # noqa: RUF012 - set per report: refuted target → true form
 
     def __init__(self, spec: ProgramSpec) -> None:
@@ -106,5 +109,5 @@ class BlockDerivation:
             "not_gradients": result.unchecked, "notes": result.notes,
         }
         batch = next((s[0] for n, s in self.spec.shapes.items() if s and n not in self.spec.parameters), 1)
-        return Report(self.spec.file, self.spec.name, [], batch, self.spec.parameter_count, "blocks",
+        return Report(self.spec.file, self.spec.name, [], batch, self.spec.parameter_count, TRUTH,
                       self.assumptions, [], checks, time.perf_counter() - start, conventions)

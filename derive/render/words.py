@@ -136,7 +136,7 @@ def counts(report: Report) -> str:
 
 
 def header(report: Report) -> str:
-    shape = "-".join(str(n) for n in report.sizes) or f"{report.conventions.get('equations')} equations"
+    shape = "-".join(str(n) for n in report.sizes) or count(report.conventions.get('equations', 0), 'equation')
     return f"  {shape}, batch {report.batch}, {report.parameters} parameters  ({report.file})"
 
 
@@ -144,7 +144,8 @@ def conventions(report: Report) -> list[str]:
     """The conventions every verdict of the report rests on, one line each."""
     c = report.conventions
     if "equations" in c:
-        return [f"loss {c['loss']}; parameters {', '.join(c['parameter_names'])}", f"truth: {report.strategy}",
+        return [f"loss {c['loss']}; parameters {', '.join(c['parameter_names']) or 'none'}",
+                f"truth: {report.strategy}",
                 *c.get("notes", [])]
     loss = c.get("loss", "?")
     if loss == "mse":
