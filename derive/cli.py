@@ -389,11 +389,16 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--pdf goes with --latex FILE.tex")
     if args.output and args.format == "terminal":
         raise UsageError("-o/--output goes with --json or --format")
-    from derive.render import formats
-
-    if args.format not in formats.REGISTRY:
+    if args.format not in FORMATS:
         raise UsageError(f"argument --format: invalid choice: '{args.format}' (choose from "
-                         f"{', '.join(formats.names())})")
+                         f"{', '.join(FORMATS)})")
+    import importlib
+
+    from derive.render import base
+
+    # only the chosen format's module (each shipped format is the module of its name, and
+    # registers itself when imported): the others' imports are not paid for at start-up
+    importlib.import_module(f"derive.render.{args.format}")
     if args.output and len(args.files) > 1 and args.format == "latex":
         raise UsageError("-o with --format latex writes one document: give it one FILE")
     _outputs(args)
@@ -402,7 +407,7 @@ def _check(args: argparse.Namespace) -> int:
     saved = dict(F.LIMITS)  # (restored after the run: main() may be called again in the same process)
     try:
         F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
-        return _check_files(args, formats.get(args.format))
+        return _check_files(args, base.get(args.format))
     finally:
         F.LIMITS.update(saved)
 

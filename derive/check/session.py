@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from derive.check import claims
-from derive.check.blocks import BlockDerivation
 from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
-from derive.lang.latex_reader import parse_latex_tree
 from derive.model import evaluate
 from derive.model.build import build
 from derive.model.evaluate import Evaluator
@@ -36,6 +34,9 @@ from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, n
 from derive.rules.layer_rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, ProgramSpec, Spec, load_spec, parse_spec
 from derive.util import budget
+
+if TYPE_CHECKING:  # (imported when needed: NumPy and the NumPy-code interpreter, the LaTeX grammar)
+    from derive.check.blocks import BlockDerivation
 
 STRATEGIES = ("auto", "global", "local")
 ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
@@ -72,6 +73,8 @@ class Derivation:
         names = Evaluator(self.net, None)
         self.claims: list[ClaimSpec] = list(self.spec.claims)
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        if self.spec.claims_latex:
+            from derive.lang.latex_reader import parse_latex_tree  # (its grammar loads only when used)
         for c in self.spec.claims_latex:
             try:
                 target_node, formula_node = parse_latex_tree(c.latex or "", self._shape_of, loss)
@@ -123,6 +126,8 @@ class Derivation:
     def check_latex_claim(self, latex: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
         """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``,
         within ``timeout`` seconds (None: no limit)."""
+        from derive.lang.latex_reader import parse_latex_tree
+
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
         with _budgeted(timeout, ClaimSpec("", latex, "", latex=latex)) as result:
             target, formula = parse_latex_tree(latex, self._shape_of, loss)
@@ -344,5 +349,7 @@ def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto"
 
 def _derivation(spec: Spec | ProgramSpec, strategy: str) -> Derivation | BlockDerivation:
     if isinstance(spec, ProgramSpec):
+        from derive.check.blocks import BlockDerivation  # (NumPy and the code interpreter: only here)
+
         return BlockDerivation(spec)
     return Derivation(spec, strategy)
