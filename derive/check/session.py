@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -253,6 +253,25 @@ class Derivation:
         """Worker processes that pay: two for large networks on a machine with two cores."""
         return auto_jobs(self.net.parameter_count)
 
+    def cost(self, task: Rule | ClaimSpec) -> float:
+        """A rough estimate of an item's work (scalar products its formula multiplies out),
+        for scheduling only: workers take the longest items first.  Never a verdict."""
+        try:
+            node = task.node if task.node is not None else F.parse(task.formula)
+            shape, _, work = _work(node, self._shape_of, self._number)
+            if isinstance(task, Rule) and task.rule == RuleKind.VEC_ABC and \
+                    self._abc_products(task.layer) > min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES):
+                return 1.0  # an instance of the all-sizes theorem: nothing is multiplied out
+            return float(work + shape[0] * shape[1]) * (1.0 if isinstance(task, Rule) else 2.0)
+        except Exception:  # (an estimate: a formula it cannot size goes last, and is checked all the same)
+            return 0.0
+
+    def _number(self, name: str) -> int | None:
+        value = self.evaluator.constants.get(name) if "evaluator" in self.__dict__ else None
+        if value is None:
+            value = Evaluator(self.net, None).constants.get(name)
+        return int(value) if value is not None and getattr(value, "is_Integer", False) else None
+
     def prepare_workers(self) -> None:
         """What forked workers should inherit rather than each build: the sample points."""
         self.judge.sample_points()
@@ -294,8 +313,10 @@ class Derivation:
                 _ = self.truth  # build it before any worker forks: they inherit it
         except (budget.Timeout, MemoryError):
             pass  # every check below then times out at once, and says so
-        checked_rules = self.check_rules(progress, jobs) if rules else []
-        checked_claims = self.check_claims(progress, jobs)
+        tasks: list[Rule | ClaimSpec] = [*(self._rules if rules else ()), *self.claims]
+        checked = self.runner.run(self, tasks, progress, jobs)  # (one pool of workers for both)
+        n_rules = len(self._rules) if rules else 0
+        checked_rules, checked_claims = checked[:n_rules], checked[n_rules:]
         spec = self.spec
         if spec.equations is not None:
             conventions = {"equations": len(spec.equations.equations), "loss": spec.equations.loss,
@@ -314,6 +335,47 @@ class Derivation:
             self.assumptions, checked_rules, checked_claims,
             time.perf_counter() - start, conventions,
         )
+
+
+def _work(node: F.Node, shape_of: Callable[[str], tuple[int, int] | None],
+          number: Callable[[str], int | None]) -> tuple[tuple[int, int], int, int]:
+    """(shape, nonzero entries, scalar products) of a formula, roughly: a matrix product
+    costs the left side's nonzero entries times the right side's columns (``eye`` and
+    its Kronecker products are sparse), anything else its entries."""
+    if isinstance(node, F.Name):
+        shape = shape_of(node.id) or (1, 1)
+        return shape, shape[0] * shape[1], 0
+    if isinstance(node, (F.Neg, F.Transpose)):
+        (a, b), nnz, w = _work(node.operand, shape_of, number)
+        return ((b, a) if isinstance(node, F.Transpose) else (a, b)), nnz, w
+    if isinstance(node, F.BinOp):
+        (p, q), nnz, w1 = _work(node.left, shape_of, number)
+        (q2, r), _, w2 = _work(node.right, shape_of, number)
+        if node.op == "@":
+            return (p, r), p * r, w1 + w2 + nnz * r
+        shape = (max(p, q2), max(q, r))
+        return shape, shape[0] * shape[1], w1 + w2 + shape[0] * shape[1]
+    if isinstance(node, F.Call):
+        if node.func in ("eye", "ones", "zeros"):
+            sizes = [number(a.id) if isinstance(a, F.Name) else int(a.value) if isinstance(a, F.Num) else None
+                     for a in node.args]
+            n, k = (sizes + [None, None])[:2]
+            n = n or 1
+            k = n if node.func == "eye" and k is None else (k or 1)
+            return (n, k), (n if node.func == "eye" else n * k), 0
+        parts = [_work(a, shape_of, number) for a in node.args]
+        if not parts:
+            return (1, 1), 1, 0
+        work = sum(w for _, _, w in parts)
+        if node.func == "kron" and len(parts) == 2:
+            (a, b), nnz1, _ = parts[0]
+            (c, d), nnz2, _ = parts[1]
+            return (a * c, b * d), nnz1 * nnz2, work + nnz1 * nnz2
+        (a, b), nnz, _ = parts[0]
+        if node.func == "vec":
+            return (a * b, 1), nnz, work
+        return (a, b), a * b, work + a * b
+    return (1, 1), 1, 0
 
 
 @contextmanager
