@@ -146,20 +146,26 @@ def total(terms: list[Expr]) -> Expr:
     return _total_keyed([(t, _monomial_key(t)) for t in terms])
 
 
-def matmul(a: Matrix, b: Matrix) -> Matrix:
+def matmul(a: Matrix, b: Matrix, plus: Matrix | None = None) -> Matrix:
     """a @ b, each entry built as one flat sum of its nonzero products.
 
     (SymPy's own product re-flattens the growing sum term by term, and Kronecker factors
     such as A ⊗ I are mostly zeros: both dominated the run time of large networks.  Only
     the nonzero entries of each row are visited; products of two symbols and sums of such
-    products are built directly in SymPy's canonical form.)
+    products are built directly in SymPy's canonical form.)  ``plus``: a @ b + plus, its
+    entries' terms added into the same sums (W A + b 1ᵀ in one pass).
     """
     zero = sympy.S.Zero
     if a.shape[1] != b.shape[0]:
         raise ShapeError(f"cannot multiply {a.shape[0]}×{a.shape[1]} @ {b.shape[0]}×{b.shape[1]}")
+    if plus is not None and plus.shape != (a.shape[0], b.shape[1]):
+        raise ShapeError(f"cannot add {a.shape[0]}×{b.shape[1]} + {plus.shape[0]}×{plus.shape[1]}")
     b_rows = {k: [(j, c, _key_of(c)) for j, c in brow.items()] for k, brow in rows_of(b).items()}
     out: dict[int, dict[int, Expr]] = {}
-    for i, row in rows_of(a).items():
+    a_rows = rows_of(a)
+    plus_rows = rows_of(plus) if plus is not None else {}
+    for i in sorted(set(a_rows) | set(plus_rows)) if plus_rows else a_rows:
+        row = a_rows.get(i, {})
         sums: dict[int, list[tuple[Expr, Key]]] = {}
         for k, e in sorted(row.items()):
             brow = b_rows.get(k)
@@ -173,6 +179,8 @@ def matmul(a: Matrix, b: Matrix) -> Matrix:
                     terms = sums[j] = []
                 for t, kt in parts:
                     terms.append(_product(t, kt, c, kc))
+        for j, e in plus_rows.get(i, {}).items():
+            sums.setdefault(j, []).extend((t, _key_of(t)) for t in (e.args if e.is_Add else (e,)))
         entries = {}
         for j in sorted(sums):
             v = _total_keyed(sums[j])
