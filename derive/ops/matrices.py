@@ -139,6 +139,23 @@ def _second(pair: tuple[Expr, Key]) -> tuple:
     return pair[1] or ()
 
 
+def keyed(e: Expr) -> tuple[Expr, Key]:
+    """``e`` with its monomial key, for :func:`keyed_times` and :func:`keyed_total`."""
+    return e, _key_of(e)
+
+
+def keyed_times(x: tuple[Expr, Key], y: tuple[Expr, Key]) -> tuple[Expr, Key]:
+    """:func:`times` of two keyed expressions, keyed (a key is computed once, not per use)."""
+    return _product(x[0], x[1], y[0], y[1])
+
+
+def keyed_total(pairs: list[tuple[Expr, Key]]) -> Expr:
+    """:func:`total` of keyed terms (the list is sorted in place)."""
+    if not pairs:
+        return sympy.S.Zero
+    return _total_keyed(pairs)
+
+
 def total(terms: list[Expr]) -> Expr:
     """Σ terms (see :func:`_total_keyed`)."""
     if not terms:
