@@ -266,10 +266,12 @@ class Derivation:
         except Exception:  # (an estimate: a formula it cannot size goes last, and is checked all the same)
             return 0.0
 
+    @cached_property
+    def _constants(self) -> dict[str, Any]:
+        return Evaluator(self.net, None).constants  # (m, n1, n2, ... and the spec's own)
+
     def _number(self, name: str) -> int | None:
-        value = self.evaluator.constants.get(name) if "evaluator" in self.__dict__ else None
-        if value is None:
-            value = Evaluator(self.net, None).constants.get(name)
+        value = self._constants.get(name)
         return int(value) if value is not None and getattr(value, "is_Integer", False) else None
 
     def prepare_workers(self) -> None:
