@@ -476,7 +476,7 @@ def _files_in_parallel(args: argparse.Namespace, limits: Any, renderer: Any, out
     _FILES = (args, limits, renderer, out, _STARTED)
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_file_worker_signals) as pool:
+                                 initializer=_file_worker_signals) as pool, _ended_on_error(pool):
             futures: list[Future[tuple[int, Any, str]]] = [
                 pool.submit(_file_worker, k, file) for k, file in enumerate(args.files)]
             for file, future in zip(args.files, futures, strict=True):
@@ -499,6 +499,20 @@ def _files_in_parallel(args: argparse.Namespace, limits: Any, renderer: Any, out
 
 
 _FILES: tuple[argparse.Namespace, Any, Any, Console, float | None] | None = None  # what file workers inherit
+
+
+@contextmanager
+def _ended_on_error(pool: Any) -> Iterator[None]:
+    """SIGTERM, Ctrl-C or a closed pipe in the parent: the workers end now, not after their
+    files (the pool would otherwise wait for them)."""
+    try:
+        yield
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # (shutdown forgets them)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
 
 
 def _file_worker_signals() -> None:

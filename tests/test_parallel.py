@@ -154,3 +154,38 @@ def test_pytest_xdist_distributes_the_items(pytester: pytest.Pytester, dist: str
     parallel = pytester.runpytest_subprocess("derivations", "-p", "no:cacheprovider", "-n", "2", "--dist", dist)
     parallel.assert_outcomes(passed=30, failed=1)
     parallel.stdout.fnmatch_lines(["*FAILED derivations/wrong.yaml::claim dZ2 = A2 - Y*"])
+
+
+@two_cores
+def test_sigterm_ends_the_workers_of_several_files_at_once(tmp_path: Path) -> None:
+    """SIGTERM (what ``timeout`` and CI send) ends a parallel run of several files with 143
+    at once: its workers are ended too, not waited for (their files take far longer)."""
+    import signal
+    import time
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from perf import stack_yaml
+    finally:
+        sys.path.pop(0)
+    files = []
+    for k in range(4):
+        path = tmp_path / f"sigterm_big_{k}.yaml"
+        path.write_text(stack_yaml([32, 64, 64, 32], 8, "sigmoid"))
+        files.append(str(path))
+    proc = subprocess.Popen([sys.executable, "-m", "derive.cli", "check", "--jobs", "2", "--max-parameters",
+                             "100000", *files], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
+    time.sleep(2.5)  # (loaded and checking: a few seconds of each file's tens of seconds of CPU)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - start < 15
+    assert "Traceback" not in err
+    import shutil
+
+    if shutil.which("pgrep"):
+        time.sleep(0.5)
+        left = subprocess.run(["pgrep", "-f", "sigterm_big_"], capture_output=True, text=True)
+        assert left.stdout.strip() == "", "worker processes left running"
