@@ -72,8 +72,10 @@ def run(tree: Path, args: list[str]) -> tuple[float, float, float, int]:
     """CPU seconds, wall seconds, peak MB and exit status of one cold ``derive`` process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     start = time.monotonic()
+    # (run from inside the tree: ``python -c`` puts the working directory first on sys.path,
+    # ahead of PYTHONPATH, so a run from another checkout would import that one)
     proc = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=tree)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -139,7 +141,7 @@ def cold(tree: Path, runs: int) -> None:
         for _ in range(runs):
             start = time.monotonic()
             proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+                                    stderr=subprocess.DEVNULL, cwd=tree)
             _, _, usage = os.wait4(proc.pid, 0)
             rows.append((usage.ru_utime + usage.ru_stime, time.monotonic() - start, usage.ru_maxrss / 1024, 0))
         print(f"| {name} | {med(rows, 0):.3f} | {med(rows, 1):.3f} | {med(rows, 2):.0f} |", flush=True)
