@@ -1,6 +1,8 @@
 """Side-by-side benchmark of two versions of derive (issue 19's targets).
 
     python bench/perf.py --old /tmp/v1 [--new .] [--runs 5] [--only NAME]
+    python bench/perf.py --scaling [--runs 5]      # --jobs 1 against --jobs 2
+    python bench/perf.py --cold [--runs 5]         # where a cold process's CPU goes
 
 ``--old`` and ``--new`` are source trees (a checkout or ``git archive`` of a commit); each
 command runs in a fresh process with ``PYTHONPATH`` set to its tree, the two versions in
@@ -70,8 +72,10 @@ def run(tree: Path, args: list[str]) -> tuple[float, float, float, int]:
     """CPU seconds, wall seconds, peak MB and exit status of one cold ``derive`` process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
     start = time.monotonic()
+    # (run from inside the tree: ``python -c`` puts the working directory first on sys.path,
+    # ahead of PYTHONPATH, so a run from another checkout would import that one)
     proc = subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=tree)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -97,15 +101,71 @@ def row(name: str, size: str, result: dict[str, list[tuple[float, float, float, 
             f"{med(o, 2):.0f} | {med(n, 2):.0f} | {med(n, 1) / med(o, 1):.2f} | {exits} |")
 
 
+def scaling(tree: Path, tmp: Path, runs: int, only: str | None) -> None:
+    """``--jobs 1`` against ``--jobs 2`` (in turn), for each layer stack and for every
+    shipped derivation given at once (one file per worker)."""
+    print("| configuration | jobs | CPU (s) | wall (s) | peak (MB) | exit |")
+    print("|---|---:|---:|---:|---:|---|")
+    cases: list[tuple[str, list[str]]] = []
+    for name, (sizes, m, act) in STACKS.items():
+        path = tmp / f"scaling_{name.split()[0]}.yaml"
+        path.write_text(stack_yaml(sizes, m, act))
+        cases.append((name, ["check", "--max-parameters", "100000", str(path)]))
+    files = sorted(str(p) for p in (HERE.parent / "derivations").glob("*.yaml"))
+    cases.append((f"the {len(files)} shipped derivations in one command", ["check", *files]))
+    for name, cli in cases:
+        if only and only not in name:
+            continue
+        out: dict[int, list[tuple[float, float, float, int]]] = {1: [], 2: []}
+        for _ in range(runs):
+            for jobs in (1, 2):
+                out[jobs].append(run(tree, [*cli, "--jobs", str(jobs)]))
+        for jobs, rs in out.items():
+            codes = ",".join(sorted({str(r[3]) for r in rs}))
+            print(f"| {name} | {jobs} | {med(rs, 0):.2f} | {med(rs, 1):.2f} | {med(rs, 2):.0f} | {codes} |", flush=True)
+
+
+def cold(tree: Path, runs: int) -> None:
+    """Where a cold process's CPU goes: the interpreter, SymPy, derive's modules, the check."""
+    smallest = min((HERE.parent / "derivations").glob("*.yaml"), key=lambda p: p.stat().st_size)
+    steps = [("python -c pass", ["-c", "pass"]),
+             ("import sympy", ["-c", "import sympy"]),
+             ("import what a check imports", ["-c", "import sympy, derive.cli, derive.check.session, "
+                                              "derive.check.document, derive.render.terminal, rich.console"]),
+             (f"derive check {smallest.name}", ["-c", CLI, "check", str(smallest)])]
+    print("| step | CPU (s), median | wall (s) | peak (MB) |")
+    print("|---|---:|---:|---:|")
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    for name, argv in steps:
+        rows = []
+        for _ in range(runs):
+            start = time.monotonic()
+            proc = subprocess.Popen([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, cwd=tree)
+            _, _, usage = os.wait4(proc.pid, 0)
+            rows.append((usage.ru_utime + usage.ru_stime, time.monotonic() - start, usage.ru_maxrss / 1024, 0))
+        print(f"| {name} | {med(rows, 0):.3f} | {med(rows, 1):.3f} | {med(rows, 2):.0f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--old", required=True, type=Path, help="source tree of the baseline (e.g. git archive 8f14d31)")
+    ap.add_argument("--old", type=Path, help="source tree of the baseline (e.g. git archive 8f14d31)")
     ap.add_argument("--new", default=HERE.parent, type=Path, help="source tree of the new code (default: this one)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", help="only the configurations whose name contains this")
     ap.add_argument("--growth", action="store_true", help="also fit time ∝ P^k (new code only)")
+    ap.add_argument("--scaling", action="store_true", help="only --jobs 1 against --jobs 2 (new code)")
+    ap.add_argument("--cold", action="store_true", help="only the cold-start breakdown (new code)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="derive-bench-"))
+    if args.scaling:
+        scaling(args.new, tmp, args.runs, args.only)
+        return
+    if args.cold:
+        cold(args.new, args.runs)
+        return
+    if args.old is None:
+        ap.error("--old is required (or --scaling, --cold)")
     print("| configuration | size | CPU old (s) | CPU new (s) | wall old (s) | wall new (s) | peak old (MB) | "
           "peak new (MB) | wall new/old | exit old/new |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -129,7 +189,8 @@ def main() -> None:
         for sizes, m in GROWTH:
             path = tmp / f"growth_{len(fit)}.yaml"
             path.write_text(stack_yaml(sizes, m, "sigmoid"))
-            cpu = statistics.median(run(args.new, ["check", "--max-parameters", "100000", str(path)])[0] for _ in range(max(1, args.runs // 2)))
+            cli = ["check", "--max-parameters", "100000", str(path)]
+            cpu = statistics.median(run(args.new, cli)[0] for _ in range(max(1, args.runs // 2)))
             p = parameters(sizes)
             print(f"growth: P = {p:,}, m = {m}: {cpu:.2f} s CPU", flush=True)
             fit.append((math.log(p), math.log(cpu)))

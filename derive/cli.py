@@ -136,8 +136,9 @@ def parser() -> argparse.ArgumentParser:
                    help="what decides the exact zero tests: symengine (fast; the default when installed) "
                         "or sympy (SymPy alone, the reference); both give the same verdicts")
     c.add_argument("--jobs", type=_jobs, default=None, metavar="N",
-                   help="worker processes, at most one per core (default: 2 for networks of 1000+ "
-                        "parameters, else 1)")
+                   help="worker processes, at most one per core: one file's items shared among them, the "
+                        "longest first (default: 2 for networks of 1000+ parameters, else 1); several files: "
+                        "one file per worker, printed in order (default: one per core)")
     _budget_options(c)
     c.add_argument("--max-parameters", type=_positive_int, default=LIMITS["max_parameters"], metavar="N",
                    help=f"refuse larger networks (default {LIMITS['max_parameters']})")
@@ -389,11 +390,16 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--pdf goes with --latex FILE.tex")
     if args.output and args.format == "terminal":
         raise UsageError("-o/--output goes with --json or --format")
-    from derive.render import formats
-
-    if args.format not in formats.REGISTRY:
+    if args.format not in FORMATS:
         raise UsageError(f"argument --format: invalid choice: '{args.format}' (choose from "
-                         f"{', '.join(formats.names())})")
+                         f"{', '.join(FORMATS)})")
+    import importlib
+
+    from derive.render import base
+
+    # only the chosen format's module (each shipped format is the module of its name, and
+    # registers itself when imported): the others' imports are not paid for at start-up
+    importlib.import_module(f"derive.render.{args.format}")
     if args.output and len(args.files) > 1 and args.format == "latex":
         raise UsageError("-o with --format latex writes one document: give it one FILE")
     _outputs(args)
@@ -402,7 +408,7 @@ def _check(args: argparse.Namespace) -> int:
     saved = dict(F.LIMITS)  # (restored after the run: main() may be called again in the same process)
     try:
         F.configure(max_length=args.max_formula_length, max_exponent=args.max_exponent, max_depth=args.max_nesting)
-        return _check_files(args, formats.get(args.format))
+        return _check_files(args, base.get(args.format))
     finally:
         F.LIMITS.update(saved)
 
@@ -413,8 +419,12 @@ def _check_files(args: argparse.Namespace, renderer: Any) -> int:
     err = _console(stderr=True)
     parts: list[str] = []
     status = OK
-    for file in args.files:
-        code, shown = _one_file(file, args, limits, renderer, out, err)
+    jobs = _file_jobs(args)
+    if jobs > 1:
+        results: Iterator[tuple[int, Any]] = _files_in_parallel(args, limits, renderer, out, jobs)
+    else:
+        results = (_one_file(file, args, limits, renderer, out, err) for file in args.files)
+    for code, shown in results:
         status = max(status, code)
         if shown is None:
             continue
@@ -438,6 +448,95 @@ def _check_files(args: argparse.Namespace, renderer: Any) -> int:
     return status
 
 
+def _file_jobs(args: argparse.Namespace) -> int:
+    """Worker processes for several files, one file each (1: one file after the other).
+    ``--jobs N`` gives N; by default one per core, up to the number of files."""
+    if len(args.files) < 2 or args.jobs == 1:
+        return 1
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(args.jobs or _cores(), len(args.files))
+
+
+def _files_in_parallel(args: argparse.Namespace, limits: Any, renderer: Any, out: Console,
+                       jobs: int) -> Iterator[tuple[int, Any]]:
+    """Each file checked in a forked worker (its items one after the other there), the
+    results given back in the files' order, each file's error lines printed with it: the
+    output is the serial run's.  Each file has its own run budget, counted from when its
+    worker starts it (the first file's from the start of the command, as in a serial run)."""
+    import multiprocessing
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from derive.check import document, session  # noqa: F401 (imported once here: the workers inherit them)
+    from derive.check.runner import one_line
+
+    global _FILES
+    _FILES = (args, limits, renderer, out, _STARTED)
+    try:
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_file_worker_signals) as pool, _ended_on_error(pool):
+            futures: list[Future[tuple[int, Any, str]]] = [
+                pool.submit(_file_worker, k, file) for k, file in enumerate(args.files)]
+            for file, future in zip(args.files, futures, strict=True):
+                try:
+                    code, shown, said = future.result()
+                except Exception as exc:  # a worker that died (killed, out of memory in C): that file only
+                    _say(f"derive: internal error on {file}: its worker process ended: "
+                         f"{type(exc).__name__}: {one_line(exc)} (please report this)")
+                    yield INTERNAL, None
+                    continue
+                if said:
+                    try:
+                        sys.stderr.write(said)
+                        sys.stderr.flush()
+                    except (BrokenPipeError, ValueError):
+                        pass
+                yield code, shown
+    finally:
+        _FILES = None
+
+
+_FILES: tuple[argparse.Namespace, Any, Any, Console, float | None] | None = None  # what file workers inherit
+
+
+@contextmanager
+def _ended_on_error(pool: Any) -> Iterator[None]:
+    """SIGTERM, Ctrl-C or a closed pipe in the parent: the workers end now, not after their
+    files (the pool would otherwise wait for them)."""
+    try:
+        yield
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # (shutdown forgets them)
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+
+
+def _file_worker_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (the parent's handler unwinds the parent's run)
+
+
+def _file_worker(index: int, file: str) -> tuple[int, Any, str]:
+    """One file in a worker: (exit status, rendered output, its lines for stderr)."""
+    import io
+
+    global _STARTED
+    assert _FILES is not None
+    args, limits, renderer, out, started = _FILES
+    _STARTED = started if index == 0 else None  # the first file's budget counts from the command's start
+    args = argparse.Namespace(**{**vars(args), "jobs": 1})  # (one process per file: its items in turn)
+    err = _console(stderr=True, quiet=True)
+    saved, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        code, shown = _one_file(file, args, limits, renderer, out, err)
+        return code, shown, sys.stderr.getvalue()
+    finally:
+        sys.stderr = saved
+
+
 def _safe_output(text: str, format: str) -> str:
     """Text output with the spec's control characters escaped (JSON: as JSON escapes)."""
     from derive.util.text import printable
@@ -453,11 +552,13 @@ def _safe_output(text: str, format: str) -> str:
     return printable(text, keep_newlines=True)
 
 
-def _console(stderr: bool) -> Console:
+def _console(stderr: bool, quiet: bool = False) -> Console:
+    """rich's console for stdout or stderr; ``quiet``: not a terminal (no progress bar)."""
     from rich.console import Console
 
     width = None if (sys.stderr if stderr else sys.stdout).isatty() else 120
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width if not stderr else None)
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width if not stderr else None,
+                   force_terminal=False if quiet else None)
 
 
 class _Drawn(str):

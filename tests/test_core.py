@@ -101,6 +101,27 @@ def test_both_cores_agree_on_a_relu_network() -> None:
     assert fast == reference
 
 
+HOSTILE = Path(__file__).parent / "hostile"
+
+
+@needs_symengine
+def test_both_cores_agree_when_an_early_step_is_too_large_to_expand() -> None:
+    """sum(Z1)**64 − sum(W1 @ X + b1)**64 (the hostile spec) is 0 once Z1 is unfolded; as
+    written its expansion would have about 10**22 terms.  A step whose expansion is too
+    large is skipped, never the end of the proof, in both cores (before: SymPy proved it,
+    SymEngine's estimate ended the proof with "unproven").  Changing one side by a
+    factor makes it false: refuted by both."""
+    spec = HOSTILE / "sum64.yaml"
+    claims = [("dW1", "dZ1 @ X.T + (sum(Z1)**64 - sum(W1 @ X + b1)**64)"),
+              ("dW1", "dZ1 @ X.T + (sum(Z1)**64 - sum(W1 @ X + 2 * b1)**64)"),
+              ("dW1", "dZ1 @ X.T + (sum(Z1)**3 - sum(W1 @ X + b1)**3)"),
+              ("dW1", "dZ1 @ X.T + (sum(Z1)**3 - sum(W1 @ X)**3)")]
+    reference, fast = _both(lambda: derive.load(spec), claims)
+    assert fast == reference
+    verdicts = [v[2] for v in fast[-len(claims):]]
+    assert verdicts == [str(PROVEN), str(REFUTED), str(PROVEN), str(REFUTED)], fast[-len(claims):]
+
+
 @pytest.mark.parametrize("which", ["symengine", "sympy"])
 def test_a_step_too_large_for_sympy_does_not_end_the_proof(which: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The one-chain-rule-step difference of a written-out claim is over MAX_OPS; the

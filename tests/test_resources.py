@@ -29,7 +29,8 @@ CASES = [  # (id, argv, budget in seconds, allowed exit codes)
     ("chain_of_1000_equations", ["check", "--json", *BUDGET, str(HOSTILE / "chain1000.yaml")], 3, {1}),
     ("latex_of_1000_equations", ["latex", *BUDGET, str(HOSTILE / "chain1000.yaml"), "-o", "{tmp}/c.tex"], 3, {0, 1}),
     ("sixty_latex_claims", ["check", *BUDGET, str(HOSTILE / "latex60.yaml")], 3, {0, 1}),
-    ("sum_to_the_64th", ["check", "--json", *BUDGET, str(HOSTILE / "sum64.yaml")], 3, {1}),
+    # (true: proven once Z1 is unfolded, without expanding the 64th powers; issue 19)
+    ("sum_to_the_64th", ["check", "--json", *BUDGET, str(HOSTILE / "sum64.yaml")], 3, {0, 1}),
     ("twenty_nested_exp", ["check", *BUDGET, str(HOSTILE / "nested_exp.yaml")], 3, {0, 1}),
     ("identities_up_to_5", ["identities", "--check-sizes", "5", "--timeout-run", "2"], 2, {0, 1}),
     ("dev_zero", ["check", *BUDGET, "/dev/zero"], 3, {2}),
@@ -58,4 +59,4 @@ def test_each_costly_case_ends_within_its_budget(argv: list[str], budget: float,
     assert len(lines) <= 1, r.stderr
     if argv[:2] == ["check", "--json"]:  # what was checked is reported; a limit is never a refutation
         doc = json.loads(r.stdout)
-        assert doc["summary"]["refuted"] == 0 and doc["summary"]["unproven"] > 0
+        assert doc["summary"]["refuted"] == 0 and (doc["summary"]["unproven"] > 0 or r.returncode == 0)

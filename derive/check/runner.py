@@ -158,18 +158,31 @@ class Runner:
         return True
 
     def _forked(self, checker: Checker, tasks: list[Task], progress: Progress | None, jobs: int) -> list[Check]:
+        """The tasks shared among ``jobs`` forked workers, the longest first (by the
+        checker's estimate: a long item started last would keep one worker busy while the
+        others idle); the results are put back in the tasks' order."""
         global _FORKED
-        out: list[Check] = []
+        out: list[Check | None] = [None] * len(tasks)
         _FORKED = (self, checker, tasks)
         try:
             with mp.get_context("fork").Pool(jobs, initializer=_worker_signals) as pool:
-                for check in pool.imap(_forked_check, range(len(tasks))):  # keeps order
-                    out.append(check)
+                for index, check in pool.imap_unordered(_forked_check, longest_first(checker, tasks)):
+                    out[index] = check
                     if progress:
                         progress(check)
         finally:
             _FORKED = None
-        return out
+        assert all(c is not None for c in out)
+        return [c for c in out if c is not None]
+
+
+def longest_first(checker: Checker, tasks: Sequence[Task]) -> list[int]:
+    """The tasks' indices, the longest first by ``checker.cost`` when it has one (ties: in order)."""
+    cost = getattr(checker, "cost", None)
+    if cost is None:
+        return list(range(len(tasks)))
+    estimates = [cost(t) for t in tasks]
+    return sorted(range(len(tasks)), key=lambda i: (-estimates[i], i))
 
 
 _FORKED: tuple[Runner, Checker, list[Task]] | None = None  # what forked workers inherit
@@ -181,7 +194,7 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _forked_check(index: int) -> Check:
+def _forked_check(index: int) -> tuple[int, Check]:
     assert _FORKED is not None
     runner, checker, tasks = _FORKED
-    return runner.check(checker, tasks[index])
+    return index, runner.check(checker, tasks[index])

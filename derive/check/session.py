@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from derive.check import claims
-from derive.check.blocks import BlockDerivation
 from derive.check.runner import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_RUN, Progress, Runner, auto_jobs
 from derive.errors import DeriveError, FormulaError, SpecError
 from derive.lang import formula as F
-from derive.lang.latex_reader import parse_latex_tree
 from derive.model import evaluate
 from derive.model.build import build
 from derive.model.evaluate import Evaluator
@@ -36,6 +34,9 @@ from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, n
 from derive.rules.layer_rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, ProgramSpec, Spec, load_spec, parse_spec
 from derive.util import budget
+
+if TYPE_CHECKING:  # (imported when needed: NumPy and the NumPy-code interpreter, the LaTeX grammar)
+    from derive.check.blocks import BlockDerivation
 
 STRATEGIES = ("auto", "global", "local")
 ABC_EXPLICIT_LIMIT = 2_500  # products in W_lᵀ dZ_l A_{l-1}ᵀ checked entry by entry; above: by the theorem
@@ -72,6 +73,8 @@ class Derivation:
         names = Evaluator(self.net, None)
         self.claims: list[ClaimSpec] = list(self.spec.claims)
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
+        if self.spec.claims_latex:
+            from derive.lang.latex_reader import parse_latex_tree  # (its grammar loads only when used)
         for c in self.spec.claims_latex:
             try:
                 target_node, formula_node = parse_latex_tree(c.latex or "", self._shape_of, loss)
@@ -123,6 +126,8 @@ class Derivation:
     def check_latex_claim(self, latex: str, timeout: float | None = DEFAULT_TIMEOUT) -> Check:
         """Check a claim written in LaTeX, e.g. ``\\frac{\\partial L}{\\partial w_4} = ...``,
         within ``timeout`` seconds (None: no limit)."""
+        from derive.lang.latex_reader import parse_latex_tree
+
         loss = self.spec.equations.loss if self.spec.equations is not None else "L"
         with _budgeted(timeout, ClaimSpec("", latex, "", latex=latex)) as result:
             target, formula = parse_latex_tree(latex, self._shape_of, loss)
@@ -248,6 +253,27 @@ class Derivation:
         """Worker processes that pay: two for large networks on a machine with two cores."""
         return auto_jobs(self.net.parameter_count)
 
+    def cost(self, task: Rule | ClaimSpec) -> float:
+        """A rough estimate of an item's work (scalar products its formula multiplies out),
+        for scheduling only: workers take the longest items first.  Never a verdict."""
+        try:
+            node = task.node if task.node is not None else F.parse(task.formula)
+            shape, _, work = _work(node, self._shape_of, self._number)
+            if isinstance(task, Rule) and task.rule == RuleKind.VEC_ABC and \
+                    self._abc_products(task.layer) > min(ABC_EXPLICIT_LIMIT, evaluate.MAX_ENTRIES):
+                return 1.0  # an instance of the all-sizes theorem: nothing is multiplied out
+            return float(work + shape[0] * shape[1]) * (1.0 if isinstance(task, Rule) else 2.0)
+        except Exception:  # (an estimate: a formula it cannot size goes last, and is checked all the same)
+            return 0.0
+
+    @cached_property
+    def _constants(self) -> dict[str, Any]:
+        return Evaluator(self.net, None).constants  # (m, n1, n2, ... and the spec's own)
+
+    def _number(self, name: str) -> int | None:
+        value = self._constants.get(name)
+        return int(value) if value is not None and getattr(value, "is_Integer", False) else None
+
     def prepare_workers(self) -> None:
         """What forked workers should inherit rather than each build: the sample points."""
         self.judge.sample_points()
@@ -289,8 +315,10 @@ class Derivation:
                 _ = self.truth  # build it before any worker forks: they inherit it
         except (budget.Timeout, MemoryError):
             pass  # every check below then times out at once, and says so
-        checked_rules = self.check_rules(progress, jobs) if rules else []
-        checked_claims = self.check_claims(progress, jobs)
+        tasks: list[Rule | ClaimSpec] = [*(self._rules if rules else ()), *self.claims]
+        checked = self.runner.run(self, tasks, progress, jobs)  # (one pool of workers for both)
+        n_rules = len(self._rules) if rules else 0
+        checked_rules, checked_claims = checked[:n_rules], checked[n_rules:]
         spec = self.spec
         if spec.equations is not None:
             conventions = {"equations": len(spec.equations.equations), "loss": spec.equations.loss,
@@ -309,6 +337,47 @@ class Derivation:
             self.assumptions, checked_rules, checked_claims,
             time.perf_counter() - start, conventions,
         )
+
+
+def _work(node: F.Node, shape_of: Callable[[str], tuple[int, int] | None],
+          number: Callable[[str], int | None]) -> tuple[tuple[int, int], int, int]:
+    """(shape, nonzero entries, scalar products) of a formula, roughly: a matrix product
+    costs the left side's nonzero entries times the right side's columns (``eye`` and
+    its Kronecker products are sparse), anything else its entries."""
+    if isinstance(node, F.Name):
+        shape = shape_of(node.id) or (1, 1)
+        return shape, shape[0] * shape[1], 0
+    if isinstance(node, (F.Neg, F.Transpose)):
+        (a, b), nnz, w = _work(node.operand, shape_of, number)
+        return ((b, a) if isinstance(node, F.Transpose) else (a, b)), nnz, w
+    if isinstance(node, F.BinOp):
+        (p, q), nnz, w1 = _work(node.left, shape_of, number)
+        (q2, r), _, w2 = _work(node.right, shape_of, number)
+        if node.op == "@":
+            return (p, r), p * r, w1 + w2 + nnz * r
+        shape = (max(p, q2), max(q, r))
+        return shape, shape[0] * shape[1], w1 + w2 + shape[0] * shape[1]
+    if isinstance(node, F.Call):
+        if node.func in ("eye", "ones", "zeros"):
+            sizes = [number(a.id) if isinstance(a, F.Name) else int(a.value) if isinstance(a, F.Num) else None
+                     for a in node.args]
+            n, k = (sizes + [None, None])[:2]
+            n = n or 1
+            k = n if node.func == "eye" and k is None else (k or 1)
+            return (n, k), (n if node.func == "eye" else n * k), 0
+        parts = [_work(a, shape_of, number) for a in node.args]
+        if not parts:
+            return (1, 1), 1, 0
+        work = sum(w for _, _, w in parts)
+        if node.func == "kron" and len(parts) == 2:
+            (a, b), nnz1, _ = parts[0]
+            (c, d), nnz2, _ = parts[1]
+            return (a * c, b * d), nnz1 * nnz2, work + nnz1 * nnz2
+        (a, b), nnz, _ = parts[0]
+        if node.func == "vec":
+            return (a * b, 1), nnz, work
+        return (a, b), a * b, work + a * b
+    return (1, 1), 1, 0
 
 
 @contextmanager
@@ -344,5 +413,7 @@ def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto"
 
 def _derivation(spec: Spec | ProgramSpec, strategy: str) -> Derivation | BlockDerivation:
     if isinstance(spec, ProgramSpec):
+        from derive.check.blocks import BlockDerivation  # (NumPy and the code interpreter: only here)
+
         return BlockDerivation(spec)
     return Derivation(spec, strategy)

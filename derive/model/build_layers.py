@@ -14,9 +14,11 @@ from derive.spec.model import BATCH
 
 
 def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
+    # (the names from Python ints: SymPy's Matrix(r, c, f) passes SymPy Integers, and
+    # printing them into the names was a fifth of loading a large network)
     if cols == 1 and name.startswith("b"):
-        return Matrix(rows, 1, lambda i, j: Symbol(f"{name}[{i}]", real=True))
-    return Matrix(rows, cols, lambda i, j: Symbol(f"{name}[{i},{j}]", real=True))
+        return Matrix(rows, 1, [Symbol(f"{name}[{i}]", real=True) for i in range(rows)])
+    return Matrix(rows, cols, [Symbol(f"{name}[{i},{j}]", real=True) for i in range(rows) for j in range(cols)])
 
 
 def build_layer_stack(spec: Spec) -> Network:

@@ -26,7 +26,7 @@ import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
 from derive.model.network import COST, Network, compose, downstream
-from derive.ops.matrices import times, total
+from derive.ops.matrices import Key, keyed, keyed_times, keyed_total
 
 
 class Truth(Protocol):
@@ -81,7 +81,9 @@ class LocalTruth:
                    for e in net.matrices[name] if isinstance(e, Symbol)}
         leaves = set(net.leaves) - targets  # the cost is never differentiated by a target
         nodes = set(net.definitions)
-        contributions: dict[Symbol, list[Expr]] = defaultdict(list)
+        # (the terms with their monomial keys: each key is computed once, SymPy's canonical
+        # product and sum are built from them as derive.ops.matrices builds them)
+        contributions: dict[Symbol, list[tuple[Expr, Key]]] = defaultdict(list)
         self.adjoint: dict[Symbol, Expr] = {}  # v → its adjoint atom (or 0)
         self.adjoint_definitions: dict[Symbol, Expr] = {}
         #: every function application (relu′(Z1[0,0]), ...) in the adjoint definitions
@@ -94,18 +96,19 @@ class LocalTruth:
                 dc = self._close(c, contributions.pop(c, []))
             if dc == 0:
                 continue
+            kdc = keyed(dc)
             for v, partial in _partials(net.definitions[c], nodes, leaves, canon, self.applications).items():
-                contributions[v].append(times(dc, partial))
+                contributions[v].append(keyed_times(kdc, keyed(partial)))
         for leaf in leaves:
             self._close(leaf, contributions.pop(leaf, []))
         self._unfolded: dict[Symbol, Expr] = {}
 
-    def _close(self, v: Symbol, terms: list[Expr]) -> Expr:
+    def _close(self, v: Symbol, terms: list[tuple[Expr, Key]]) -> Expr:
         if not terms:
             self.adjoint[v] = Integer(0)
             return Integer(0)
         atom = _adjoint_name(v)
-        self.adjoint_definitions[atom] = total(terms)
+        self.adjoint_definitions[atom] = keyed_total(terms)
         self.adjoint[v] = atom
         return atom
 

@@ -84,9 +84,10 @@ class LayerType:
 
 def _dense_forward(params: dict[str, Matrix], prev: Matrix, m: int, rows: bool) -> Matrix:
     w, b = params["W"], params["b"]
+    # (one pass: b's entries go into the same flat sums as the products)
     if rows:
-        return matmul(prev, w.T) + matmul(Matrix(m, 1, [1] * m), b.T)
-    return matmul(w, prev) + matmul(b, Matrix(1, m, [1] * m))
+        return matmul(prev, w.T, plus=matmul(Matrix(m, 1, [1] * m), b.T))
+    return matmul(w, prev, plus=matmul(b, Matrix(1, m, [1] * m)))
 
 
 def _dense_statement(l: int, a: str, rows: bool) -> str:

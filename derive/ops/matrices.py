@@ -6,6 +6,7 @@ growing sum term by term, which dominated the run time of large networks.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TypeAlias
 
@@ -58,6 +59,9 @@ def _class_key(cls: type) -> tuple[int, str]:
     return key
 
 
+_MUL_CLASS = _class_key(Mul)
+
+
 def _symbol_key(s: Expr) -> tuple:
     """``Basic.compare`` of two symbols as a sort key: class, then the hashable content
     (its length first), element by element.  Cached by identity (SymPy's own hash is
@@ -87,7 +91,7 @@ def _key_of(e: Expr) -> Key:
             if not (f.is_Symbol and f.is_commutative):
                 return None
             keys.append(_symbol_key(f))
-        return (_class_key(Mul), len(keys), tuple(keys))
+        return (_MUL_CLASS, len(keys), tuple(keys))
     return None
 
 
@@ -99,18 +103,26 @@ def _product(x: Expr, kx: Key, y: Expr, ky: Key) -> tuple[Expr, Key]:
     (the symbols sorted as ``Mul`` sorts them) without SymPy's general flattening;
     anything else by ``Mul``."""
     if kx is not None and ky is not None:
-        xs, kxs = (x.args, kx[2]) if x.is_Mul else ((x,), (kx,))
-        ys, kys = (y.args, ky[2]) if y.is_Mul else ((y,), (ky,))
-        if len(xs) + len(ys) == 2:  # the common case: two symbols
+        x_mul, y_mul = x.is_Mul, y.is_Mul
+        if not x_mul and not y_mul:  # the common case: two symbols
             if kx < ky:
-                return Mul._from_args((x, y), True), (_class_key(Mul), 2, (kx, ky))
+                return Mul._from_args((x, y), True), (_MUL_CLASS, 2, (kx, ky))
             if ky < kx:
-                return Mul._from_args((y, x), True), (_class_key(Mul), 2, (ky, kx))
+                return Mul._from_args((y, x), True), (_MUL_CLASS, 2, (ky, kx))
             return x * y, None
+        if x_mul != y_mul:  # a monomial times one symbol (a·w times dz): the symbol inserted in order
+            many, kmany, one, kone = (x.args, kx[2], y, ky) if x_mul else (y.args, ky[2], x, kx)
+            p = bisect_left(kmany, kone)
+            if p < len(kmany) and kmany[p] == kone:
+                return x * y, None  # a symbol twice: a power
+            keys = (*kmany[:p], kone, *kmany[p:])
+            return Mul._from_args((*many[:p], one, *many[p:]), True), (_MUL_CLASS, len(keys), keys)
+        xs, kxs = (x.args, kx[2]) if x_mul else ((x,), (kx,))
+        ys, kys = (y.args, ky[2]) if y_mul else ((y,), (ky,))
         pairs = sorted(zip(kxs + kys, xs + ys, strict=True), key=_first)
         keys = tuple(k for k, _ in pairs)
         if all(keys[i] != keys[i + 1] for i in range(len(keys) - 1)):  # no symbol twice
-            return Mul._from_args([f for _, f in pairs], True), (_class_key(Mul), len(keys), keys)
+            return Mul._from_args([f for _, f in pairs], True), (_MUL_CLASS, len(keys), keys)
     return x * y, None
 
 
@@ -139,6 +151,23 @@ def _second(pair: tuple[Expr, Key]) -> tuple:
     return pair[1] or ()
 
 
+def keyed(e: Expr) -> tuple[Expr, Key]:
+    """``e`` with its monomial key, for :func:`keyed_times` and :func:`keyed_total`."""
+    return e, _key_of(e)
+
+
+def keyed_times(x: tuple[Expr, Key], y: tuple[Expr, Key]) -> tuple[Expr, Key]:
+    """:func:`times` of two keyed expressions, keyed (a key is computed once, not per use)."""
+    return _product(x[0], x[1], y[0], y[1])
+
+
+def keyed_total(pairs: list[tuple[Expr, Key]]) -> Expr:
+    """:func:`total` of keyed terms (the list is sorted in place)."""
+    if not pairs:
+        return sympy.S.Zero
+    return _total_keyed(pairs)
+
+
 def total(terms: list[Expr]) -> Expr:
     """Σ terms (see :func:`_total_keyed`)."""
     if not terms:
@@ -146,20 +175,26 @@ def total(terms: list[Expr]) -> Expr:
     return _total_keyed([(t, _monomial_key(t)) for t in terms])
 
 
-def matmul(a: Matrix, b: Matrix) -> Matrix:
+def matmul(a: Matrix, b: Matrix, plus: Matrix | None = None) -> Matrix:
     """a @ b, each entry built as one flat sum of its nonzero products.
 
     (SymPy's own product re-flattens the growing sum term by term, and Kronecker factors
     such as A ⊗ I are mostly zeros: both dominated the run time of large networks.  Only
     the nonzero entries of each row are visited; products of two symbols and sums of such
-    products are built directly in SymPy's canonical form.)
+    products are built directly in SymPy's canonical form.)  ``plus``: a @ b + plus, its
+    entries' terms added into the same sums (W A + b 1ᵀ in one pass).
     """
     zero = sympy.S.Zero
     if a.shape[1] != b.shape[0]:
         raise ShapeError(f"cannot multiply {a.shape[0]}×{a.shape[1]} @ {b.shape[0]}×{b.shape[1]}")
+    if plus is not None and plus.shape != (a.shape[0], b.shape[1]):
+        raise ShapeError(f"cannot add {a.shape[0]}×{b.shape[1]} + {plus.shape[0]}×{plus.shape[1]}")
     b_rows = {k: [(j, c, _key_of(c)) for j, c in brow.items()] for k, brow in rows_of(b).items()}
     out: dict[int, dict[int, Expr]] = {}
-    for i, row in rows_of(a).items():
+    a_rows = rows_of(a)
+    plus_rows = rows_of(plus) if plus is not None else {}
+    for i in sorted(set(a_rows) | set(plus_rows)) if plus_rows else a_rows:
+        row = a_rows.get(i, {})
         sums: dict[int, list[tuple[Expr, Key]]] = {}
         for k, e in sorted(row.items()):
             brow = b_rows.get(k)
@@ -173,6 +208,8 @@ def matmul(a: Matrix, b: Matrix) -> Matrix:
                     terms = sums[j] = []
                 for t, kt in parts:
                     terms.append(_product(t, kt, c, kc))
+        for j, e in plus_rows.get(i, {}).items():
+            sums.setdefault(j, []).extend((t, _key_of(t)) for t in (e.args if e.is_Add else (e,)))
         entries = {}
         for j in sorted(sums):
             v = _total_keyed(sums[j])
@@ -209,14 +246,16 @@ def kron(a: Matrix, b: Matrix) -> Matrix:
     ra, ca = a.shape
     rb, cb = b.shape
     zero = sympy.S.Zero
-    a_rows, b_rows = rows_of(a), rows_of(b)
+    # (each entry's key computed once, not once per product it enters)
+    a_rows = {i: [(j, e, _key_of(e)) for j, e in row.items()] for i, row in rows_of(a).items()}
+    b_rows = {i: [(j, e, _key_of(e)) for j, e in row.items()] for i, row in rows_of(b).items()}
     out: dict[int, dict[int, Expr]] = {}
     for al, arow in a_rows.items():
         for be, brow in b_rows.items():
             entries = {}
-            for ga, x in arow.items():
-                for de, y in brow.items():
-                    v = times(x, y)
+            for ga, x, kx in arow:
+                for de, y, ky in brow:
+                    v = _product(x, kx, y, ky)[0]
                     if v != zero:
                         entries[kron_index(ga, de, cb)] = v
             if entries:

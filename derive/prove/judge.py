@@ -159,6 +159,9 @@ class Judge:
                         verdict = fast[k](c, t)
                     except core.Unknown:
                         verdict = None
+                    except TooLarge:  # this step's expansion is too large: a deeper one may be small
+                        too_large = True  # (sum(Z1)**64 − sum(W1 X + b1)**64 cancels once Z1 is unfolded)
+                        continue  # (SymPy's step would meet the same estimate)
                     if verdict is True:
                         depth, last = max(depth, k), k
                         break
