@@ -223,6 +223,68 @@ def test_blocks_of_our_own(tmp_path: Path, text: str, line: str, wrong: str, tar
     assert_named(report(tmp_path, mutate(text, line, wrong)), target, code, *words)
 
 
+CONVNET = """\
+name: a tiny convnet as a layer stack
+network:
+  inputs: [1, 3, 3]
+  layers:
+    - {type: conv2d, filters: 2, kernel: 2, activation: relu}
+    - {type: avgpool, kernel: 2}
+    - {type: flatten}
+    - {type: dense, units: 1}
+  loss: mse
+  batch: 1
+claims:
+  - target: dA0
+    formula: conv2d(dZ1, np.flip(W1, axis=(2, 3)).transpose(1, 0, 2, 3), pad=1)
+  - target: dA0
+    formula: conv2d(dZ1, W1.transpose(1, 0, 2, 3), pad=1)
+    expect: refuted
+"""
+
+POOL_THEN_DENSE = """\
+name: max pooling, then a dense layer
+network:
+  equations: |
+    p = maxpool(x, 2, stride=2)
+    q = p.reshape(1, 4)
+    out = np.tanh(q.dot(W))
+  parameters: [W]
+  shapes: {x: [1, 1, 4, 4], W: [4, 2]}
+upstream: {out: dout}
+backward: |
+  dq = (dout * (1 - out ** 2)).dot(W.T)
+  dp = dq.reshape(1, 1, 2, 2)
+claims:
+  - target: dx
+    formula: np.repeat(np.repeat(dp, 2, axis=2), 2, axis=3)
+    expect: refuted
+  - target: dx
+    formula: np.repeat(np.repeat(dp, 2, axis=2), 2, axis=3) / 4
+    expect: refuted
+"""
+
+
+def test_the_kernel_flip_where_the_upstream_gradient_depends_on_the_kernel(tmp_path: Path) -> None:
+    """In a stack the gradient reaching the convolution (dZ1) depends on W1 itself: the flip
+    is found in the line as written (W1 → np.flip(W1, axis=(2, 3))), not in the value."""
+    r = report(tmp_path, CONVNET)
+    right, wrong = [c for c in r.claims if c.target == "dA0"]
+    assert right.verdict == Verdict.PROVEN
+    assert wrong.verdict == Verdict.REFUTED and wrong.finding is not None
+    assert wrong.finding.code == DiagnosisCode.KERNEL_FLIP and "np.flip(W1, axis=(2, 3))" in wrong.finding.message
+
+
+def test_max_pooling_routing_before_a_dense_layer(tmp_path: Path) -> None:
+    """The pooled values feed a layer: the spread gradient is the average's derivative with
+    max pooling's values kept (the layers after it see the maxima)."""
+    r = report(tmp_path, POOL_THEN_DENSE)
+    every, even = [c for c in r.claims if c.target == "dx"]
+    for c, words in ((every, "every entry"), (even, "spread evenly")):
+        assert c.verdict == Verdict.REFUTED and c.finding is not None, c.target
+        assert c.finding.code == DiagnosisCode.POOL_ROUTING and words in c.finding.message, c.diagnosis
+
+
 @pytest.mark.parametrize("text, line, wrong, target", [
     (GATED, "dx = dy * (s + x * s * (1 - s))", "dx = dy * (s + x * s * (1 + s))", "dx"),
     (GATED, "dx = dy * (s + x * s * (1 - s))", "dx = dy * (s + x * s * (1 - s)) * 1.5", "dx"),

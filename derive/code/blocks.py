@@ -418,7 +418,7 @@ class _Run:
         if check.verdict == REFUTED and not check.diagnosis and found is None and line is not None:
             found = B._bounded(None, self._repair, line, true, seconds=REPAIR_SECONDS)
         if check.verdict == REFUTED and not check.diagnosis and found is None:  # a forgotten path, a kernel flip
-            found = B._bounded(None, paths.diagnose, self, base, claimed, true, seconds=PATH_SECONDS)
+            found = B._bounded(None, paths.diagnose, self, base, claimed, true, line, seconds=PATH_SECONDS)
         if found is not None:
             check.finding, check.diagnosis = found, found.message
         return check

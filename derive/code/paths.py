@@ -39,7 +39,6 @@ import itertools
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, is_dataclass, replace
-from fractions import Fraction
 from functools import partial
 from typing import Any
 
@@ -47,12 +46,14 @@ import numpy as np
 import sympy
 from sympy import Expr, Symbol
 
+from derive.code import backward as B
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, to_exprs
 from derive.code.gradient import Differentiator
 from derive.code.interpret import Interpreter
 from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
+from derive.prove.numeric import NotExact
 from derive.records import Diagnosis, DiagnosisCode
 
 __all__ = ["diagnose"]
@@ -61,7 +62,7 @@ _EMPTY = np.empty  # NumPy's own, also while symbolic_numpy() replaces it
 MAX_EDGES = 40  # edges tried for one gradient (each a forward pass and a derivative)
 MAX_DIRECT = 6  # readings of V itself whose subsets are tried (X feeding Q, K and V)
 #: pooling functions of the forward pass and the function whose gradient spreads evenly
-_SPREAD = {"maxpool": "avgpool", "max": "mean", "amax": "mean"}
+_SPREAD = {"maxpool": "avgpool", "max": "mean"}
 _FAILS = (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError)
 
 
@@ -110,20 +111,22 @@ class Edge:
 _ORDINAL = {0: "first", 1: "second", 2: "third", 3: "fourth"}
 
 
-def diagnose(run: Any, base: str, claimed: Any, true: np.ndarray) -> Diagnosis | None:
+def diagnose(run: Any, base: str, claimed: Any, true: np.ndarray,
+             line: tuple[str, P.Assign, Any] | None = None) -> Diagnosis | None:
     """Name the layer mistake of a refuted gradient ∂L/∂``base`` (``claimed``, the truth
     ``true``), or None.  ``run`` is a :class:`derive.code.blocks._Run` whose sample point
-    is set (its ``_same`` proves two arrays equal)."""
+    is set (its ``_same`` proves two arrays equal); ``line``, when the gradient is one
+    line, is (its name, the line, the names before it)."""
     claimed = claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed)
     plain = claimed.view(np.ndarray)
     if plain.shape != true.shape:
         return None
     finder = _finder(run)
-    for look in (finder.flipped, finder.spread, finder.paths):
-        found = look(base, plain, true)
-        if found is not None:
-            return found
-    return None
+    found = finder.flipped(base, plain, true, line)
+    for look in (finder.spread, finder.paths):
+        if found is None:
+            found = look(base, plain, true)
+    return found
 
 
 _FINDERS: weakref.WeakKeyDictionary[Any, _Finder] = weakref.WeakKeyDictionary()
@@ -149,8 +152,11 @@ class _Finder:
         return bool(self.run._same(a, b))
 
     # ------------------------------------------------------------ the kernel flip
-    def flipped(self, base: str, claimed: np.ndarray, true: np.ndarray) -> Diagnosis | None:
-        """claimed with a kernel (a leaf of rank ≥ 3) flipped on its spatial axes = true."""
+    def flipped(self, base: str, claimed: np.ndarray, true: np.ndarray,
+                line: tuple[str, P.Assign, Any] | None = None) -> Diagnosis | None:
+        """true = claimed with a kernel (a leaf of rank ≥ 3) flipped on its spatial axes:
+        in the line as written (``w`` → ``np.flip(w, axis=(2, 3))``), or in the claimed value
+        (every entry of w in it flipped: a loop's scatter, its upstream gradient free)."""
         used = set().union(*(e.free_symbols for e in claimed.reshape(-1) if isinstance(e, sympy.Basic)))
         for name, leaf in self.run.leaves.items():
             if not isinstance(leaf, SymArray) or leaf.ndim < 3:
@@ -159,16 +165,34 @@ class _Finder:
             axes = tuple(range(2, leaf.ndim))
             if all(leaf.shape[a] == 1 for a in axes) or not used & set(entries.reshape(-1)):
                 continue
+            spelled = f"np.flip({name}, axis={axes if len(axes) > 1 else axes[0]})"
+            words = (f"the kernel {name} is not flipped by 180°: true with {name} → {spelled}. The forward pass is "
+                     f"a cross-correlation, so its gradient is a convolution with the flipped kernel (a correlation "
+                     f"where a convolution belongs, or the other way round)")
+            if line is not None and name in F.names(line[1].value):
+                flip = F.Call("flip", (F.Name(name, 0),),
+                              F.Tuple(tuple(F.Num(sympy.Integer(a), 0) for a in axes), 0), 0)
+                written = _rebuild(line[1].value, partial(_put, name=name, node=flip))
+                value = self._value(written, line)
+                if value is not None and self.same(value, true):
+                    return Diagnosis(DiagnosisCode.KERNEL_FLIP, words)
             flipped = np.flip(entries, axes)
             mapping = {entries[idx]: flipped[idx] for idx in np.ndindex(*entries.shape)}
             candidate = _map(claimed, partial(_xreplace, mapping=mapping))
             if self.same(candidate, true):
-                spelled = f"np.flip({name}, axis={axes if len(axes) > 1 else axes[0]})"
-                return Diagnosis(DiagnosisCode.KERNEL_FLIP,
-                                 f"the kernel {name} is not flipped by 180°: true with {name} → {spelled}. The "
-                                 f"forward pass is a cross-correlation, so its gradient is a convolution with the "
-                                 f"flipped kernel (a correlation where a convolution belongs, or the other way round)")
+                return Diagnosis(DiagnosisCode.KERNEL_FLIP, words)
         return None
+
+    def _value(self, node: F.Node, line: tuple[str, P.Assign, Any]) -> np.ndarray | None:
+        """A rewritten line's value, among the names before it; None if it does not run."""
+        env = line[2]
+        try:
+            with symbolic_numpy():
+                value = Interpreter(env if type(env) is not dict else dict(env)).value(node, line[1].text)
+        except _FAILS:
+            return None
+        value = value if isinstance(value, np.ndarray) else to_exprs(value)
+        return value.view(np.ndarray)
 
     # ------------------------------------------------------------ max pooling's routing
     def spread(self, base: str, claimed: np.ndarray, true: np.ndarray) -> Diagnosis | None:
@@ -177,7 +201,8 @@ class _Finder:
             sites = [c for _, s, _ in _walk(self.forward) for c in _calls(s.value) if c.func == old]
             if not sites:
                 continue
-            forward = tuple(_rebuild_statements(self.forward, partial(_rename_call, old=old, new=new)))
+            # each max pooling keeps its value, and takes the average's derivative
+            forward = tuple(_rebuild_statements(self.forward, partial(_rename_call, old=old, new=f"_spread:{old}")))
             alt = self._gradient(("spread", base, old), base, forward)
             if alt is None:
                 continue
@@ -197,16 +222,20 @@ class _Finder:
         return None
 
     def _ratio(self, claimed: np.ndarray, alt: np.ndarray) -> Any:
+        """claimed / alt at the sample point, as the simplest rational its value allows (a
+        candidate only: the caller proves claimed = k·alt)."""
         at = self.run._at
         if at is None:
             return None
         for c, a in zip(claimed.reshape(-1), alt.reshape(-1), strict=True):
             try:
-                cv, av = at.exact(c), at.exact(a)
-            except Exception:  # noqa: BLE001 - a screen only: inexact or undefined here, try the next entry
+                try:
+                    r = B._ratio(at.exact(c), at.exact(a))
+                except NotExact:
+                    r = B._ratio(at.interval(c), at.interval(a))
+            except Exception:  # noqa: BLE001 - a screen only: undefined here, try the next entry
                 continue
-            if av != 0:
-                r = Fraction(cv) / Fraction(av)
+            if r is not None and r != 0:
                 return sympy.Rational(r.numerator, r.denominator)
         return None
 
@@ -341,6 +370,9 @@ class _Finder:
 
             interpreter.calls["_stop"] = lambda node, args, axis, kw: stop(args[0])
             interpreter.calls["_carry"] = carry
+            for old, new in _SPREAD.items():
+                interpreter.calls[f"_spread:{old}"] = partial(_spread, interpreter.calls[old], interpreter.calls[new],
+                                                               old, stop)
 
             def after(s: P.Statement, j: int) -> None:
                 if j == k and atoms is not None:
@@ -503,6 +535,14 @@ def _wrap(value: F.Node, name: str, occurrence: int | None, call: str) -> F.Node
     return out
 
 
+def _spread(keep: Callable[..., Any], derive_as: Callable[..., Any], old: str, stop: Callable[[Any], Any],
+            node: F.Call, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
+    """``old(x)``'s value with ``derive_as(x)``'s derivative: stop(m) + a − stop(a)."""
+    node = replace(node, func=old)
+    m, a = keep(node, args, axis, kw), derive_as(node, args, axis, kw)
+    return stop(m) + a - stop(a)
+
+
 def _rename_call(node: Any, old: str, new: str) -> Any:
     def visit(n: Any) -> Any:
         return replace(n, func=new) if isinstance(n, F.Call) and n.func == old else n
@@ -554,6 +594,10 @@ def _window(call: F.Call) -> Any:
 
 def _xreplace(e: Expr, mapping: dict[Any, Any]) -> Expr:
     return e.xreplace(mapping)
+
+
+def _put(n: Any, name: str, node: F.Node) -> Any:
+    return node if isinstance(n, F.Name) and n.id == name else n
 
 
 def _times(e: Expr, k: Any) -> Expr:
