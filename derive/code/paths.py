@@ -96,16 +96,18 @@ class Edge:
         if self.loop is not None:
             return (f"the carry through the steps of the loop: each step reads the {self.name} of the step before "
                     f"({text}), so ∂L/∂{self.name} must be passed back from each step to the one before "
-                    f"(backpropagation through time's carry, dh_next)")
-        which = ""
+                    f"(backpropagation through time's carry, such as dh_next)")
+        reading = ""  # which reading of the name, when the statement reads it more than once
         if self.occurrence is not None:
-            which = (f" the reading of {self.name} inside {self.context}" if self.context else
-                     f" the {_ORDINAL.get(self.occurrence, str(self.occurrence + 1) + 'th')} reading of {self.name}")
-        if self.name == base:
-            skip = self.occurrence is None and _is_term(s.value, self.name)
-            head = f"the path through {target}" + (f":{which}," if which else "")
-            return head + f" ({text})" + (": the skip connection" if skip else "")
-        return f"the path from {self.name} into {target}" + (f":{which}," if which else "") + f" ({text})"
+            ordinal = _ORDINAL.get(self.occurrence, f"{self.occurrence + 1}th")
+            reading = self.context or f"the {ordinal} reading of {self.name}"
+        if self.name != base:
+            return f"the path from {self.name} into {target}" + (f", through {reading}" if reading else "") + \
+                f" ({text})"
+        if reading:
+            return f"the path through {reading} ({text})"
+        skip = ": the skip connection" if _is_term(s.value, self.name) else ""
+        return f"the path through {target} ({text}){skip}"
 
 
 _ORDINAL = {0: "first", 1: "second", 2: "third", 3: "fourth"}
