@@ -60,6 +60,7 @@ __all__ = ["diagnose"]
 
 _EMPTY = np.empty  # NumPy's own, also while symbolic_numpy() replaces it
 MAX_EDGES = 40  # edges tried for one gradient (each a forward pass and a derivative)
+MAX_PAIRED = 8  # edges whose pairs are tried (two paths forgotten at once): at most 28 pairs
 MAX_DIRECT = 6  # readings of V itself whose subsets are tried (X feeding Q, K and V)
 #: pooling functions of the forward pass and the function whose gradient spreads evenly
 _SPREAD = {"maxpool": "avgpool", "max": "mean"}
@@ -259,6 +260,25 @@ class _Finder:
                 found = self._subsets(base, claimed, true, [e for e in own if e.occurrence is None], cuts)
                 if found is not None:
                     return found
+        return self._pairs(base, claimed, true, [e for e in edges if e.key in cuts], cuts)
+
+    def _pairs(self, base: str, claimed: np.ndarray, true: np.ndarray, edges: list[Edge],
+               cuts: dict[tuple[Any, ...], np.ndarray]) -> Diagnosis | None:
+        """Two paths left out at once (layer norm's dx = dxhat / std: the mean's and the
+        variance's): the truth with two edges cut."""
+        at = self.run._at
+        if at is None:
+            return None
+        alive = [e for e in edges if any(at.nonzero(c - t) is True for c, t in  # a share that is not 0 here
+                                         zip(cuts[e.key].reshape(-1), true.reshape(-1), strict=True))][:MAX_PAIRED]
+        for a, b in itertools.combinations(alive, 2):
+            if (a.name, a.where) == (b.name, b.where) or (a.loop and b.loop) or (a.output and b.output):
+                continue  # one reading inside the other, or two carries (one loop hook per run)
+            cut = self._cut(base, a, b)
+            if cut is not None and self.same(claimed, cut):
+                return Diagnosis(DiagnosisCode.MISSING_PATH,
+                                 f"missing two of the paths through which {base} reaches the loss: "
+                                 f"{a.describe(base)}; and {b.describe(base)}; true with both added")
         return None
 
     def _one(self, base: str, claimed: np.ndarray, true: np.ndarray, e: Edge, cut: np.ndarray) -> Diagnosis | None:
@@ -294,21 +314,27 @@ class _Finder:
                                      f"only {'; '.join(e.describe(base) for e in kept)}; true with all of them added")
         return None
 
-    def _cut(self, base: str, e: Edge) -> np.ndarray | None:
-        key = ("cut", base, e.key)
+    def _cut(self, base: str, *cut_edges: Edge) -> np.ndarray | None:
+        """∂L/∂base with the edges cut (each reading held constant)."""
+        key = ("cut", base, *(e.key for e in cut_edges))
         if key in self._cache:
             return self._cache[key]
-        if e.output is not None:
-            return self._gradient(key, base, self.forward, output=e.name)
-        assert e.statement is not None
-        call = "_carry" if e.loop is not None else "_stop"
+        forward = self.forward
+        output = loop = None
+        for e in cut_edges:
+            if e.output is not None:
+                output = e.name
+                continue
+            assert e.statement is not None
+            loop = loop or e.loop
+            call = "_carry" if e.loop is not None else "_stop"
 
-        def cut(s: P.Statement) -> P.Statement:
-            assert isinstance(s, (P.Assign, P.AugAssign))
-            return replace(s, value=_wrap(s.value, e.name, e.occurrence, call))
+            def cut(s: P.Statement, e: Edge = e, call: str = call) -> P.Statement:
+                assert isinstance(s, (P.Assign, P.AugAssign))
+                return replace(s, value=_wrap(s.value, e.name, e.occurrence, call))
 
-        forward = _replace_at(self.forward, e.where, cut)
-        return self._gradient(key, base, forward, loop=e.loop)
+            forward = _replace_at(forward, e.where, cut)
+        return self._gradient(key, base, forward, loop=loop, output=output)
 
     def _gradient(self, key: tuple[Any, ...], base: str, forward: tuple[P.Statement, ...],
                   loop: P.For | None = None, output: str | None = None) -> np.ndarray | None:
