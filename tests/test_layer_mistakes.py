@@ -209,7 +209,26 @@ backward: |
 """
 
 
+ONE_LINE_RESIDUAL = """\
+name: a residual unit in one line
+network:
+  equations: |
+    out = x + np.tanh(x.dot(W))
+  parameters: [W]
+  shapes: {x: [2, 2], W: [2, 2]}
+upstream: {out: dout}
+backward: |
+  da = dout * (1 - np.tanh(x.dot(W)) ** 2)
+  dW = x.T.dot(da)
+  dx = dout + da.dot(W.T)
+"""
+
+
 @pytest.mark.parametrize("text, line, wrong, target, code, words", [
+    (ONE_LINE_RESIDUAL, "dx = dout + da.dot(W.T)", "dx = da.dot(W.T)", "dx", DiagnosisCode.MISSING_PATH,
+     ("the first reading of x", "the skip connection")),
+    (ONE_LINE_RESIDUAL, "dx = dout + da.dot(W.T)", "dx = dout", "dx", DiagnosisCode.MISSING_PATH,
+     ("through tanh(x @ W)",)),
     (SHARED, "dW = x.T.dot(dpre) + h.T.dot(dout)", "dW = h.T.dot(dout)", "dW", DiagnosisCode.MISSING_PATH,
      ("through h",)),
     (SHARED, "dW = x.T.dot(dpre) + h.T.dot(dout)", "dW = x.T.dot(dpre)", "dW", DiagnosisCode.MISSING_PATH,

@@ -79,6 +79,7 @@ class Edge:
     loop: P.For | None = None  # set when U is carried from one step of this loop to the next
     output: str | None = None  # the loss's use of the output U: its upstream gradient's name
     context: str | None = None  # the call around this one reading (sigmoid(x)), if any
+    skip: bool = False  # added as it is to a learned branch that also reads it (out = F(x) + x)
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -106,9 +107,8 @@ class Edge:
             return f"the path from {self.name} into {target}" + (f", through {reading}" if reading else "") + \
                 f" ({text})"
         if reading:
-            return f"the path through {reading} ({text})"
-        skip = ": the skip connection" if _is_term(s.value, self.name) else ""
-        return f"the path through {target} ({text}){skip}"
+            return f"the path through {reading} ({text})" + (": the skip connection" if self.skip else "")
+        return f"the path through {target} ({text})" + (": the skip connection" if self.skip else "")
 
 
 _ORDINAL = {0: "first", 1: "second", 2: "third", 3: "fourth"}
@@ -448,6 +448,7 @@ def _edges(run: Any, base: str) -> list[Edge]:
                 reach |= F.names(s.value)
                 changed = True
     values = {**run.leaves, **run.forward_env}
+    params = set(run.program.parameters)
     own: list[Edge] = []
     others: list[Edge] = []
     for where, s, loops in later:
@@ -455,17 +456,20 @@ def _edges(run: Any, base: str) -> list[Edge]:
         if not set(_targets(s)) & reach or not any(_symbolic(values.get(t)) for t in _targets(s)):
             continue  # a statement whose value does not reach the loss, or a size (T, D = X.shape)
         readings = _readings(s.value)
-        for name in dict.fromkeys(n for n, _ in readings):
+        for name in dict.fromkeys(n for n, _, _ in readings):
             value = values.get(name)
             if name not in depends or not _symbolic(value):
                 continue
             carried = _carried(name, where, loops)
-            count = sum(1 for n, _ in readings if n == name)
-            found = [Edge(name, where, None, count, s, carried)]
+            count = sum(1 for n, _, _ in readings if n == name)
+            mine = [(c, term) for n, c, term in readings if n == name]
+            branch = any(F.names(t) & params and F.names(t) & depends for t in _terms(s.value)
+                         if not (isinstance(t, F.Name) and t.id == name))  # a learned branch beside it
+            found = [Edge(name, where, None, count, s, carried, skip=count == 1 and mine[0][1] and branch)]
             if count > 1 and carried is None:
-                contexts = [c for n, c in readings if n == name]
-                found += [Edge(name, where, i, count, s, None, context=ctx if contexts.count(ctx) == 1 else None)
-                          for i, ctx in enumerate(contexts)]
+                contexts = [c for c, _ in mine]
+                found += [Edge(name, where, i, count, s, None, context=ctx if contexts.count(ctx) == 1 else None,
+                               skip=term and branch) for i, (ctx, term) in enumerate(mine)]
             (own if name == base else others).extend(found)
     for o, up in run.program.upstream.items():
         if o in depends and o != run.program.loss:
@@ -522,15 +526,17 @@ def _children(node: Any) -> Iterator[Any]:
                 yield v
 
 
-def _readings(node: Any, call: str | None = None) -> list[tuple[str, str | None]]:
-    """Each name the expression reads, in order, with the innermost call around it."""
+def _readings(node: Any, call: str | None = None, term: bool = True) -> list[tuple[str, str | None, bool]]:
+    """Each name the expression reads, in order, with the innermost call around it and
+    whether it is one of the terms the expression adds up."""
     if isinstance(node, F.Name):
-        return [(node.id, call)]
+        return [(node.id, call, term)]
     if isinstance(node, F.Call):
         call = F.unparse(node)
-    out: list[tuple[str, str | None]] = []
+    term = term and (isinstance(node, F.Neg) or (isinstance(node, F.BinOp) and node.op in "+-"))
+    out: list[tuple[str, str | None, bool]] = []
     for child in _children(node):
-        out.extend(_readings(child, call))
+        out.extend(_readings(child, call, term))
     return out
 
 
@@ -604,13 +610,13 @@ def _calls(node: Any) -> list[F.Call]:
     return out
 
 
-def _is_term(node: F.Node, name: str) -> bool:
-    """``name`` is one of the terms the expression adds up (``h @ W2 + b2 + x``)."""
-    if isinstance(node, F.Name):
-        return node.id == name
+def _terms(node: F.Node) -> list[F.Node]:
+    """The terms an expression adds up (``h @ W2 + b2 + x``: three)."""
     if isinstance(node, F.BinOp) and node.op in "+-":
-        return _is_term(node.left, name) or _is_term(node.right, name)
-    return False
+        return _terms(node.left) + _terms(node.right)
+    if isinstance(node, F.Neg):
+        return _terms(node.operand)
+    return [node]
 
 
 def _window(call: F.Call) -> Any:
