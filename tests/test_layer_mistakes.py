@@ -405,3 +405,30 @@ def test_every_format_shows_the_named_mistake(tmp_path: Path, name: str, line: s
     assert words in " ".join(console.export_text().split())
     if name == "conv2d_naive":  # the degree sign typeset, not dropped
         assert "180$^\\circ$" in formats.get("latex").render(doc)
+
+
+def test_a_failing_search_changes_no_verdict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search only adds a name: if it breaks, the refutation stands, without a diagnosis."""
+    from derive.code import paths
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the search")
+
+    monkeypatch.setattr(paths._Finder, "paths", broken)
+    c = verdict_of(report(tmp_path, mutate(shipped("residual_block"), "dx = da.dot(W1.T) + dout",
+                                           "dx = da.dot(W1.T)")), "dx")
+    assert c.verdict == Verdict.REFUTED and c.finding is None
+
+
+def test_the_search_keeps_no_run_alive(tmp_path: Path) -> None:
+    import gc
+
+    from derive.code import paths
+
+    gc.collect()
+    before = len(paths._FINDERS)
+    r = report(tmp_path, mutate(shipped("residual_block"), "dx = da.dot(W1.T) + dout", "dx = da.dot(W1.T)"))
+    assert verdict_of(r, "dx").finding is not None
+    del r
+    gc.collect()
+    assert len(paths._FINDERS) <= before

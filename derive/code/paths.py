@@ -54,7 +54,9 @@ from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.prove.numeric import NotExact
+from derive.prove.zero import TooLarge
 from derive.records import Diagnosis, DiagnosisCode
+from derive.util import budget
 
 __all__ = ["diagnose"]
 
@@ -125,10 +127,15 @@ def diagnose(run: Any, base: str, claimed: Any, true: np.ndarray,
     if plain.shape != true.shape:
         return None
     finder = _finder(run)
-    found = finder.flipped(base, plain, true, line)
-    for look in (finder.spread, finder.paths):
-        if found is None:
-            found = look(base, plain, true)
+    try:
+        found = finder.flipped(base, plain, true, line)
+        for look in (finder.spread, finder.paths):
+            if found is None:
+                found = look(base, plain, true)
+    except (budget.Timeout, TooLarge, MemoryError):
+        raise  # the caller's budget (derive.code.backward._bounded) decides
+    except Exception:  # noqa: BLE001 - a diagnosis only adds to a verdict: failing to find one changes nothing
+        return None
     return found
 
 
@@ -147,9 +154,15 @@ class _Finder:
     lines judged on their own share them)."""
 
     def __init__(self, run: Any) -> None:
-        self.run = run
+        self._run = weakref.ref(run)  # a strong one would keep the run (the key of _FINDERS) alive forever
         self.forward: tuple[P.Statement, ...] = run.program.forward
         self._cache: dict[tuple[Any, ...], np.ndarray | None] = {}
+
+    @property
+    def run(self) -> Any:
+        run = self._run()
+        assert run is not None  # the finder is only reached through its live run
+        return run
 
     def same(self, a: np.ndarray, b: np.ndarray) -> bool:
         return bool(self.run._same(a, b))
