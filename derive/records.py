@@ -108,6 +108,11 @@ class DiagnosisCode(StrEnum):
     WRONG_FACTOR = "wrong factor"  # one factor where another belongs ((1 − A) for (1 − A²))
     WRONG_AXIS = "wrong axis"  # a sum over the other axis
     DOMAIN = "domain"  # true only on a domain nobody declared (one-hot targets, 0/1 masks)
+    MISSING_PATH = "missing path"  # the truth without the paths through one reading of a value (dmean, a skip)
+    EXTRA_PATH = "extra path"  # the truth with one path counted twice
+    PATH_SIGN = "path sign"  # the truth with one path's contribution negated
+    KERNEL_FLIP = "kernel flip"  # a convolution's gradient without the 180° kernel flip (correlation for convolution)
+    POOL_ROUTING = "pool routing"  # max pooling's gradient spread over the window instead of to its maximum
 
 
 @dataclass(frozen=True)

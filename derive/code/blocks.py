@@ -32,6 +32,7 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.code import backward as B
+from derive.code import paths
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
 from derive.code.gradient import Differentiator
@@ -416,6 +417,8 @@ class _Run:
             found = B._bounded(None, self._domain_hint, claimed, true)
         if check.verdict == REFUTED and not check.diagnosis and found is None and line is not None:
             found = B._bounded(None, self._repair, line, true, seconds=REPAIR_SECONDS)
+        if check.verdict == REFUTED and not check.diagnosis and found is None:  # a forgotten path, a kernel flip
+            found = B._bounded(None, paths.diagnose, self, base, claimed, true, line, seconds=PATH_SECONDS)
         if found is not None:
             check.finding, check.diagnosis = found, found.message
         return check
@@ -514,6 +517,7 @@ def _claim_check(g: GradientCheck, c: Claim) -> Check:
 
 MAX_REPAIRS = 200  # candidate repairs of one line (each screened at a sample point first)
 REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
+PATH_SECONDS = 20.0  # the search for a forgotten path (derive.code.paths): each a derivative and a proof
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
 

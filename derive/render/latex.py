@@ -40,6 +40,7 @@ _UNICODE = {
     "⊙": r"$\odot$", "⊗": r"$\otimes$", "ᵀ": r"$^\top$", "×": r"$\times$", "α": r"$\alpha$",
     "σ": r"$\sigma$", "δ": r"$\delta$", "…": r"\dots{}", "≤": r"$\leq$", "·": r"$\cdot$", "—": "---",
     "≥": r"$\geq$", "δ_": r"$\delta$", "²": r"$^2$", "₁": r"$_1$", "ⁿ": r"$^n$", "ᵏ": r"$^k$",
+    "°": r"$^\circ$", "√": r"$\surd$",
 }
 _SPECIAL = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
