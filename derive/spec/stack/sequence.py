@@ -152,7 +152,8 @@ def gru(site: Site) -> Layer:
               f"    db{g}{t} += g{'c' if g == 'h' else g}{t}.sum(axis=0)"]
     b += [f"    d{p}[:, t, :] = gc{t}.dot(Wh{t}.T) + gz{t}.dot(Wz{t}.T) + gr{t}.dot(Wr{t}.T)"] if site.grad_in else []
     b += [f"    dhn{t} = gh{t} * (1 - {z}) + grh{t} * {r} + gz{t}.dot(Uz{t}.T) + gr{t}.dot(Ur{t}.T)"]
-    shapes = {n: ((dim, hd) if n[0] == "W" else (hd, hd) if n[0] == "U" else (hd,)) for n in params}
+    shapes: dict[str, tuple[int, ...]] = {n: ((dim, hd) if n[0] == "W" else (hd, hd) if n[0] == "U" else (hd,))
+                                          for n in params}
     return Layer(f + out, b, shapes, shape)
 
 
