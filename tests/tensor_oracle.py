@@ -296,3 +296,139 @@ def numeric_gradient(layer: Layer, env: Env, name: str, h: float = H) -> np.ndar
         minus[name][idx] -= h
         g[idx] = (loss(layer, plus) - loss(layer, minus)) / (2 * h)
     return g
+
+
+# ------------------------------------------------------------------ layer stacks (network.layers)
+# The same stacks as derive's `network.layers`, computed again here in plain floats, layer
+# by layer, from the documented conventions only (names W<tag>, gamma<tag>, mask<tag>, ...;
+# examples as rows; the defaults eps = 1e-5, keep_prob = 0.5, stride = kernel, output: last).
+
+STACK_DEFAULTS = {"eps": 1e-5, "keep_prob": 0.5, "pad": 0, "heads": 1, "causal": False, "output": "last"}
+
+
+def _act(z: np.ndarray, name: str) -> np.ndarray:
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return sigmoid(z)
+    if name == "softmax":
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return z
+
+
+def _norm(a: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    return (a - a.mean(axis=axes, keepdims=True)) / np.sqrt(a.var(axis=axes, keepdims=True) + eps)
+
+
+def _recurrent(kind: str, a: np.ndarray, e: Env, tag: str, hidden: int) -> np.ndarray:
+    m, steps, _ = a.shape
+    h, c = np.zeros((m, hidden)), np.zeros((m, hidden))
+    states = []
+    for t in range(steps):
+        x = a[:, t]
+        if kind == "rnn":
+            h = np.tanh(x @ e[f"Wx{tag}"] + h @ e[f"Wh{tag}"] + e[f"b{tag}"])
+        elif kind == "lstm":
+            g = x @ e[f"Wx{tag}"] + h @ e[f"Wh{tag}"] + e[f"b{tag}"]
+            i, f, o = (sigmoid(g[:, k * hidden:(k + 1) * hidden]) for k in range(3))
+            c = f * c + i * np.tanh(g[:, 3 * hidden:])
+            h = o * np.tanh(c)
+        else:  # gru, PyTorch's GRUCell with h = (1 − z) h + z h̃
+            z = sigmoid(x @ e[f"Wz{tag}"] + h @ e[f"Uz{tag}"] + e[f"bz{tag}"])
+            r = sigmoid(x @ e[f"Wr{tag}"] + h @ e[f"Ur{tag}"] + e[f"br{tag}"])
+            cand = np.tanh(x @ e[f"Wh{tag}"] + (r * h) @ e[f"Uh{tag}"] + e[f"bh{tag}"])
+            h = (1 - z) * h + z * cand
+        states.append(h)
+    return np.stack(states, axis=1)
+
+
+def _attention(a: np.ndarray, e: Env, tag: str, heads: int, causal: bool) -> np.ndarray:
+    m, steps, dim = a.shape
+    q, k, v = a @ e[f"Wq{tag}"], a @ e[f"Wk{tag}"], a @ e[f"Wv{tag}"]
+    hd = dim // heads
+    out = np.zeros_like(a)
+    for n in range(m):
+        for j in range(heads):
+            cols = slice(j * hd, (j + 1) * hd)
+            s = q[n, :, cols] @ k[n, :, cols].T / np.sqrt(hd)
+            if causal:
+                s = np.where(np.tril(np.ones((steps, steps))) > 0, s, -np.inf)
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            out[n, :, cols] = (p / p.sum(axis=1, keepdims=True)) @ v[n, :, cols]
+    return out @ e[f"Wo{tag}"]
+
+
+def stack_layer(layer: dict, tag: str, a: np.ndarray, e: Env) -> np.ndarray:
+    """One layer of a stack on the batch a (m × one example's shape)."""
+    cfg = {**STACK_DEFAULTS, **layer}
+    kind = cfg.get("type", "dense")
+    if kind == "dense":
+        return _act(a @ e[f"W{tag}"] + e[f"b{tag}"], cfg.get("activation", "identity"))
+    if kind == "conv2d":
+        z = conv_forward(a, e[f"W{tag}"], e[f"b{tag}"], cfg.get("stride", 1), cfg["pad"])
+        return _act(z, cfg.get("activation", "identity"))
+    if kind in ("maxpool", "avgpool"):
+        assert cfg.get("stride", cfg["kernel"]) == cfg["kernel"]
+        return pool_forward(a, cfg["kernel"], kind[:3])
+    if kind == "flatten":
+        return a.reshape(a.shape[0], -1)
+    if kind == "batchnorm":
+        if a.ndim == 4:
+            g, b = e[f"gamma{tag}"][None, :, None, None], e[f"beta{tag}"][None, :, None, None]
+            return g * _norm(a, (0, 2, 3), cfg["eps"]) + b
+        return e[f"gamma{tag}"] * _norm(a, tuple(range(a.ndim - 1)), cfg["eps"]) + e[f"beta{tag}"]
+    if kind == "layernorm":
+        axes = (2,) if a.ndim == 3 else tuple(range(1, a.ndim))
+        return e[f"gamma{tag}"] * _norm(a, axes, cfg["eps"]) + e[f"beta{tag}"]
+    if kind == "dropout":
+        return a * e[f"mask{tag}"] / cfg["keep_prob"]
+    if kind == "embedding":
+        steps = a.shape[0] // e["Y"].shape[0]
+        return e[f"W{tag}"][a.astype(int)].reshape(-1, steps, cfg["dim"])
+    if kind in ("rnn", "lstm", "gru"):
+        states = _recurrent(kind, a, e, tag, cfg["hidden"])
+        return states if cfg["output"] == "all" else states[:, -1]
+    if kind == "attention":
+        return _attention(a, e, tag, cfg["heads"], cfg["causal"])
+    if kind == "residual":
+        out = a
+        for k, inner in enumerate(cfg["layers"]):
+            out = stack_layer(inner, f"{tag}_{k + 1}", out, e)
+        return a + out
+    raise ValueError(kind)
+
+
+def stack_output(layers: list[dict], e: Env, start: int = 0, value: np.ndarray | None = None) -> np.ndarray:
+    """The stack's output; with ``value``, A_start is replaced by it (for ∂L/∂A_start)."""
+    a = e["X"] if value is None else value
+    for i in range(start, len(layers)):
+        a = stack_layer(layers[i], str(i + 1), a, e)
+    return a
+
+
+def stack_loss(net: dict, e: Env, start: int = 0, value: np.ndarray | None = None) -> float:
+    a = stack_output(net["layers"], e, start, value)
+    y, m = e["Y"], e["Y"].shape[0]
+    if net["loss"] == "cross_entropy":
+        return float(-np.sum(y * np.log(a)) / m)
+    return float(np.sum((a - y) ** 2) / (2 * m))
+
+
+def stack_gradient(net: dict, e: Env, name: str, h: float = H) -> np.ndarray:
+    """∂L/∂name by central differences: a leaf (W1, gamma2, ...) or a top-level A<l>."""
+    layer = int(name[1:]) if name[0] == "A" and name[1:].isdigit() else None
+    base = stack_output(net["layers"][:layer], e) if layer is not None else e[name]
+    g = np.zeros(base.shape)
+    for idx in np.ndindex(*base.shape):
+        plus, minus = base.astype(float).copy(), base.astype(float).copy()
+        plus[idx] += h
+        minus[idx] -= h
+        if layer is not None:
+            lp, lm = stack_loss(net, e, layer, plus), stack_loss(net, e, layer, minus)
+        else:
+            lp, lm = stack_loss(net, {**e, name: plus}), stack_loss(net, {**e, name: minus})
+        g[idx] = (lp - lm) / (2 * h)
+    return g

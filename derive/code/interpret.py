@@ -209,6 +209,8 @@ class Interpreter:
             return eq if node.op == "==" else 1 - eq
         if isinstance(node, F.Tuple):
             return tuple(self.value(i, text) for i in node.items)
+        if isinstance(node, F.Subscripts):  # einsum's, validated by the parser: passed on as data
+            return node.text
         if isinstance(node, F.Index):
             base = self.value(node.value, text)
             if isinstance(base, tuple):  # a shape: x.shape[1] spelled through a name
@@ -560,7 +562,6 @@ def _calls() -> dict[str, Call]:
         "argmax": _refuse("the index of a maximum depends on the values: it is not differentiable (use the mask "
                           "x == x.max(axis=..., keepdims=True))"),
         "argmin": _refuse("the index of a minimum depends on the values: it is not differentiable"),
-        "einsum": _refuse("needs a subscripts string, which the formula language does not take"),
     }
     for name in ACTIVATIONS:
         if ACTIVATIONS[name].elementwise:

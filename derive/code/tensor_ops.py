@@ -13,6 +13,10 @@ arrays computed exactly, entry by entry.
   takes the gradient: ties are kinks, a set of measure zero);
 - ``embedding(W, idx)``: rows of W (V, D) picked by integer labels idx (N,) (declared
   ``labels``): Σ_c [idx[i] = c]·W[c], exact on the labels' domain (as ``W[idx]``);
+- ``np.einsum('ij,jk->ik', A, B)``: an explicit index contraction (the subscripts were
+  checked by the parser: letters, commas, one optional '->'; without '->' the output is
+  NumPy's, the letters that occur once, in alphabetical order), each output entry an
+  exact sum of products (zero factors skipped);
 - NumPy's structural functions the layers need: ``np.pad(x, widths)`` (zeros),
   ``np.flip(x, axis=...)``, ``np.rot90(x, k, axes=...)``, ``np.tensordot(a, b, axes=...)``,
   ``np.tile``, ``np.repeat``, ``np.swapaxes``, ``np.tril``/``np.triu`` (a constant mask).
@@ -29,7 +33,7 @@ from sympy import Integer
 
 from derive.code.arrays import _EMPTY, NotRepresentable, SymArray, max_of, to_exprs
 
-__all__ = ["CALLS", "conv2d", "pool"]
+__all__ = ["CALLS", "conv2d", "einsum", "pool"]
 
 # _EMPTY: NumPy's own np.empty (this module may first be imported inside symbolic_numpy())
 MAX_OUTPUT = 20000  # entries one tensor operation may compute (each an exact sum)
@@ -129,6 +133,51 @@ def pool(x: Any, k: int, stride: int, kind: str) -> SymArray:
         i, j = idx[2] * stride, idx[3] * stride
         window = list(xa[idx[0], idx[1], i:i + k, j:j + k].reshape(-1))
         out[idx] = max_of(window, 1) if kind == "max" else sympy.Add(*window) / (k * k)
+    return out.view(SymArray)
+
+
+MAX_TERMS = 400_000  # products one einsum may form (the sizes of all its letters multiplied)
+
+
+def einsum(subscripts: str, *operands: Any) -> SymArray:
+    """out[output letters] = Σ over the other letters of the product of the operands'
+    entries, by explicit loops over every letter's range (NumPy's meaning, exactly)."""
+    inputs, arrow, output = subscripts.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(operands):
+        raise NotRepresentable(f"einsum: {subscripts!r} names {len(terms)} arrays, given {len(operands)}")
+    arrays = [_plain(a, f"einsum: operand {i + 1}") for i, a in enumerate(operands)]
+    sizes: dict[str, int] = {}
+    for term, a in zip(terms, arrays, strict=True):
+        if len(term) != a.ndim:
+            raise NotRepresentable(f"einsum: {term!r} has {len(term)} letters for an array of shape {a.shape}")
+        for letter, n in zip(term, a.shape, strict=True):
+            if sizes.setdefault(letter, n) != n:
+                raise NotRepresentable(f"einsum: the letter {letter!r} has sizes {sizes[letter]} and {n}")
+    if not arrow:
+        output = "".join(sorted(x for x in sizes if inputs.count(x) == 1))
+    if any(x not in sizes for x in output) or len(set(output)) != len(output):
+        raise NotRepresentable(f"einsum: output {output!r} must name letters of the inputs, each once")
+    letters = list(output) + [x for x in sizes if x not in output]
+    total = 1
+    for x in letters:
+        total *= sizes[x]
+    if total > MAX_TERMS:
+        raise NotRepresentable(f"einsum: {total} products (limit {MAX_TERMS}): use smaller sizes")
+    shape = tuple(sizes[x] for x in output)
+    _check_size(shape, "einsum")
+    sums: dict[tuple[int, ...], list[Any]] = {}
+    places = [[letters.index(x) for x in term] for term in terms]
+    for idx in np.ndindex(*(sizes[x] for x in letters)):
+        factors = [a[tuple(idx[k] for k in where)] for a, where in zip(arrays, places, strict=True)]
+        bucket = sums.setdefault(idx[:len(output)], [])
+        if all(f != 0 for f in factors):
+            bucket.append(sympy.Mul(*factors))
+    out = _EMPTY(shape, dtype=object)
+    for key, parts in sums.items():
+        out[key] = sympy.Add(*parts)
+    if not shape:
+        out[()] = sympy.Add(*sums.get((), []))
     return out.view(SymArray)
 
 
@@ -264,8 +313,15 @@ def _band(lower: bool) -> Call:
     return call
 
 
+def _einsum(node: Any, args: list[Any], axis: Any, kw: dict[str, Any]) -> Any:
+    _unknown("einsum", kw, ())
+    if not args or not isinstance(args[0], str):
+        raise NotRepresentable("np.einsum('ij,jk->ik', A, B) takes its subscripts first")
+    return einsum(args[0], *args[1:])
+
+
 CALLS: dict[str, Call] = {
     "conv2d": _conv2d, "maxpool": _pool("max"), "avgpool": _pool("avg"), "embedding": _embedding,
     "pad": _pad, "flip": _flip, "rot90": _rot90, "tensordot": _tensordot, "tile": _tile, "repeat": _repeat,
-    "swapaxes": _swapaxes, "tril": _band(True), "triu": _band(False),
+    "swapaxes": _swapaxes, "tril": _band(True), "triu": _band(False), "einsum": _einsum,
 }

@@ -12,7 +12,9 @@ whitelist and copied into derive's own node types.  Nothing is ever evaluated, i
 looked up as a Python object; names are plain strings that :mod:`derive.model.evaluate` resolves
 against the network.  Anything else (attributes other than ``.T``, subscripts, lambdas,
 comprehensions, strings, keyword arguments other than ``axis``) is a :class:`FormulaError`
-pointing at its column.
+pointing at its column.  The one string taken is ``np.einsum``'s first argument, its
+subscripts (``'ij,jk->ik'``): checked against a strict pattern and kept as data
+(:class:`Subscripts`), never evaluated.
 
 Limits (raised with the keyword arguments of :func:`parse`): text length, nesting depth,
 and the size (absolute value) of an exponent.
@@ -21,6 +23,7 @@ and the size (absolute value) of an exponent.
 from __future__ import annotations
 
 import ast
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -125,7 +128,21 @@ class Equal:
     col: int
 
 
-Node = Num | Name | BinOp | Neg | Transpose | Call | Index | Tuple | Equal
+@dataclass(frozen=True)
+class Subscripts:
+    """The subscripts of ``np.einsum('ij,jk->ik', A, B)``: data, validated by
+    :data:`SUBSCRIPTS` (letters, commas, one optional '->'), never evaluated.  The only
+    string the language takes, and only as einsum's first argument."""
+
+    text: str
+    col: int
+
+
+Node = Num | Name | BinOp | Neg | Transpose | Call | Index | Tuple | Equal | Subscripts
+
+#: einsum subscripts: terms of letters separated by commas, then optionally '->' and the
+#: output's letters (no spaces, no '...')
+SUBSCRIPTS = re.compile(r"[A-Za-z]{1,12}(,[A-Za-z]{1,12}){0,7}(->[A-Za-z]{0,12})?")
 
 #: NumPy spellings accepted as function names (np.sum → sum, np.dot → @, ...); the values
 #: "@ * / + -" are operators, "neg" a negation, "float_cast"/"int_cast" casts (exact
@@ -394,7 +411,11 @@ class _Converter:
         for a in raw_args:
             if isinstance(a, ast.Starred):
                 raise self.fail(a, "starred arguments are not allowed")
-        args = tuple(self.convert(a, d) for a in raw_args)
+        subscripts: tuple[Node, ...] = ()
+        if fname == "einsum":
+            subscripts = (self.subscripts(node, raw_args),)
+            raw_args = raw_args[1:]
+        args = subscripts + tuple(self.convert(a, d) for a in raw_args)
         axis: Node | None = None
         keywords: list[tuple[str, Node]] = []
         torch_style = False
@@ -422,6 +443,25 @@ class _Converter:
             if keep is None or _is_zero(keep):
                 keywords.append(("keepdims", Num(sympy.Integer(0), col)))
         return self.numpy_call(node, fname, args, axis, col, tuple(keywords), raw_args, torch_style)
+
+    def subscripts(self, node: ast.Call, raw: list[ast.AST]) -> Subscripts:
+        """einsum's first argument: a string literal of letters, commas and one '->',
+        with one term per array and the output's letters each once, from the inputs."""
+        first = raw[0] if raw else None
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            raise self.fail(node, "np.einsum takes its subscripts first, as a string literal: "
+                                  "np.einsum('ij,jk->ik', A, B)")
+        text = first.value
+        if not SUBSCRIPTS.fullmatch(text):
+            raise self.fail(first, f"einsum subscripts {text[:40]!r} are not letters separated by commas with one "
+                                   "optional '->' (e.g. 'ij,jk->ik'; no spaces, no '...')")
+        inputs, _, output = text.partition("->")
+        terms = inputs.split(",")
+        if len(terms) != len(raw) - 1:
+            raise self.fail(node, f"einsum subscripts {text!r} name {len(terms)} array(s), given {len(raw) - 1}")
+        if "->" in text and (len(set(output)) != len(output) or not set(output) <= set(inputs) - {","}):
+            raise self.fail(first, f"einsum output {output!r}: each letter once, and from the inputs")
+        return Subscripts(text, getattr(first, "col_offset", 0) + 1 + self.offset)
 
     def numpy_call(self, node: ast.Call, fname: str, args: tuple[Node, ...], axis: Node | None, col: int,
                    keywords: tuple[tuple[str, Node], ...] = (), raw: list[ast.AST] | None = None,
@@ -782,6 +822,8 @@ def unparse(node: Node, parent: int = 0) -> str:
         return f"({text})" if ("/" in text or v < 0) and parent else text
     if isinstance(node, Name):
         return node.id
+    if isinstance(node, Subscripts):
+        return repr(node.text)
     if isinstance(node, Neg):
         inner = unparse(node.operand, 3)
         return f"(-{inner})" if parent else f"-{inner}"

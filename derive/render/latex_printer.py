@@ -79,7 +79,10 @@ def name(text: str, notation: str = "default", loss: str = "J") -> str:
         return f"{shown}_{{{index}}}"
     if "_" in text.strip("_"):  # x_hat: x with the subscript hat
         head, _, tail = text.strip("_").partition("_")
-        return f"{name(head, notation, loss)}_{{{name(tail, notation, loss)}}}"
+        shown_head = name(head, notation, loss)
+        if "_" in shown_head or "^" in shown_head:  # W2_1: {W_{2}}_{1}, never a double subscript
+            shown_head = f"{{{shown_head}}}"
+        return f"{shown_head}_{{{name(tail, notation, loss)}}}"
     plain = _ident(text)
     return plain if len(plain) == 1 else rf"\mathit{{{plain}}}"
 

@@ -50,7 +50,7 @@ def parse_spec(data: Any, file: str = "<spec>", limits: Limits = Limits()) -> Sp
         raise _fail(file, "network", f"expected a mapping (inputs, layers, loss, ...), got {shown(net)}")
     if "equations" in net:
         spec = equation_spec(file, name, net, data, limits)
-    elif is_tensor_stack(net):  # conv2d, pooling, flatten: translated to NumPy code (derive/spec/stack.py)
+    elif is_tensor_stack(net):  # any layer type but dense: translated to NumPy code (derive/spec/stack/)
         return stack_spec(file, name, net, data, limits)
     else:
         spec = layer_stack_spec(file, name, net, data, limits, notation)
