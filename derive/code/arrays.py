@@ -224,11 +224,12 @@ class SymArray(np.ndarray):
             value = _plain(to_exprs(value, "assignment"))
             if value.ndim == 0:
                 value = value[()]
-        if isinstance(value, sympy.Basic):
+        plain = self.view(np.ndarray)
+        if isinstance(value, sympy.Basic) and isinstance(plain[key], np.ndarray):  # broadcast over a slice
             box = _EMPTY((), dtype=object)
             box[()] = value
             value = box
-        self.view(np.ndarray)[key] = value
+        plain[key] = value  # one entry gets the expression itself (a 0-d box there would be kept as an object)
 
     # -------------------------------------------------------- NumPy protocols
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -481,8 +482,12 @@ def relu(u: Expr) -> Expr:
     return Relu(u)
 
 
-#: max/min expressions built here: the expression → (arguments, +1 for max or -1 for min)
+#: max/min expressions built here: the expression → (arguments, +1 for max or -1 for min).
+#: Kept across interpreter runs: a block's backward lines are interpreted again (a line on
+#: its own, a repair) on the forward values of an earlier run, and ``A == maxpool(A)``
+#: there must still know its maxima.  Bounded: the oldest half goes past MAX_EXTREMA.
 _EXTREMA: dict[Expr, tuple[tuple[Expr, ...], int]] = {}
+MAX_EXTREMA = 50_000
 
 
 def max_of(args: Sequence[Expr], sign: int = 1) -> Expr:
@@ -505,6 +510,9 @@ def max_of(args: Sequence[Expr], sign: int = 1) -> Expr:
             later = [1 - step(sign * (xj - xi)) for xj in args[i + 1:]]  # at least the later ones
             terms.append(xi * sympy.Mul(*first, *later))
         result = sympy.Add(*terms)
+    if len(_EXTREMA) >= MAX_EXTREMA:
+        for old in list(_EXTREMA)[:MAX_EXTREMA // 2]:
+            del _EXTREMA[old]
     _EXTREMA[result] = (args, sign)
     return result
 
@@ -930,7 +938,7 @@ def symbolic_numpy() -> Iterator[None]:
     """While the user's code runs: ``np.zeros/ones/empty/full`` (and the ``_like`` forms
     of plain arrays) with a float dtype make symbolic arrays of exact numbers, so that the
     code can write symbolic entries into them.  Integer and boolean arrays stay NumPy's.
-    Restores NumPy on exit; clears the table of maxima built during the run."""
+    Restores NumPy on exit (the table of maxima built is kept: see ``_EXTREMA``)."""
     saved = {name: getattr(np, name) for name in ("zeros", "ones", "empty", "full", "zeros_like", "ones_like",
                                                     "empty_like", "full_like", "array", "asarray", "asanyarray")}
 
@@ -994,7 +1002,6 @@ def symbolic_numpy() -> Iterator[None]:
     finally:
         for name, f in saved.items():
             setattr(np, name, f)
-        _EXTREMA.clear()
 
 
 # ------------------------------------------------------------------ inputs

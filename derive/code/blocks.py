@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,8 @@ from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.ops.activations import ACTIVATIONS, PIECEWISE
+from derive.prove.cases import MAX_CASES, branches, normalized
+from derive.prove.cases import offsets as case_offsets
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
 
@@ -182,6 +184,9 @@ class _Run:
         self.unchecked: list[str] = []
         self.last: dict[str, int] = {}  # forward name → index of its last top-level assignment
         self._truth: dict[str, np.ndarray] = {}
+        #: a forward value V → (the forward values with V's entries as independent symbols, ∂L/∂V in them, back)
+        self._general: dict[str, tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str]] = {}
+        self._cut_free: dict[str, set[Any]] = {}  # the symbols of the loss with V cut loose
         self.symbol_count = 0
         self._at: B._At | None = None  # a sample point inside the domains, for quick rejections
 
@@ -273,16 +278,131 @@ class _Run:
             loss = self._loss(env, make_upstream=False)
         back = dict(zip(atoms.reshape(-1), original.view(np.ndarray).reshape(-1), strict=True))
         d = Differentiator(loss)
+        general = _EMPTY(original.shape, dtype=object)
         out = _EMPTY(original.shape, dtype=object)
         for idx in np.ndindex(*original.shape):
-            out[idx] = d.diff(atoms[idx]).xreplace(back)
+            general[idx] = g = d.diff(atoms[idx])
+            out[idx] = g.xreplace(back)
+        self._general[base] = (env, general, back, base)
+        self._cut_free[base] = loss.free_symbols
         return out
+
+    def _general_of(self, base: str) -> tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str] | None:
+        """V's generalized truth (see :meth:`general_check`); for a leaf P, the chain rule
+        through the first forward value V whose statement reads P and whose cut loss no
+        longer contains P: ∂L/∂P_j = Σ_i (∂L/∂V_i)(v) · ∂V_i/∂P_j, exact at v = V(x)."""
+        if base in self._general:
+            return self._general[base]
+        leaf = self.leaves.get(base)
+        if not isinstance(leaf, SymArray) or base in self.last:
+            return None
+        mine = set(leaf.view(np.ndarray).reshape(-1))
+        for name, k in sorted(self.last.items(), key=lambda item: item[1]):
+            s = self.program.forward[k]
+            if not isinstance(s, P.Assign) or base not in F.names(s.value):
+                continue
+            try:
+                self.truth(name)
+            except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
+                continue
+            if name not in self._general or mine & self._cut_free[name]:
+                continue
+            env, v_true, back, _ = self._general[name]
+            values = self.forward_env[name].view(np.ndarray)
+            plain = leaf.view(np.ndarray)
+            out = _EMPTY(plain.shape, dtype=object)
+            for j in np.ndindex(*plain.shape):
+                p = plain[j]
+                out[j] = sympy.Add(*[t * sympy.diff(x, p) for t, x in zip(v_true.reshape(-1), values.reshape(-1),
+                                                                          strict=True) if p in x.free_symbols])
+            self._general[base] = (env, out, back, name)
+            return self._general[base]
+        return None
+
+    def _cases_zero(self, d: Expr, off_kinks: bool) -> bool:
+        """d = 0 in every sign case of its steps (off their kinks: only > 0 and < 0), each
+        case as written or on the declared domains."""
+        if off_kinks:
+            offsets = case_offsets(normalized(d))
+            if any(o.has(*PIECEWISE) or o.is_number or B.is_zero(o) for o in offsets):
+                return False
+        cases = branches(d, MAX_CASES, off_kinks)
+        return cases is not None and all(
+            B.is_zero(e) or (self.domains.declared and self.domains.zero(e)) for e in cases)
+
+    def general_check(self, base: str, check: GradientCheck, value: Callable[[dict[str, Any]], Any]) -> None:
+        """An unproven ∂L/∂V proven as an identity in V's entries taken as independent values.
+
+        V's truth is the derivative of the loss with V cut loose (its entries fresh symbols
+        v); ``value(env)`` computes the claim again on the forward values with V = v (the
+        values after V in terms of v).  The claim is a function c(v, x) with c(V(x), x) the
+        claim as written, and the truth t(V(x), x) likewise; so c(v, x) = t(v, x) for every
+        v proves c = t at v = V(x).  This is what makes max pooling after a layer provable:
+        in v the ties of a window are v_i = v_j, which the proof by cases splits on, where
+        in x they are polynomial equations it cannot.  Proven "off the kinks", the kink
+        arguments must stay nonzero somewhere once v = V(x) (certified at the sample point):
+        else the kinks could be all of x's space.  Never a refutation: a counterexample in v
+        need not be one in x."""
+        if check.verdict != Verdict.UNPROVEN or self._at is None:
+            return
+        general = self._general_of(base)
+        if general is None:
+            return
+        env, true, back, via = general
+        try:
+            with symbolic_numpy():
+                claimed = value(dict(env))
+        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
+            return
+        claimed = B._objects(claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed))
+        if claimed.shape != true.shape:
+            return
+        kinks = on_domain = 0
+        try:
+            for c, t in zip(claimed.reshape(-1), true.reshape(-1), strict=True):
+                d = c - t
+                if c == t or B.is_zero(d):
+                    continue
+                if self.domains.declared and self.domains.zero(d):
+                    on_domain += 1
+                    continue
+                if not d.has(*PIECEWISE):
+                    return
+                if self._cases_zero(d, False):
+                    on_domain += self.domains.declared and not B._zero_by_cases(d)
+                    continue
+                offsets = case_offsets(normalized(d))
+                if not all(self._at.nonzero(sympy.sympify(o).xreplace(back)) is True for o in offsets):
+                    return
+                if not self._cases_zero(d, True):
+                    return
+                kinks += 1
+        except B.TooLarge:
+            return
+        check.verdict = Verdict.PROVEN
+        check.differing = []
+        check.why = f"exact, {true.size} entries, as an identity in {via}'s entries taken as independent values"
+        if kinks:
+            check.why += f", {kinks} of them almost everywhere (equal except where entries of a max tie or the " \
+                         "argument of a step is 0)"
+            check.almost_everywhere = True
+        if on_domain:
+            check.on_domain = self.domains.text()
+            check.why += f", {on_domain} of them on the declared domain only ({check.on_domain})"
 
     # ------------------------------------------------------------ judging
     def judge(self, name: str, seed: int, points: int) -> GradientCheck:
         base = self.base_of(name)
         assert base is not None
-        return self._judge_values(base, self.backward_env[name], seed, points, self._line(name))
+        check = self._judge_values(base, self.backward_env[name], seed, points, self._line(name))
+
+        def again(env: dict[str, Any]) -> Any:  # the whole backward block on the generalized forward values
+            env.update(self.ups)
+            Interpreter(env).run(self.program.backward)
+            return env[name]
+
+        self.general_check(base, check, again)
+        return check
 
     def _line(self, name: str) -> tuple[str, P.Assign, dict[str, Any]] | None:
         """dV's one defining line (``dV = expr``, nothing after it) with the names before it."""
@@ -457,7 +577,14 @@ class _Run:
         with symbolic_numpy():
             claimed = Interpreter(env).value(c.formula, c.text)
         line = (c.target, P.Assign((F.Name(c.target, 0),), c.formula, 0, c.text), env)
-        return self._judge_values(base, claimed, seed, points, line)
+        check = self._judge_values(base, claimed, seed, points, line)
+
+        def again(env: dict[str, Any]) -> Any:  # a claim naming a gradient (a truth in x, not v) stops here
+            env.update(self.ups)
+            return Interpreter(env).value(c.formula, c.text)
+
+        self.general_check(base, check, again)
+        return check
 
     def _points(self, seed: int, n: int, arrays: list[SymArray], ups: list[SymArray]) -> list[dict[Expr, Any]]:
         rng = random.Random(seed)
