@@ -86,10 +86,9 @@ def _zero_pad(x: np.ndarray, pad: int) -> np.ndarray:
 
 def _out_size(size: int, k: int, stride: int, pad: int, what: str) -> int:
     span = size + 2 * pad - k
-    if stride < 1 or k < 1 or span < 0 or span % stride:
-        raise NotRepresentable(f"{what}: a window of {k} with stride {stride} and padding {pad} does not tile "
-                               f"a side of {size} ((size + 2·pad − k) must be a multiple of the stride)")
-    return span // stride + 1
+    if stride < 1 or k < 1 or span < 0:
+        raise NotRepresentable(f"{what}: a window of {k} does not fit a side of {size} with padding {pad}")
+    return span // stride + 1  # rows a window does not reach are left out (PyTorch's and cs231n's floor)
 
 
 def conv2d(x: Any, w: Any, b: Any = None, stride: int = 1, pad: int = 0) -> SymArray:

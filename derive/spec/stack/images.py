@@ -32,8 +32,8 @@ def conv2d(site: Site) -> Layer:
     c, h, w = site.shape
     t, prev = site.tag, site.prev
     f_, k, s, p = (site.cfg[key] for key in ("filters", "kernel", "stride", "pad"))
-    if (h + 2 * p - k) % s or (w + 2 * p - k) % s or h + 2 * p < k or w + 2 * p < k:
-        raise ValueError(f"a {k}×{k} kernel with stride {s} and pad {p} does not tile {h}×{w}")
+    if h + 2 * p < k or w + 2 * p < k:  # the last rows a stride does not reach are left out (floor)
+        raise ValueError(f"a {k}×{k} kernel does not fit {h}×{w} with pad {p}")
     ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     f = [f"Z{t} = conv2d({prev}, W{t}, b{t}, stride={s}, pad={p})"]
     b = [f"db{t} = np.sum(dZ{t}, axis=(0, 2, 3))",
@@ -58,8 +58,8 @@ def _pool(kind: str) -> Builder:
         c, h, w = site.shape
         t, prev, m = site.tag, site.prev, site.m
         k, s = site.cfg["kernel"], site.cfg["stride"]
-        if h < k or w < k or (h - k) % s or (w - k) % s:
-            raise ValueError(f"a {k}×{k} window with stride {s} does not tile {h}×{w}")
+        if h < k or w < k:  # the last rows a window does not reach are left out (floor, as PyTorch)
+            raise ValueError(f"a {k}×{k} window does not fit {h}×{w}")
         ho, wo = (h - k) // s + 1, (w - k) // s + 1
         f = [f"A{t} = {kind}pool({prev}, {k}, stride={s})"]
         window = f"[:, :, i*{s}:i*{s}+{k}, j*{s}:j*{s}+{k}]"
