@@ -321,7 +321,7 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     stepped: list[tuple[int, ...]] = []
     for idx in np.ndindex(*true.shape):
         d = claimed[idx] - true[idx]
-        if d.has(*PIECEWISE):
+        if has(d, PIECEWISE):
             stepped.append(idx)
             continue
         try:
@@ -360,7 +360,7 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     # the entries with step functions
     for idx in list(differing):  # activations written through exp: σ(2z) − σ(−2z) is tanh(z)
         d = claimed[idx] - true[idx]
-        if d.has(sympy.exp, *EXP_REWRITTEN):
+        if has(d, (sympy.exp, *EXP_REWRITTEN)):
             try:
                 if is_zero(exp_form(d, {}, d)):
                     differing.remove(idx)
@@ -406,6 +406,35 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     return check
 
 
+def has(e: Any, classes: tuple[type, ...]) -> bool:
+    """Whether e has a subterm of one of ``classes``: SymPy's ``e.has`` walks e as a tree,
+    which is exponential in the depth of a recurrent network's expressions (the same
+    subexpression shared by every later step); this walks it as a graph, each distinct
+    subexpression once (memoised across calls: the entries share most of them)."""
+    return bool(atoms(e, classes, first=True))
+
+
+def atoms(e: Any, classes: tuple[type, ...], first: bool = False) -> frozenset[Any]:
+    """The subterms of e of one of ``classes`` (SymPy's ``e.atoms(*classes)``, without walking
+    a shared subexpression twice); ``first``: any one of them is enough."""
+    if not isinstance(e, sympy.Basic):
+        return frozenset()
+    out: set[Any] = set()
+    seen: set[int] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen or not x.args and not isinstance(x, classes):
+            continue
+        seen.add(id(x))
+        if isinstance(x, classes):
+            out.add(x)
+            if first:
+                break
+        stack.extend(x.args)
+    return frozenset(out)
+
+
 DIAGNOSIS_SECONDS = 5.0  # a diagnosis is extra: it gets a few seconds of its own
 
 
@@ -427,7 +456,7 @@ def _zero_as_written(d: Expr, slow: list[bool]) -> bool:
     """is_zero(d); with step functions in d, given a few seconds only: masked blends
     (z[m] = np.exp(-x[m])) expand badly as written and collapse in each case.  After one
     such timeout (``slow``) the entries with steps skip this step."""
-    if not d.has(*PIECEWISE):
+    if not has(d, PIECEWISE):
         return is_zero(d)
     if slow:
         return False
@@ -443,11 +472,11 @@ def _zero_as_written(d: Expr, slow: list[bool]) -> bool:
 
 def _zero_by_cases(d: Expr) -> bool:
     """0 on every side of, and at, every kink (relu′(0.99 x) = relu′(x), clip's two kinks)."""
-    return bool(d.has(*PIECEWISE)) and is_zero(by_cases(d))
+    return has(d, PIECEWISE) and is_zero(by_cases(d))
 
 
 def _zero_off_kinks(d: Expr) -> bool:
-    if not d.has(*PIECEWISE):
+    if not has(d, PIECEWISE):
         return False
     offsets = case_offsets(normalized(d))  # relu′(relu(u)) is relu′(u): its kink is u = 0
     if any(o.has(*PIECEWISE) or o.is_number or is_zero(o) for o in offsets):
@@ -559,7 +588,7 @@ def _differs(c: Expr, t: Expr, at: _At) -> tuple[Any, Any, bool] | None:
 
 def _at_kink(e: Expr, at: _At) -> bool:
     """Whether a step function in e sits at (or cannot be told from) its kink here."""
-    for f in e.atoms(*PIECEWISE):
+    for f in atoms(e, PIECEWISE):
         for o in kink_offsets(f):
             if at.nonzero(o) is not True:
                 return True
