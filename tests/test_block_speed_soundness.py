@@ -50,7 +50,7 @@ def _verdicts(path: Path) -> dict[str, Verdict]:
 def test_batchnorm_bigger_right_proven_wrong_refuted(tmp_path: Path) -> None:
     claims = """claims:
   - target: dx
-    formula: dx1 + dx2
+    formula: dxhat * ivar + 2 * xmu * dsq + dmu / N
   - target: dx
     formula: dxhat * ivar + 2 * xmu * dsq
     expect: refuted
@@ -63,7 +63,7 @@ def test_batchnorm_bigger_right_proven_wrong_refuted(tmp_path: Path) -> None:
     path = _resized(tmp_path, "batchnorm_staged.yaml", "{x: [4, 3], gamma: [3], beta: [3]}", claims)
     report = derive.load(path).report(timeout=240)
     got = [c.verdict for c in report.claims if c.formula in (
-        "dx1 + dx2", "dxhat * ivar + 2 * xmu * dsq",
+        "dxhat * ivar + 2 * xmu * dsq + dmu / N", "dxhat * ivar + 2 * xmu * dsq",
         "(1. / N) * gamma * ivar * (N * dout - np.sum(dout, axis=0) - xhat * np.sum(dout * xhat, axis=0))",
         "(1. / N) * gamma * ivar * (N * dout - np.sum(dout, axis=0) - xhat * np.sum(dout * xmu, axis=0))")]
     assert got == [Verdict.PROVEN, Verdict.REFUTED, Verdict.PROVEN, Verdict.REFUTED]
