@@ -37,6 +37,7 @@ from derive.code.domains import Domains
 from derive.code.report import Counterexample, GradientCheck, Result, array_text
 from derive.errors import DeriveError
 from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_offsets
+from derive.prove import core as _core
 from derive.prove.cases import by_cases, normalized
 from derive.prove.cases import offsets as case_offsets
 from derive.prove.judge import exp_form
@@ -49,7 +50,7 @@ from derive.prove.numeric import (
     interval_endpoints,
     simplest_rational,
 )
-from derive.prove.zero import TooLarge, is_zero
+from derive.prove.zero import MAX_TERMS, TooLarge, current_core, expanded_terms, is_zero
 from derive.records import Verdict
 from derive.util import budget
 
@@ -296,6 +297,13 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
            domains: Domains | None = None) -> GradientCheck:
     """The verdict on one gradient, entry by entry; ``domains``: the declared input
     domains (proofs on them by cases, and the labels in a counterexample)."""
+    with _core.sharing():  # the entries share most subexpressions: translated once
+        return _judge_entries(name, claimed_arr, true, pts, names, inputs, ups, upstream_name, domains)
+
+
+def _judge_entries(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Expr, Fraction]],
+                   names: list[str], inputs: list[SymArray], ups: list[SymArray | None], upstream_name: str,
+                   domains: Domains | None = None) -> GradientCheck:
     claimed = claimed_arr.view(np.ndarray)
     check = GradientCheck(name=name, verdict=Verdict.UNPROVEN, entries=int(true.size))
     note = ""
@@ -317,23 +325,14 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     kinks_only: list[tuple[int, ...]] = []
     too_large = False
     slow: list[bool] = []  # an entry with steps timed out as written: the next ones go to the cases first
-    # 1. the cheap proofs (no step functions); entries with steps wait for step 3
-    stepped: list[tuple[int, ...]] = []
-    for idx in np.ndindex(*true.shape):
-        d = claimed[idx] - true[idx]
-        if d.has(*PIECEWISE):
-            stepped.append(idx)
-            continue
-        try:
-            if is_zero(d):
-                continue
-        except TooLarge:
-            too_large = True
-        differing.append(idx)
+    ats: dict[int, _At] = {}  # one evaluator per point, kept across the attempts
 
     def refute(entries: list[tuple[int, ...]]) -> GradientCheck | None:
-        for values in pts:
-            at = _At(values)
+        return check if refute_at(pts, entries) else None
+
+    def refute_at(points: list[dict[Expr, Fraction]], entries: list[tuple[int, ...]]) -> bool:
+        for values in points:
+            at = ats.setdefault(id(values), _At(values))
             for idx in entries:
                 found = _differs(claimed[idx], true[idx], at)
                 if found is None:
@@ -350,17 +349,50 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
                     index=idx, claimed=c_val, true=t_val, exact=exact, arrays=arrays)
                 check.differing = list(differing)
                 check.diagnosis = _bounded("", _diagnose, name, claimed, true, c_val, t_val, at)
-                return check
-        return None
+                return True
+        return False
 
-    # 2. a refutation before the expensive proofs by cases, when something already failed
-    if (differing or stepped) and refute(differing + stepped) is not None:
+    # 0. a wrong claim is usually wrong at the first point already: refuted before any proof
+    if pts and refute_at(pts[:1], list(np.ndindex(*true.shape))):
         return check
+    # 1. the cheap proofs (no step functions, SymEngine only); entries with steps wait for step 3
+    stepped: list[tuple[int, ...]] = []
+    undecided: list[tuple[int, ...]] = []
+    for idx in np.ndindex(*true.shape):
+        c, t = claimed[idx], true[idx]
+        if c == t:  # the same expression (the claim's line reads the forward's values as the truth does)
+            continue
+        d = c - t
+        if has(d, PIECEWISE):
+            stepped.append(idx)
+            continue
+        try:
+            fast = _fast_zero(d)
+            if fast:
+                continue
+            if fast is None:
+                undecided.append(idx)
+                continue
+        except TooLarge:
+            too_large = True
+        differing.append(idx)
+
+    # 2. a refutation before the expensive proofs (SymPy's, by cases), when something already failed:
+    # a wrong claim never pays for them
+    if (differing or stepped or undecided) and refute(differing + undecided + stepped) is not None:
+        return check
+    for idx in undecided:  # the slow proofs (SymPy) for what the fast ones left open
+        try:
+            if is_zero(claimed[idx] - true[idx]):
+                continue
+        except TooLarge:
+            too_large = True
+        differing.append(idx)
     # 3. on the declared domains (by cases over the finite inputs), then proofs by cases for
     # the entries with step functions
     for idx in list(differing):  # activations written through exp: σ(2z) − σ(−2z) is tanh(z)
         d = claimed[idx] - true[idx]
-        if d.has(sympy.exp, *EXP_REWRITTEN):
+        if has(d, (sympy.exp, *EXP_REWRITTEN)):
             try:
                 if is_zero(exp_form(d, {}, d)):
                     differing.remove(idx)
@@ -406,6 +438,47 @@ def _judge(name: str, claimed_arr: SymArray, true: np.ndarray, pts: list[dict[Ex
     return check
 
 
+def _fast_zero(d: Expr) -> bool | None:
+    """is_zero(d) by SymEngine alone (over common denominators for quotients): True, False
+    (final), or None (only SymPy might still prove it); raises TooLarge as is_zero does."""
+    if d == 0:
+        return True
+    if current_core() != "symengine":
+        return None
+    if expanded_terms(d) > MAX_TERMS:
+        raise TooLarge
+    return _core.is_zero(d)
+
+
+def has(e: Any, classes: tuple[type, ...]) -> bool:
+    """Whether e has a subterm of one of ``classes``: SymPy's ``e.has`` walks e as a tree,
+    which is exponential in the depth of a recurrent network's expressions (the same
+    subexpression shared by every later step); this walks it as a graph, each distinct
+    subexpression once (memoised across calls: the entries share most of them)."""
+    return bool(atoms(e, classes, first=True))
+
+
+def atoms(e: Any, classes: tuple[type, ...], first: bool = False) -> frozenset[Any]:
+    """The subterms of e of one of ``classes`` (SymPy's ``e.atoms(*classes)``, without walking
+    a shared subexpression twice); ``first``: any one of them is enough."""
+    if not isinstance(e, sympy.Basic):
+        return frozenset()
+    out: set[Any] = set()
+    seen: set[int] = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if id(x) in seen or not x.args and not isinstance(x, classes):
+            continue
+        seen.add(id(x))
+        if isinstance(x, classes):
+            out.add(x)
+            if first:
+                break
+        stack.extend(x.args)
+    return frozenset(out)
+
+
 DIAGNOSIS_SECONDS = 5.0  # a diagnosis is extra: it gets a few seconds of its own
 
 
@@ -427,7 +500,7 @@ def _zero_as_written(d: Expr, slow: list[bool]) -> bool:
     """is_zero(d); with step functions in d, given a few seconds only: masked blends
     (z[m] = np.exp(-x[m])) expand badly as written and collapse in each case.  After one
     such timeout (``slow``) the entries with steps skip this step."""
-    if not d.has(*PIECEWISE):
+    if not has(d, PIECEWISE):
         return is_zero(d)
     if slow:
         return False
@@ -443,11 +516,11 @@ def _zero_as_written(d: Expr, slow: list[bool]) -> bool:
 
 def _zero_by_cases(d: Expr) -> bool:
     """0 on every side of, and at, every kink (relu′(0.99 x) = relu′(x), clip's two kinks)."""
-    return bool(d.has(*PIECEWISE)) and is_zero(by_cases(d))
+    return has(d, PIECEWISE) and is_zero(by_cases(d))
 
 
 def _zero_off_kinks(d: Expr) -> bool:
-    if not d.has(*PIECEWISE):
+    if not has(d, PIECEWISE):
         return False
     offsets = case_offsets(normalized(d))  # relu′(relu(u)) is relu′(u): its kink is u = 0
     if any(o.has(*PIECEWISE) or o.is_number or is_zero(o) for o in offsets):
@@ -559,7 +632,7 @@ def _differs(c: Expr, t: Expr, at: _At) -> tuple[Any, Any, bool] | None:
 
 def _at_kink(e: Expr, at: _At) -> bool:
     """Whether a step function in e sits at (or cannot be told from) its kink here."""
-    for f in e.atoms(*PIECEWISE):
+    for f in atoms(e, PIECEWISE):
         for o in kink_offsets(f):
             if at.nonzero(o) is not True:
                 return True

@@ -199,7 +199,12 @@ def is_zero(expr: Expr) -> bool | None:
     if _symengine() is None:
         return None
     value, flags = Translation({})(expr)
-    return difference_is_zero(value, _se.Integer(0), flags)
+    if not flags & FRACTION:
+        found = difference_is_zero(value, _se.Integer(0), flags)
+        if found is not None or not flags:
+            return found
+    # quotients of sums, roots, opaque applications: over common denominators (Fractions)
+    return rational_is_zero(expr)
 
 
 def equal(left: Expr, right: Expr) -> bool | None:
@@ -304,3 +309,245 @@ def _subset_with_product(factors: list[Any], target: Any, most: int = 3) -> set[
             if product == target:
                 return set(pick)
     return None
+
+
+# ------------------------------------------------------------------ rational functions
+class Fractions:
+    """SymPy → SymEngine for rational functions: each node becomes (numerator, denominator)
+    with the numerator expanded and the denominator a product of powers of factors (each an
+    expanded SymEngine polynomial), so that a sum is put over the least common multiple of
+    its terms' factor lists, never over the product of all their denominators.  This is
+    SymPy's ``together`` + ``expand`` of the numerator, in C++ (batch norm's and softmax's
+    quotients: minutes in SymPy, a fraction of a second here).
+
+    ``u^(p/q)`` (a root, SymPy's ``sqrt``) becomes ``r^p`` for one symbol ``r = u^(1/q)`` per
+    base ``u`` (compared expanded) and ``q``, and an integer power ``u^n`` of such a base
+    becomes ``r^(q·n)``: ``(v + ε)^(−3/2)`` and ``(v + ε)^(−1)·(v + ε)^(−1/2)`` are the same
+    ``r^(−3)``.  An opaque function application (``exp(u)``, ``tanh(u)``) is a symbol, one per
+    function and expanded arguments (``exp(x·(y + z))`` and ``exp(x·y + x·z)`` are one).
+
+    Every step is an identity wherever the expression is defined (real, no division by 0, a
+    root of a positive base), and the symbols are treated as independent, so a numerator
+    that expands to 0 proves the expression identically 0.  A nonzero numerator is final
+    only without roots or opaque symbols (they may satisfy relations the symbols forget).
+    """
+
+    def __init__(self) -> None:
+        se = _symengine()
+        self.se = se
+        self.memo: dict[Expr, tuple[Any, dict[Any, int], int]] = {}
+        self.opaque: dict[Any, Any] = {}
+        self.roots: dict[Any, tuple[Any, int]] = {}  # base key → (r, q): r = base^(1/q)
+        self.exps: dict[Any, tuple[Any, Any]] = {}  # monomial m → (exp(g·m), g)
+
+    def _symbol(self, key: Any, prefix: str) -> Any:
+        s = self.opaque.get(key)
+        if s is None:
+            s = self.se.Symbol(f"_{prefix}{len(self.opaque)}")
+            self.opaque[key] = s
+        return s
+
+    def _key(self, part: tuple[Any, dict[Any, int], int]) -> Any:
+        num, den, _ = part
+        return (num, frozenset(den.items()))
+
+    def __call__(self, e: Expr) -> tuple[Any, dict[Any, int], int]:
+        found = self.memo.get(e)
+        if found is not None:
+            return found
+        se = self.se
+        out: tuple[Any, dict[Any, int], int]
+        if e.is_Symbol:
+            out = (self._symbol(e, "s"), {}, 0)
+        elif e.is_Rational:
+            out = (se.Rational(int(e.p), int(e.q)), {}, 0)
+        elif e.is_Add:
+            out = self._add([self(a) for a in e.args])
+        elif e.is_Mul:
+            out = self._mul([self(a) for a in e.args])
+        elif e.is_Pow and e.exp.is_Integer:
+            out = self._power(e.base, int(e.exp))
+        elif e.is_Pow and e.exp.is_Rational and e.base.is_Rational:  # √2: SymEngine's exact algebraic numbers
+            out = (se.Pow(se.Rational(int(e.base.p), int(e.base.q)), se.Rational(int(e.exp.p), int(e.exp.q))), {},
+                   OPAQUE)
+        elif e.is_Pow and e.exp.is_Rational:
+            base = self(e.base)
+            r, q = self._root(base, int(e.exp.q))
+            out = self._monomial(r, int(e.exp.p) * (q // int(e.exp.q)), base[2] | OPAQUE)
+        elif isinstance(e, _exp()):
+            out = self._exp(_args(e)[0])
+        elif isinstance(e, _applied()) and _args(e):
+            args = tuple(self._key(self(a)) for a in _args(e))
+            out = (self._symbol((type(e), args), "f"), {}, OPAQUE)
+        else:
+            out = (self._symbol(e, "o"), {}, OPAQUE)
+        self.memo[e] = out
+        return out
+
+    def _exp(self, u: Expr) -> tuple[Any, dict[Any, int], int]:
+        """exp(c·p) = exp(g·p)^(c/g): one symbol per argument p up to a factor (SymPy writes
+        exp(u)·exp(u) as exp(2u): the same symbol squared here) when c/g is an integer;
+        else one opaque symbol per argument."""
+        se = self.se
+        num, den, flags = self(u)
+        if den or num == 0:
+            return (self._symbol(("exp", self._key((num, den, flags))), "f"), {}, OPAQUE)
+        terms = num.args if isinstance(num, se.Add) else (num,)
+        coef, _ = min((_split(t) for t in terms), key=lambda cm: str(cm[1]))
+        p = se.expand(num / coef)
+        found = self.exps.get(p)
+        if found is None:
+            found = (self._symbol(("exp", p, coef), "e"), coef)
+            self.exps[p] = found
+        symbol, g = found
+        n = se.expand(coef / g)
+        if not isinstance(n, se.Integer):
+            return (self._symbol(("exp", p, coef), "e"), {}, OPAQUE)
+        k = int(n)
+        return (symbol**k, {}, OPAQUE) if k >= 0 else (se.Integer(1), {symbol: -k}, OPAQUE)
+
+    def _monomial(self, r: Any, n: int, flags: int) -> tuple[Any, dict[Any, int], int]:
+        if n >= 0:
+            return (r**n, {}, flags)
+        return (self.se.Integer(1), {r: -n}, flags)
+
+    def _root(self, base: tuple[Any, dict[Any, int], int], q: int) -> tuple[Any, int]:
+        key = self._key(base)
+        found = self.roots.get(key)
+        if found is not None and found[1] % q == 0:
+            return found
+        r = self._symbol((key, q), "r")
+        if found is None:
+            self.roots[key] = (r, q)
+        return r, q
+
+    def _power(self, b: Expr, n: int) -> tuple[Any, dict[Any, int], int]:
+        base = self(b)
+        root = self.roots.get(self._key(base))
+        if root is not None:  # u^n = (u^(1/q))^(q·n)
+            r, q = root
+            return self._monomial(r, q * n, base[2] | OPAQUE)
+        num, den, flags = base
+        if n >= 0:
+            return (_expanded(num**n, _power_size(num, n)), {k: v * n for k, v in den.items()}, flags)
+        m = -n
+        if num == 0:
+            raise Unknown  # a division by 0 as written
+        top = self.se.Integer(1)
+        if den:
+            top = _expanded(self.se.Mul(*[k ** (v * m) for k, v in den.items()]),
+                            math.prod(_power_size(k, v * m) for k, v in den.items()))
+        if isinstance(num, self.se.Number):
+            return (_expanded(top / num**m, _size(top)), {}, flags)
+        return (top, {num: m}, flags)
+
+    def _mul(self, parts: list[tuple[Any, dict[Any, int], int]]) -> tuple[Any, dict[Any, int], int]:
+        den: dict[Any, int] = {}
+        flags = 0
+        for _, d, f in parts:
+            flags |= f
+            for k, v in d.items():
+                den[k] = den.get(k, 0) + v
+        return (_expanded(self.se.Mul(*[n for n, _, _ in parts]), math.prod(_size(n) for n, _, _ in parts)), den,
+                flags)
+
+    def _add(self, parts: list[tuple[Any, dict[Any, int], int]]) -> tuple[Any, dict[Any, int], int]:
+        lcm: dict[Any, int] = {}
+        flags = 0
+        for _, d, f in parts:
+            flags |= f
+            for k, v in d.items():
+                if v > lcm.get(k, 0):
+                    lcm[k] = v
+        if not lcm:
+            return (_expanded(self.se.Add(*[n for n, _, _ in parts]), sum(_size(n) for n, _, _ in parts)), {}, flags)
+        terms = []
+        size = 0
+        for n, d, _ in parts:
+            missing = [(k, v - d.get(k, 0)) for k, v in lcm.items() if v > d.get(k, 0)]
+            terms.append(self.se.Mul(n, *[k**m for k, m in missing]))
+            size += _size(n) * math.prod(_power_size(k, m) for k, m in missing)
+        return (_expanded(self.se.Add(*terms), size), lcm, flags)
+
+    def is_zero(self, e: Expr) -> bool | None:
+        """True: identically 0; False: not, and final; None: unknown."""
+        try:
+            num, _, flags = self(e)
+        except Unknown:
+            return None
+        if num == 0:
+            return True
+        return None if flags else False
+
+
+def _size(e: Any) -> int:
+    """The terms of an expanded SymEngine expression."""
+    return len(e.args) if isinstance(e, _se.Add) else 1
+
+
+def _power_size(e: Any, n: int) -> int:
+    k = _size(e)
+    return 1 if k == 1 or n <= 0 else math.comb(k + n - 1, n)
+
+
+def _expanded(e: Any, size: int) -> Any:
+    """SymEngine's expand of e, whose expansion has at most ``size`` terms (an estimate
+    made from its expanded parts, without walking them): over MAX_TERMS it is TooLarge."""
+    if size > MAX_TERMS:
+        from derive.prove.zero import TooLarge
+
+        raise TooLarge
+    return _se.expand(e)
+
+
+def _split(t: Any) -> tuple[Any, Any]:
+    """A SymEngine monomial as (its numeric coefficient, the rest)."""
+    se = _se
+    if isinstance(t, se.Number) or (isinstance(t, se.Pow) and isinstance(t.args[0], se.Number)):
+        return t, se.Integer(1)
+    if isinstance(t, se.Mul):
+        coef = [a for a in t.args if isinstance(a, se.Number) or (isinstance(a, se.Pow)
+                                                                   and isinstance(a.args[0], se.Number))]
+        rest = [a for a in t.args if not any(a is c for c in coef)]
+        return se.Mul(*coef), se.Mul(*rest)
+    return se.Integer(1), t
+
+
+def _args(e: Any) -> tuple[Any, ...]:
+    return tuple(e.args)
+
+
+def _exp() -> tuple[type, ...]:
+    from sympy import exp
+
+    return (exp,)
+
+
+def _applied() -> tuple[type, ...]:
+    from sympy import Function
+
+    return (Function,)
+
+
+_SHARED: list[Fractions] = []
+
+
+def rational_is_zero(e: Expr) -> bool | None:
+    """:class:`Fractions`' zero test (None without SymEngine); inside :func:`sharing`, one
+    translation serves every call (the entries of a gradient share most subexpressions)."""
+    if _symengine() is None:
+        return None
+    f = _SHARED[-1] if _SHARED else Fractions()
+    return f.is_zero(e)
+
+
+class sharing:  # noqa: N801 - used as a context manager: ``with sharing(): ...``
+    """Within it, :func:`rational_is_zero` memoises its translation across calls."""
+
+    def __enter__(self) -> None:
+        if _symengine() is not None:
+            _SHARED.append(Fractions())
+
+    def __exit__(self, *exc: object) -> None:
+        if _symengine() is not None and _SHARED:
+            _SHARED.pop()

@@ -65,9 +65,22 @@ class UndeterminedDivision(Undetermined, ZeroDivisionError):
 _QUOTE = 60
 
 
-def _quote(e: Any) -> str:
-    text = str(e)
-    return text if len(text) <= _QUOTE else text[: _QUOTE - 1] + "…"
+def _quote(e: Any) -> Any:
+    """The expression as a message quotes it, printed only when a message is made (printing
+    a recurrent network's expression as a tree takes minutes)."""
+    return _Quote(e)
+
+
+class _Quote:
+    def __init__(self, e: Any) -> None:
+        self.e = e
+
+    def __str__(self) -> str:
+        text = str(self.e)
+        return text if len(text) <= _QUOTE else text[: _QUOTE - 1] + "…"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
 
 
 def _show_exponent(p: Fraction) -> str:
