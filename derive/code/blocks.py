@@ -43,7 +43,7 @@ from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.ops.activations import ACTIVATIONS, PIECEWISE
-from derive.prove.cases import MAX_CASES, branches, normalized
+from derive.prove.cases import branches, normalized
 from derive.prove.cases import offsets as case_offsets
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
@@ -287,48 +287,100 @@ class _Run:
         self._cut_free[base] = loss.free_symbols
         return out
 
-    def _general_of(self, base: str) -> tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str] | None:
-        """V's generalized truth (see :meth:`general_check`); for a leaf P, the chain rule
-        through the first forward value V whose statement reads P and whose cut loss no
-        longer contains P: ∂L/∂P_j = Σ_i (∂L/∂V_i)(v) · ∂V_i/∂P_j, exact at v = V(x)."""
-        if base in self._general:
-            return self._general[base]
-        leaf = self.leaves.get(base)
-        if not isinstance(leaf, SymArray) or base in self.last:
-            return None
-        mine = set(leaf.view(np.ndarray).reshape(-1))
+    def _generalizations(self, base: str) -> Iterator[tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str]]:
+        """B's generalized truths (see :meth:`general_check`): a forward value's own (B cut
+        loose), then through each later forward value V (the nearest first) whose loss, with
+        B and V both cut loose, no longer contains B:
+        ∂L/∂B_j = Σ_i (∂L/∂V_i)(v) · ∂V_i/∂B_j, exact at v = V(x) (the chain rule: L
+        depends on B only through V).  A parameter has only the second kind."""
+        if base in self.last:
+            self.truth(base)
+            if base in self._general:
+                yield self._general[base]
+        k_base = self.last.get(base, -1)
+        tried = 0
         for name, k in sorted(self.last.items(), key=lambda item: item[1]):
             s = self.program.forward[k]
-            if not isinstance(s, P.Assign) or base not in F.names(s.value):
+            if k <= k_base or not isinstance(s, P.Assign):
                 continue
-            try:
-                self.truth(name)
-            except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
+            through = self._through(base, name)
+            if through is None:
                 continue
-            if name not in self._general or mine & self._cut_free[name]:
-                continue
-            env, v_true, back, _ = self._general[name]
-            values = self.forward_env[name].view(np.ndarray)
-            plain = leaf.view(np.ndarray)
-            out = _EMPTY(plain.shape, dtype=object)
-            for j in np.ndindex(*plain.shape):
-                p = plain[j]
-                out[j] = sympy.Add(*[t * sympy.diff(x, p) for t, x in zip(v_true.reshape(-1), values.reshape(-1),
-                                                                          strict=True) if p in x.free_symbols])
-            self._general[base] = (env, out, back, name)
-            return self._general[base]
-        return None
+            yield through
+            tried += 1
+            if tried >= MAX_THROUGH:
+                return
 
-    def _cases_zero(self, d: Expr, off_kinks: bool) -> bool:
+    def _through(self, base: str, name: str) -> tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str] | None:
+        """∂L/∂B through V (= ``name``) in V's entries v, or None when L reads B elsewhere."""
+        try:
+            self.truth(name)
+        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError):
+            return None
+        if name not in self._general:
+            return None
+        env_v, v_true, back_v, _ = self._general[name]
+        source = self.leaves[base] if base not in self.last else self.forward_env[base]
+        if not isinstance(source, np.ndarray):
+            return None
+        plain = source.view(np.ndarray)
+        b_atoms = _EMPTY(plain.shape, dtype=object)
+        for idx in np.ndindex(*plain.shape):
+            b_atoms[idx] = Symbol(f"⟪{base}⟫[{','.join(map(str, idx))}]", real=True)
+        back_b = dict(zip(b_atoms.reshape(-1), plain.reshape(-1), strict=True))
+        k_base, k_v = self.last.get(base), self.last[name]
+        v_cut = _EMPTY(v_true.shape, dtype=object)
+        for idx in np.ndindex(*v_true.shape):
+            v_cut[idx] = Symbol(f"⟪{name}⟫[{','.join(map(str, idx))}]", real=True)
+        seen: dict[str, Any] = {}
+
+        def after(s: P.Statement, j: int) -> None:
+            if j == k_base:
+                env[base] = b_atoms.view(SymArray).copy()
+            if j == k_v:
+                seen["V"] = env[name]
+                env[name] = v_cut.view(SymArray).copy()
+
+        try:
+            with symbolic_numpy():
+                env = dict(self.leaves)
+                if k_base is None:
+                    env[base] = b_atoms.view(SymArray).copy()
+                Interpreter(env).run(self.program.forward, after)
+                loss = self._loss(env, make_upstream=False)
+        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError):
+            return None
+        mine = set(b_atoms.reshape(-1))
+        values = seen.get("V")
+        if loss.free_symbols & mine or not isinstance(values, np.ndarray) or values.shape != v_true.shape:
+            return None
+        values = values.view(np.ndarray)
+        out = _EMPTY(plain.shape, dtype=object)
+        for j in np.ndindex(*plain.shape):
+            b = b_atoms[j]
+            out[j] = sympy.Add(*[t * sympy.diff(x, b).xreplace(back_b)
+                                 for t, x in zip(v_true.reshape(-1), values.reshape(-1), strict=True)
+                                 if isinstance(x, sympy.Basic) and b in x.free_symbols])
+        return env_v, out, back_v, name
+
+    def _cases_zero(self, d: Expr, off_kinks: bool) -> str | None:
         """d = 0 in every sign case of its steps (off their kinks: only > 0 and < 0), each
-        case as written or on the declared domains."""
+        case as written ("exact") or on the declared domains ("domain"); None if not shown."""
         if off_kinks:
             offsets = case_offsets(normalized(d))
             if any(o.has(*PIECEWISE) or o.is_number or B.is_zero(o) for o in offsets):
-                return False
-        cases = branches(d, MAX_CASES, off_kinks)
-        return cases is not None and all(
-            B.is_zero(e) or (self.domains.declared and self.domains.zero(e)) for e in cases)
+                return None
+        cases = branches(d, MAX_GENERAL_CASES, off_kinks)
+        if cases is None:
+            return None
+        how = "exact"
+        for e in cases:
+            if B.is_zero(e):
+                continue
+            if not (self.domains.declared and self.domains.zero(e)):
+                return None
+            how = "domain"
+        return how
 
     def general_check(self, base: str, check: GradientCheck, value: Callable[[dict[str, Any]], Any]) -> None:
         """An unproven ∂L/∂V proven as an identity in V's entries taken as independent values.
@@ -345,18 +397,23 @@ class _Run:
         need not be one in x."""
         if check.verdict != Verdict.UNPROVEN or self._at is None:
             return
-        general = self._general_of(base)
-        if general is None:
-            return
+        for general in self._generalizations(base):
+            if self._general_proof(check, general, value):
+                return
+
+    def _general_proof(self, check: GradientCheck,
+                       general: tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str],
+                       value: Callable[[dict[str, Any]], Any]) -> bool:
+        assert self._at is not None
         env, true, back, via = general
         try:
             with symbolic_numpy():
                 claimed = value(dict(env))
         except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
-            return
+            return False
         claimed = B._objects(claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed))
         if claimed.shape != true.shape:
-            return
+            return False
         kinks = on_domain = 0
         try:
             for c, t in zip(claimed.reshape(-1), true.reshape(-1), strict=True):
@@ -367,18 +424,19 @@ class _Run:
                     on_domain += 1
                     continue
                 if not d.has(*PIECEWISE):
-                    return
-                if self._cases_zero(d, False):
-                    on_domain += self.domains.declared and not B._zero_by_cases(d)
+                    return False
+                how = self._cases_zero(d, False)
+                if how:
+                    on_domain += how == "domain"
                     continue
                 offsets = case_offsets(normalized(d))
                 if not all(self._at.nonzero(sympy.sympify(o).xreplace(back)) is True for o in offsets):
-                    return
+                    return False
                 if not self._cases_zero(d, True):
-                    return
+                    return False
                 kinks += 1
         except B.TooLarge:
-            return
+            return False
         check.verdict = Verdict.PROVEN
         check.differing = []
         check.why = f"exact, {true.size} entries, as an identity in {via}'s entries taken as independent values"
@@ -389,6 +447,7 @@ class _Run:
         if on_domain:
             check.on_domain = self.domains.text()
             check.why += f", {on_domain} of them on the declared domain only ({check.on_domain})"
+        return True
 
     # ------------------------------------------------------------ judging
     def judge(self, name: str, seed: int, points: int) -> GradientCheck:
@@ -644,7 +703,9 @@ def _claim_check(g: GradientCheck, c: Claim) -> Check:
 
 MAX_REPAIRS = 200  # candidate repairs of one line (each screened at a sample point first)
 REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
-PATH_SECONDS = 20.0  # the search for a forgotten path (derive.code.paths): each a derivative and a proof
+PATH_SECONDS = 20.0
+MAX_THROUGH = 2  # later forward values tried for a gradient's generalized proof (each a forward pass)
+MAX_GENERAL_CASES = 256  # sign cases of a generalized proof (entries of a window: their pairwise orders)  # the search for a forgotten path (derive.code.paths): each a derivative and a proof
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
 

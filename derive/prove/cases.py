@@ -196,12 +196,24 @@ def _sign(u: Expr, signs: dict[Expr, Signs]) -> Signs | None:
     return None
 
 
-def _substitute(expr: Expr, signs: dict[Expr, Signs]) -> Expr:
+def _substitute(expr: Expr, signs: dict[Expr, Signs], memo: dict[Expr, Expr] | None = None) -> Expr:
     """``expr`` with every piecewise application replaced by its branch (bottom-up, so
-    relu′(relu(u)) sees u or 0); raises :class:`_Split` at the first undecided argument."""
+    relu′(relu(u)) sees u or 0); raises :class:`_Split` at the first undecided argument.
+    A subexpression shared by many branches (a window's maximum inside a softmax) is
+    substituted once (``memo``: the expression as a graph, not a tree)."""
     if not expr.args:
         return expr
-    args = [_substitute(a, signs) for a in expr.args]
+    if memo is None:
+        memo = {}
+    done = memo.get(expr)
+    if done is not None:
+        return done
+    memo[expr] = out = _substitute_node(expr, signs, memo)
+    return out
+
+
+def _substitute_node(expr: Expr, signs: dict[Expr, Signs], memo: dict[Expr, Expr]) -> Expr:
+    args = [_substitute(a, signs, memo) for a in expr.args]
     if isinstance(expr, PIECEWISE):
         pw = type(expr).piecewise
         assert pw is not None
