@@ -187,6 +187,8 @@ class _Run:
         #: a forward value V → (the forward values with V's entries as independent symbols, ∂L/∂V in them, back)
         self._general: dict[str, tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str]] = {}
         self._cut_free: dict[str, set[Any]] = {}  # the symbols of the loss with V cut loose
+        self._proven: dict[str, GradientCheck] = {}  # the block's gradients proven so far, in order
+        self._ats: list[B._At] = []  # the sample points of the last judgement
         self.symbol_count = 0
         self._at: B._At | None = None  # a sample point inside the domains, for quick rejections
 
@@ -320,7 +322,15 @@ class _Run:
         if name not in self._general:
             return None
         env_v, v_true, back_v, _ = self._general[name]
-        source = self.leaves[base] if base not in self.last else self.forward_env[base]
+        out = self._pullback(base, name, v_true)
+        return None if out is None else (env_v, out, back_v, name)
+
+    def _pullback(self, base: str, name: str, upstream: np.ndarray, general: bool = False) -> np.ndarray | None:
+        """Σ_i upstream_i · ∂V_i/∂B_j for each entry j of B (V = ``name``): ∂L/∂B when
+        ``upstream`` is ∂L/∂V and L depends on B only through V — checked here exactly (the
+        loss with B and V both cut loose has none of B's entries), else None.  ``general``:
+        in B's entries as the symbols of its own cut (see :meth:`general_check`), not B(x)."""
+        source = self.leaves[base] if base not in self.last else self.forward_env.get(base)
         if not isinstance(source, np.ndarray):
             return None
         plain = source.view(np.ndarray)
@@ -329,8 +339,8 @@ class _Run:
             b_atoms[idx] = Symbol(f"⟪{base}⟫[{','.join(map(str, idx))}]", real=True)
         back_b = dict(zip(b_atoms.reshape(-1), plain.reshape(-1), strict=True))
         k_base, k_v = self.last.get(base), self.last[name]
-        v_cut = _EMPTY(v_true.shape, dtype=object)
-        for idx in np.ndindex(*v_true.shape):
+        v_cut = _EMPTY(upstream.shape, dtype=object)
+        for idx in np.ndindex(*upstream.shape):
             v_cut[idx] = Symbol(f"⟪{name}⟫[{','.join(map(str, idx))}]", real=True)
         seen: dict[str, Any] = {}
 
@@ -352,16 +362,128 @@ class _Run:
             return None
         mine = set(b_atoms.reshape(-1))
         values = seen.get("V")
-        if loss.free_symbols & mine or not isinstance(values, np.ndarray) or values.shape != v_true.shape:
+        if loss.free_symbols & mine or not isinstance(values, np.ndarray) or values.shape != upstream.shape:
             return None
         values = values.view(np.ndarray)
+        if general:  # ⟪B⟫ → ⟨B⟩, the symbols of B's own cut
+            back_b = {b: Symbol(str(b.name).replace("⟪", "⟨", 1).replace("⟫", "⟩", 1), real=True)
+                      for b in b_atoms.reshape(-1)}
         out = _EMPTY(plain.shape, dtype=object)
         for j in np.ndindex(*plain.shape):
             b = b_atoms[j]
             out[j] = sympy.Add(*[t * sympy.diff(x, b).xreplace(back_b)
-                                 for t, x in zip(v_true.reshape(-1), values.reshape(-1), strict=True)
+                                 for t, x in zip(upstream.reshape(-1), values.reshape(-1), strict=True)
                                  if isinstance(x, sympy.Basic) and b in x.free_symbols])
-        return env_v, out, back_v, name
+        return out
+
+    def chained_check(self, base: str, name: str, check: GradientCheck,
+                      formula: tuple[F.Node, str] | None = None) -> None:
+        """An unproven dB proven from a gradient dV the block computed and derive proved
+        (dV = ∂L/∂V): the block run again with dV's final value replaced by free symbols g
+        computes dB as a function of g; if it equals Σ_i g_i ∂V_i/∂B_j for every g (and L
+        depends on B only through V, checked exactly), then at g = dV it is ∂L/∂B — the
+        chain rule, one proven line at a time, without expanding the loss through V.
+        A claim (``formula``) uses true gradients by name: each dV it names is its g."""
+        if check.verdict != Verdict.UNPROVEN:
+            return
+        statements = self.program.backward
+        if formula is None:
+            sources = [(dv, proven) for dv, proven in reversed(list(self._proven.items())) if dv != name]
+        else:
+            exact = GradientCheck(name="", verdict=Verdict.PROVEN)  # a claim's dV is the truth itself
+            sources = [(n, exact) for n in sorted(F.names(formula[0])) if n not in self.forward_env
+                       and n not in self.leaves and n not in self.ups and self.base_of(n) is not None]
+        tried = 0
+        for dv, proven in sources:
+            v = self.base_of(dv)
+            if v is None or v == base or v not in self.last:
+                continue
+            g = _EMPTY(self.truth(v).shape, dtype=object)
+            for idx in np.ndindex(*g.shape):
+                g[idx] = Symbol(f"g⟨{dv}⟩[{','.join(map(str, idx))}]", real=True)
+            last = max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1)
+
+            def compute(env: dict[str, Any], dv: str = dv, last: int = last, g: np.ndarray = g) -> Any:
+                if formula is not None:  # a claim: dV's truth is g
+                    env[dv] = g.view(SymArray).copy()
+                    return Interpreter(env).value(formula[0], formula[1])
+
+                def after(s: P.Statement, j: int) -> None:  # the block: dV's final value is g
+                    if j == last:
+                        env[dv] = g.view(SymArray).copy()
+
+                Interpreter(env).run(statements, after)
+                return env[name]
+
+            true = self._pullback(base, v, g)
+            tried += 1
+            if true is not None and self._chain_proof(check, compute, dv, true, proven):
+                return
+            if true is not None and base in self.last and self._at is not None:  # with B's entries as symbols
+                self.truth(base)
+                general = self._general.get(base)
+                true = self._pullback(base, v, g, general=True)
+                if general is not None and true is not None and self._chain_proof(
+                        check, compute, dv, true, proven, general):
+                    return
+            if tried >= MAX_THROUGH:
+                return
+
+    def _chain_proof(self, check: GradientCheck, compute: Callable[[dict[str, Any]], Any], dv: str,
+                     true: np.ndarray, proven: GradientCheck,
+                     general: tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str] | None = None) -> bool:
+        """dB as computed from g (on the forward values, or with ``general`` on B's own cut:
+        B's entries symbols, the kinks certified as in :meth:`general_check`) equal to
+        ``true`` for every g."""
+        try:
+            with symbolic_numpy():
+                env = dict(self.forward_env if general is None else general[0])
+                env.update(self.ups)
+                claimed = compute(env)
+        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
+            return False
+        claimed = B._objects(claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed))
+        if claimed.shape != true.shape:
+            return False
+        kinks = False
+        try:
+            for c, t in zip(claimed.reshape(-1), true.reshape(-1), strict=True):
+                d = c - t
+                if c == t or B.is_zero(d):
+                    continue
+                if general is None or self._at is None or not d.has(*PIECEWISE):
+                    return False
+                if self._cases_zero(d, False) == "exact":
+                    continue
+                if not self._kinks_null(d, general[2]) or self._cases_zero(d, True) != "exact":
+                    return False
+                kinks = True
+        except B.TooLarge:
+            return False
+        check.verdict = Verdict.PROVEN
+        check.differing = []
+        aes = proven.almost_everywhere or kinks
+        check.why = f"by the chain rule from {dv}, proven" + (" almost everywhere" if proven.almost_everywhere else "")
+        if general is not None:
+            check.why += f"; an identity in {dv}'s and {general[3]}'s entries taken as independent values"
+        if kinks:
+            check.why += " (equal except where entries of a max tie or the argument of a step is 0)"
+        check.almost_everywhere = aes
+        if proven.on_domain:
+            check.on_domain = proven.on_domain
+            check.why += f" on the declared domain ({proven.on_domain})"
+        return True
+
+    def _kinks_null(self, d: Expr, back: dict[Expr, Expr]) -> bool:
+        """The kinks of d (in the symbols of a cut) are a null set of the inputs: each kink
+        argument, back in the inputs' symbols, is analytic (no step or relu inside: relu(z)
+        − relu(z′) is 0 on a whole quadrant) and nonzero at one of the sample points (so not
+        identically 0, and its zeros have measure zero)."""
+        for o in case_offsets(normalized(d)):
+            x = sympy.sympify(o).xreplace(back)
+            if x.has(*PIECEWISE) or not any(at.nonzero(x) is True for at in self._ats):
+                return False
+        return True
 
     def _cases_zero(self, d: Expr, off_kinks: bool) -> str | None:
         """d = 0 in every sign case of its steps (off their kinks: only > 0 and < 0), each
@@ -429,8 +551,7 @@ class _Run:
                 if how:
                     on_domain += how == "domain"
                     continue
-                offsets = case_offsets(normalized(d))
-                if not all(self._at.nonzero(sympy.sympify(o).xreplace(back)) is True for o in offsets):
+                if not self._kinks_null(d, back):
                     return False
                 if not self._cases_zero(d, True):
                     return False
@@ -439,10 +560,10 @@ class _Run:
             return False
         check.verdict = Verdict.PROVEN
         check.differing = []
-        check.why = f"exact, {true.size} entries, as an identity in {via}'s entries taken as independent values"
+        check.why = f"an identity in {via}'s entries taken as independent values"
         if kinks:
-            check.why += f", {kinks} of them almost everywhere (equal except where entries of a max tie or the " \
-                         "argument of a step is 0)"
+            check.why = f"{kinks} of {true.size} entries equal except where entries of a max tie or the argument " \
+                        f"of a step is 0; {check.why}"
             check.almost_everywhere = True
         if on_domain:
             check.on_domain = self.domains.text()
@@ -453,14 +574,20 @@ class _Run:
     def judge(self, name: str, seed: int, points: int) -> GradientCheck:
         base = self.base_of(name)
         assert base is not None
-        check = self._judge_values(base, self.backward_env[name], seed, points, self._line(name))
+        value = self.backward_env[name]
+        check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(value)))
+        self.chained_check(base, name, check)  # cheap when it holds: no expansion of the loss
+        if check.verdict != Verdict.PROVEN:
+            check = self._judge_values(base, value, seed, points, self._line(name))
 
-        def again(env: dict[str, Any]) -> Any:  # the whole backward block on the generalized forward values
-            env.update(self.ups)
-            Interpreter(env).run(self.program.backward)
-            return env[name]
+            def again(env: dict[str, Any]) -> Any:  # the whole backward block on the generalized forward values
+                env.update(self.ups)
+                Interpreter(env).run(self.program.backward)
+                return env[name]
 
-        self.general_check(base, check, again)
+            self.general_check(base, check, again)
+        if check.verdict == Verdict.PROVEN:
+            self._proven[name] = check
         return check
 
     def _line(self, name: str) -> tuple[str, P.Assign, dict[str, Any]] | None:
@@ -583,6 +710,7 @@ class _Run:
         ups = list(self.ups.values())
         pts = self._points(seed, points, arrays, ups)
         self._at = B._At(pts[0]) if pts else None
+        self._ats = [B._At(p) for p in pts]
         up_name = next(iter(self.ups)) if len(self.ups) == 1 else "d_out"
         check = B._judge(base, claimed, true, pts, names, arrays, list(ups), up_name, self.domains)
         check.name = base
@@ -636,6 +764,10 @@ class _Run:
         with symbolic_numpy():
             claimed = Interpreter(env).value(c.formula, c.text)
         line = (c.target, P.Assign((F.Name(c.target, 0),), c.formula, 0, c.text), env)
+        check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(claimed)))
+        self.chained_check(base, c.target, check, (c.formula, c.text))  # cheap when it holds
+        if check.verdict == Verdict.PROVEN:
+            return check
         check = self._judge_values(base, claimed, seed, points, line)
 
         def again(env: dict[str, Any]) -> Any:  # a claim naming a gradient (a truth in x, not v) stops here
@@ -703,9 +835,9 @@ def _claim_check(g: GradientCheck, c: Claim) -> Check:
 
 MAX_REPAIRS = 200  # candidate repairs of one line (each screened at a sample point first)
 REPAIR_SECONDS = 20.0  # the search for a block line's fix: each candidate is a proof on the domains
-PATH_SECONDS = 20.0
+PATH_SECONDS = 20.0  # the search for a forgotten path (derive.code.paths): each a derivative and a proof
 MAX_THROUGH = 2  # later forward values tried for a gradient's generalized proof (each a forward pass)
-MAX_GENERAL_CASES = 256  # sign cases of a generalized proof (entries of a window: their pairwise orders)  # the search for a forgotten path (derive.code.paths): each a derivative and a proof
+MAX_GENERAL_CASES = 256  # sign cases of a generalized proof (entries of a window: their pairwise orders)
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
 
 
