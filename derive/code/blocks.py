@@ -265,9 +265,7 @@ class _Run:
         original = self.forward_env[base]
         if not isinstance(original, np.ndarray):
             raise NotRepresentable(f"{base} is not an array")
-        atoms = _EMPTY(original.shape, dtype=object)
-        for idx in np.ndindex(*original.shape):
-            atoms[idx] = Symbol(f"⟨{base}⟩[{','.join(map(str, idx))}]", real=True)
+        atoms = symbols_array(f"⟨{base}⟩", original.shape).view(np.ndarray)
         cut = atoms.view(SymArray)
 
         def after(s: P.Statement, j: int) -> None:
@@ -334,14 +332,10 @@ class _Run:
         if not isinstance(source, np.ndarray):
             return None
         plain = source.view(np.ndarray)
-        b_atoms = _EMPTY(plain.shape, dtype=object)
-        for idx in np.ndindex(*plain.shape):
-            b_atoms[idx] = Symbol(f"⟪{base}⟫[{','.join(map(str, idx))}]", real=True)
+        b_atoms = symbols_array(f"⟪{base}⟫", plain.shape).view(np.ndarray)
         back_b = dict(zip(b_atoms.reshape(-1), plain.reshape(-1), strict=True))
         k_base, k_v = self.last.get(base), self.last[name]
-        v_cut = _EMPTY(upstream.shape, dtype=object)
-        for idx in np.ndindex(*upstream.shape):
-            v_cut[idx] = Symbol(f"⟪{name}⟫[{','.join(map(str, idx))}]", real=True)
+        v_cut = symbols_array(f"⟪{name}⟫", upstream.shape).view(np.ndarray)
         seen: dict[str, Any] = {}
 
         def after(s: P.Statement, j: int) -> None:
@@ -398,9 +392,7 @@ class _Run:
             v = self.base_of(dv)
             if v is None or v == base or v not in self.last:
                 continue
-            g = _EMPTY(self.truth(v).shape, dtype=object)
-            for idx in np.ndindex(*g.shape):
-                g[idx] = Symbol(f"g⟨{dv}⟩[{','.join(map(str, idx))}]", real=True)
+            g = symbols_array(f"g⟨{dv}⟩", self.truth(v).shape).view(np.ndarray)
             last = max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1)
 
             def compute(env: dict[str, Any], dv: str = dv, last: int = last, g: np.ndarray = g) -> Any:

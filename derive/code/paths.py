@@ -47,7 +47,7 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.code import backward as B
-from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, to_exprs
+from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.gradient import Differentiator
 from derive.code.interpret import Interpreter
 from derive.errors import FormulaError
@@ -392,9 +392,7 @@ class _Finder:
             original = run.forward_env[base]
             if not isinstance(original, np.ndarray):
                 raise NotRepresentable(f"{base} is not an array")
-            atoms = _EMPTY(original.shape, dtype=object)
-            for idx in np.ndindex(*original.shape):
-                atoms[idx] = Symbol(f"⟨{base}⟩[{','.join(map(str, idx))}]", real=True)
+            atoms = symbols_array(f"⟨{base}⟩", original.shape).view(np.ndarray)
             symbols = atoms
         k = -1 if leaf else run.last[base]
 
