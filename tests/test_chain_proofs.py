@@ -52,10 +52,13 @@ def test_max_pooling_after_a_convolution_is_proven(tmp_path: Path, side: int, k:
 def test_relu_before_max_pooling_is_never_proven_off_a_null_set(tmp_path: Path) -> None:
     """relu then max pooling: where a window's entries are all relu's 0 (a set of positive
     measure) the mask routes the gradient to every tied entry while derive's truth takes
-    the first; the kink relu(z) − relu(z′) is not a null set, so dA1 must not be 'proven
-    almost everywhere' (it is unproven), and nothing is refuted."""
+    the first; the tie relu(z) − relu(z′) = 0 is not a null set, so dA1 must not be
+    'proven almost everywhere' (it is unproven). dZ1 = dA1 ⊙ relu′(Z1) is right (relu′ is
+    0 there) and proven in Z1's symbols, where the splits are z, z′ and z − z′; the
+    parameters follow by the chain rule; nothing is refuted."""
     got = _verdicts(tmp_path, POOL_STACK.format(side=2, k=1, pad=0, act=", activation: relu"))
     assert got["dA1"][0] == Verdict.UNPROVEN
+    assert got["dZ1"][0] == got["db1"][0] == got["dW1"][0] == Verdict.PROVEN
     assert Verdict.REFUTED not in {v for v, _ in got.values()}
 
 

@@ -43,8 +43,7 @@ from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.ops.activations import ACTIVATIONS, PIECEWISE
-from derive.prove.cases import branches, normalized
-from derive.prove.cases import offsets as case_offsets
+from derive.prove.cases import branches
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
 
@@ -447,7 +446,7 @@ class _Run:
                     return False
                 if self._cases_zero(d, False) == "exact":
                     continue
-                if not self._kinks_null(d, general[2]) or self._cases_zero(d, True) != "exact":
+                if self._cases_zero(d, True, general[2]) != "exact":
                     return False
                 kinks = True
         except B.TooLarge:
@@ -466,26 +465,25 @@ class _Run:
             check.why += f" on the declared domain ({proven.on_domain})"
         return True
 
-    def _kinks_null(self, d: Expr, back: dict[Expr, Expr]) -> bool:
-        """The kinks of d (in the symbols of a cut) are a null set of the inputs: each kink
-        argument, back in the inputs' symbols, is analytic (no step or relu inside: relu(z)
-        − relu(z′) is 0 on a whole quadrant) and nonzero at one of the sample points (so not
-        identically 0, and its zeros have measure zero)."""
-        for o in case_offsets(normalized(d)):
+    def _kinks_null(self, splits: set[Expr], back: dict[Expr, Expr]) -> bool:
+        """The points a proof off the kinks left out are a null set of the inputs: each
+        argument it split on (in the symbols of a cut), back in the inputs' symbols, is
+        analytic (no step or relu inside: relu(z) − relu(z′) is 0 on a whole quadrant) and
+        nonzero at one of the sample points (so not identically 0: its zeros have measure 0)."""
+        for o in splits:
             x = sympy.sympify(o).xreplace(back)
             if x.has(*PIECEWISE) or not any(at.nonzero(x) is True for at in self._ats):
                 return False
         return True
 
-    def _cases_zero(self, d: Expr, off_kinks: bool) -> str | None:
-        """d = 0 in every sign case of its steps (off their kinks: only > 0 and < 0), each
-        case as written ("exact") or on the declared domains ("domain"); None if not shown."""
-        if off_kinks:
-            offsets = case_offsets(normalized(d))
-            if any(o.has(*PIECEWISE) or o.is_number or B.is_zero(o) for o in offsets):
-                return None
-        cases = branches(d, MAX_GENERAL_CASES, off_kinks)
-        if cases is None:
+    def _cases_zero(self, d: Expr, off_kinks: bool, back: dict[Expr, Expr] | None = None) -> str | None:
+        """d = 0 in every sign case of its steps, each case as written ("exact") or on the
+        declared domains ("domain"); None if not shown.  Off the kinks (only > 0 and < 0
+        splits), the arguments split on must be a null set of the inputs once ``back``
+        writes them there (:meth:`_kinks_null`)."""
+        splits: set[Expr] = set()
+        cases = branches(d, MAX_GENERAL_CASES, off_kinks, splits)
+        if cases is None or (off_kinks and (back is None or not self._kinks_null(splits, back))):
             return None
         how = "exact"
         for e in cases:
@@ -543,9 +541,7 @@ class _Run:
                 if how:
                     on_domain += how == "domain"
                     continue
-                if not self._kinks_null(d, back):
-                    return False
-                if not self._cases_zero(d, True):
+                if not self._cases_zero(d, True, back):
                     return False
                 kinks += 1
         except B.TooLarge:

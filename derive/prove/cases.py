@@ -70,18 +70,21 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
 
 
-def branches(expr: Expr, limit: int = MAX_CASES, off_kinks: bool = False) -> list[Expr] | None:
+def branches(expr: Expr, limit: int = MAX_CASES, off_kinks: bool = False,
+             splits: set[Expr] | None = None) -> list[Expr] | None:
     """The expression in each sign case of its piecewise arguments (a list that covers
     every point, or every point off the kinks), or None when there are more than ``limit``
     cases, none, or a sign that no split decides.  Unlike :func:`by_cases`, a case whose
-    branch is 0 stays visible."""
+    branch is 0 stays visible.  ``splits`` collects the arguments actually split on (after
+    the inner functions are replaced: relu(u) − relu(v) is split as u, v, then u − v): off
+    the kinks, the points left out are where one of them is 0."""
     expr = normalized(expr)
     if not expr.has(*PIECEWISE):
         return [expr]
     arguments = offsets(expr)
     out = []
     try:
-        for case in _cases(expr, {}, arguments, off_kinks):
+        for case in _cases(expr, {}, arguments, off_kinks, splits):
             out.append(case)
             if len(out) > limit:
                 return None
@@ -131,7 +134,8 @@ def _same_sign(u: Expr, scaled: bool) -> Expr | None:
     return None
 
 
-def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks: bool) -> Iterator[Expr]:
+def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks: bool,
+           splits: set[Expr] | None = None) -> Iterator[Expr]:
     try:
         yield _at_zeros(_substitute(expr, signs), [b for b, s in signs.items() if s == ZERO])
         return
@@ -151,8 +155,10 @@ def _cases(expr: Expr, signs: dict[Expr, Signs], arguments: set[Expr], off_kinks
         options = [frozenset({1}), frozenset({0}), frozenset({-1})]
     else:  # the two sides of this kink (relu′(−z): −z > 0 | −z ≤ 0, that is z < 0 | z ≥ 0)
         options = [right, left]
+    if splits is not None:
+        splits.add(base)
     for option in options:
-        yield from _cases(expr, {**signs, base: option}, arguments, off_kinks)
+        yield from _cases(expr, {**signs, base: option}, arguments, off_kinks, splits)
 
 
 def _at_zeros(expr: Expr, zeros: list[Expr]) -> Expr:
