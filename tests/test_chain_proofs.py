@@ -149,7 +149,8 @@ def test_the_shipped_pool_stack_agrees_with_the_oracle() -> None:
         p = np.exp(a - a.max()) / np.exp(a - a.max()).sum()
         return float(-np.sum(e["Y"] * np.log(p)))
 
-    from test_stack_types import _numeric, _subs  # the same float evaluation of derive's entries
+    from test_stack_types import _subs  # the leaves' symbols at a float point
+    from test_tensor_layers import _numeric  # derive's entries in plain floats
 
     subs = _subs(run, env)
     for name, leaf in (("dW1", "W1"), ("db1", "b1"), ("dW4", "W4")):

@@ -7,33 +7,15 @@ and 4: column-major, as for matrices."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import sympy
+from test_tensor_layers import _values  # a dialect expression on exact rationals, as floats
 
 import derive
-from derive.code.arrays import SymArray, symbolic_numpy
-from derive.code.interpret import Interpreter
 from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.records import Verdict
-
-
-def _values(text: str, **arrays: np.ndarray) -> np.ndarray:
-    """A dialect expression computed by derive on exact rationals, returned as floats."""
-    env: dict[str, Any] = {}
-    for k, v in arrays.items():
-        sym = np.empty(v.shape, dtype=object)
-        for idx in np.ndindex(*v.shape):
-            sym[idx] = sympy.Rational(str(v[idx]))
-        env[k] = sym.view(SymArray)
-    with symbolic_numpy():
-        value = Interpreter(env).value(F.parse(text), text)
-    plain = value.view(np.ndarray) if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
-    return plain.astype(float)
-
 
 RNG = np.random.default_rng(0)
 A, B, C = RNG.integers(-3, 4, (2, 3)) / 2, RNG.integers(-3, 4, (3, 4)) / 2, RNG.integers(-3, 4, (3, 3)) / 4

@@ -20,9 +20,10 @@ import pytest
 import sympy
 import tensor_oracle as O
 import yaml
+from test_tensor_layers import _float, _numeric  # derive's entries in plain floats
 
 import derive
-from derive.code.arrays import SymArray, symbolic_numpy
+from derive.code.arrays import symbolic_numpy
 from derive.code.blocks import _Env, _Run
 from derive.code.interpret import Interpreter, Labels
 from derive.lang import formula as F
@@ -36,32 +37,6 @@ TYPES = ("batchnorm", "layernorm", "dropout", "embedding", "rnn", "lstm", "gru",
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
-
-
-# ------------------------------------------------------------------ numbers for symbols
-_FUNCTIONS = {"exp": np.exp, "log": np.log, "tanh": np.tanh, "Tanh": np.tanh, "Sigmoid": O.sigmoid,
-              "Relu": lambda z: max(z, 0.0), "ReluPrime": lambda z: float(z > 0)}
-
-
-def _float(e: Any) -> float:
-    if e.is_Number:
-        return float(e)
-    args = [_float(a) for a in e.args]
-    if isinstance(e, sympy.Add):
-        return float(sum(args))
-    if isinstance(e, sympy.Mul):
-        return float(np.prod(args))
-    if isinstance(e, sympy.Pow):
-        return float(args[0] ** args[1])
-    return float(_FUNCTIONS[type(e).__name__](*args))
-
-
-def _numeric(value: Any, subs: dict[Any, Any]) -> np.ndarray:
-    plain = value.view(np.ndarray) if isinstance(value, SymArray) else np.asarray(value, dtype=object)
-    out = np.zeros(plain.shape)
-    for idx in np.ndindex(*plain.shape):
-        out[idx] = _float(sympy.sympify(plain[idx]).xreplace(subs))
-    return out
 
 
 def _point(spec: ProgramSpec, seed: int) -> dict[str, np.ndarray]:

@@ -185,7 +185,6 @@ class _Run:
         self._truth: dict[str, np.ndarray] = {}
         #: a forward value V → (the forward values with V's entries as independent symbols, ∂L/∂V in them, back)
         self._general: dict[str, tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str]] = {}
-        self._cut_free: dict[str, set[Any]] = {}  # the symbols of the loss with V cut loose
         self._proven: dict[str, GradientCheck] = {}  # the block's gradients proven so far, in order
         self._ats: list[B._At] = []  # the sample points of the last judgement
         self.symbol_count = 0
@@ -283,7 +282,6 @@ class _Run:
             general[idx] = g = d.diff(atoms[idx])
             out[idx] = g.xreplace(back)
         self._general[base] = (env, general, back, base)
-        self._cut_free[base] = loss.free_symbols
         return out
 
     def _generalizations(self, base: str) -> Iterator[tuple[dict[str, Any], np.ndarray, dict[Expr, Expr], str]]:
