@@ -452,7 +452,8 @@ class _Run:
         check.verdict = Verdict.PROVEN
         check.differing = []
         aes = proven.almost_everywhere or kinks
-        check.why = f"by the chain rule from {dv}, proven" + (" almost everywhere" if proven.almost_everywhere else "")
+        how = " almost everywhere" if proven.almost_everywhere else ""
+        check.why = f"by the chain rule from {dv} (proven{how})"
         if general is not None:
             check.why += f"; an identity in {dv}'s and {general[3]}'s entries taken as independent values"
         if kinks:
@@ -460,7 +461,7 @@ class _Run:
         check.almost_everywhere = aes
         if proven.on_domain:
             check.on_domain = proven.on_domain
-            check.why += f" on the declared domain ({proven.on_domain})"
+            check.why += f"; on the declared domain ({proven.on_domain})"
         return True
 
     def _kinks_null(self, splits: set[Expr], back: dict[Expr, Expr]) -> bool:
