@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tensor_layers import STACK  # the tiny convnet stack, written once
 
 import derive
 from derive.records import DiagnosisCode, Verdict
@@ -253,17 +254,7 @@ def test_blocks_of_our_own(tmp_path: Path, text: str, line: str, wrong: str, tar
     assert_named(report(tmp_path, mutate(text, line, wrong)), target, code, *words)
 
 
-CONVNET = """\
-name: a tiny convnet as a layer stack
-network:
-  inputs: [1, 3, 3]
-  layers:
-    - {type: conv2d, filters: 2, kernel: 2, activation: relu}
-    - {type: avgpool, kernel: 2}
-    - {type: flatten}
-    - {type: dense, units: 1}
-  loss: mse
-  batch: 1
+CONVNET = STACK.replace("name: tiny convnet", "name: a tiny convnet as a layer stack").lstrip() + """\
 claims:
   - target: dA0
     formula: conv2d(dZ1, np.flip(W1, axis=(2, 3)).transpose(1, 0, 2, 3), pad=1)
