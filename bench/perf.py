@@ -3,8 +3,10 @@
     python bench/perf.py --old /tmp/v1 [--new .] [--runs 5] [--only NAME]
     python bench/perf.py --scaling [--runs 5]      # --jobs 1 against --jobs 2
     python bench/perf.py --cold [--runs 5]         # where a cold process's CPU goes
+    python bench/perf.py --phases [--old /tmp/v1]  # where a run's CPU goes, phase by phase
 
-``--old`` and ``--new`` are source trees (a checkout or ``git archive`` of a commit); each
+``--old`` and ``--new`` are source trees (a checkout or ``git archive`` of a commit), each
+compiled to bytecode first (as an installed package is); each
 command runs in a fresh process with ``PYTHONPATH`` set to its tree, the two versions in
 turn (A B A B ...), so a drift of the machine's speed hits both.  Every figure is the
 operating system's accounting of the finished child (``os.wait4``): CPU = user + system
@@ -68,6 +70,14 @@ def parameters(sizes: list[int]) -> int:
     return sum(sizes[i] * sizes[i - 1] + sizes[i] for i in range(1, len(sizes)))
 
 
+def compiled(tree: Path) -> None:
+    """Write the tree's bytecode (``__pycache__``), as ``pip install`` does: a checkout run
+    with PYTHONDONTWRITEBYTECODE set (this machine's default) otherwise compiles derive's
+    hundred modules from source in every process, 0.1 s of CPU a cold start."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "derive")], check=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+
+
 def run(tree: Path, args: list[str]) -> tuple[float, float, float, int]:
     """CPU seconds, wall seconds, peak MB and exit status of one cold ``derive`` process."""
     env = dict(os.environ, PYTHONPATH=str(tree))
@@ -125,6 +135,56 @@ def scaling(tree: Path, tmp: Path, runs: int, only: str | None) -> None:
             print(f"| {name} | {jobs} | {med(rs, 0):.2f} | {med(rs, 1):.2f} | {med(rs, 2):.0f} | {codes} |", flush=True)
 
 
+PHASES = r"""
+import gc, resource, sys, time
+gc.set_threshold(100_000, 50, 100)  # (the CLI's collector thresholds, set before its heavy imports)
+def cpu():
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+t0 = cpu()
+import derive.cli, derive.check.session as S
+t1 = cpu()
+d = S.load(sys.argv[1])
+t2 = cpu()
+_ = d.truth
+t3 = cpu()
+d.prepare_workers()
+t4 = cpu()
+d.report(jobs=int(sys.argv[2]))
+t5 = cpu()
+print(t1[0] - t0[0], t2[0] - t1[0], t3[0] - t2[0], t4[0] - t3[0], t5[0] - t4[0], t5[1] - t4[1])
+"""
+
+
+def phases(trees: list[tuple[str, Path]], tmp: Path, runs: int, only: str | None) -> None:
+    """Where a run's CPU goes, phase by phase, in one process (``resource.getrusage``):
+    import, loading (the network), the truth, the sample points, then the checks (the
+    parent's own CPU, and its workers' together).  The last column, serial part + workers
+    / jobs, is the wall time an idle machine would show if the workers shared the checks
+    evenly: an estimate, not a measurement."""
+    print("| configuration | code | jobs | import | load | truth | points | checks, parent | checks, workers (sum) "
+          "| serial + workers / jobs |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, (sizes, m, act) in STACKS.items():
+        if only and only not in name:
+            continue
+        path = tmp / f"phases_{name.split()[0]}.yaml"
+        path.write_text(stack_yaml(sizes, m, act))
+        for jobs in (1, 2):
+            got: dict[str, list[list[float]]] = {label: [] for label, _ in trees}
+            for _ in range(runs):
+                for label, tree in trees:
+                    out = subprocess.run([sys.executable, "-c", PHASES, str(path), str(jobs)], cwd=tree,
+                                         env=dict(os.environ, PYTHONPATH=str(tree)), capture_output=True,
+                                         text=True, check=True).stdout
+                    got[label].append([float(x) for x in out.split()])
+            for label, rows in got.items():
+                m_ = [statistics.median(r[k] for r in rows) for k in range(6)]
+                serial = sum(m_[:5])
+                print(f"| {name} | {label} | {jobs} | " + " | ".join(f"{x:.2f}" for x in m_)
+                      + f" | {serial + m_[5] / jobs:.2f} |", flush=True)
+
+
 def cold(tree: Path, runs: int) -> None:
     """Where a cold process's CPU goes: the interpreter, SymPy, derive's modules, the check."""
     smallest = min((HERE.parent / "derivations").glob("*.yaml"), key=lambda p: p.stat().st_size)
@@ -156,8 +216,16 @@ def main() -> None:
     ap.add_argument("--growth", action="store_true", help="also fit time ∝ P^k (new code only)")
     ap.add_argument("--scaling", action="store_true", help="only --jobs 1 against --jobs 2 (new code)")
     ap.add_argument("--cold", action="store_true", help="only the cold-start breakdown (new code)")
+    ap.add_argument("--phases", action="store_true",
+                    help="only where a run's CPU goes, phase by phase (old and new, with --old)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="derive-bench-"))
+    for tree in [args.new] + ([args.old] if args.old is not None else []):
+        compiled(tree)
+    if args.phases:
+        trees = ([("old", args.old)] if args.old is not None else []) + [("new", args.new)]
+        phases(trees, tmp, args.runs, args.only)
+        return
     if args.scaling:
         scaling(args.new, tmp, args.runs, args.only)
         return

@@ -98,19 +98,47 @@ def _seconds(config: pytest.Config, ini: str, default: float | None | str) -> fl
 
 
 class DeriveFile(pytest.File):
+    """A spec file.  Collecting it reads and validates the spec and names its items (the
+    rules of a layer stack follow from the spec alone); the network is built when the first
+    item runs, once per file in each process: with pytest-xdist, a worker that runs none
+    of a file's items never builds it (every worker collects every file)."""
+
+    _spec: Any = None  # the loaded spec (Spec or ProgramSpec)
     _derivation: Any = None  # a Derivation, or a BlockDerivation for a spec written as NumPy code
+    _failed: str | None = None  # why building the network failed (every item of the file says so)
     _runner: Runner | None = None
+
+    def spec(self) -> Any:
+        if self._spec is None:
+            from derive.spec import load_spec  # lazy: SymPy loads with the first spec file
+            from derive.util.budget import limit
+
+            with limit(self._budget()[1]):  # reading has the file's budget (and building it again)
+                self._spec = load_spec(self.path)
+        return self._spec
 
     def derivation(self) -> Derivation:
         if self._derivation is None:
-            from derive.check.session import load  # lazy: SymPy loads with the first spec file
-            from derive.util.budget import limit
+            from derive.check.runner import one_line
+            from derive.check.session import from_spec
+            from derive.errors import DeriveError
+            from derive.util.budget import Timeout, limit
 
+            if self._failed is not None:
+                raise BuildError(self._failed)
             strategy = self.config.getoption("--derive-strategy")
-            # loading (at collection) has the file's budget, and so do its items (from the first
-            # one on: items run long after collection, when the other files' tests have run)
-            with limit(self._budget()[1]):
-                self._derivation = load(self.path, strategy, timeout=None)
+            # building has the file's budget, and so do its items (from the first one on:
+            # items run long after collection, when the other files' tests have run)
+            try:
+                with limit(self._budget()[1]):
+                    self._derivation = from_spec(self.spec(), strategy)
+            except DeriveError as exc:
+                self._failed = one_line(exc)
+                raise BuildError(self._failed) from None
+            except Timeout:
+                self._failed = (f"{self.path}: not checked: building the network ran out of the file's "
+                                "time budget (ini option derive_timeout_run)")
+                raise BuildError(self._failed) from None
         return self._derivation
 
     def _budget(self) -> tuple[float | None, float | None]:
@@ -135,11 +163,13 @@ class DeriveFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         from derive.check.runner import one_line
+        from derive.check.session import items_of
         from derive.errors import DeriveError
         from derive.util.budget import Timeout
 
         try:
-            d = self.derivation()
+            spec = self.spec()
+            items = items_of(spec)
         except DeriveError as exc:
             raise self.CollectError(one_line(exc)) from None
         except Timeout:
@@ -147,15 +177,16 @@ class DeriveFile(pytest.File):
                                     "(ini option derive_timeout_run)") from None
         except (MemoryError, RecursionError) as exc:
             raise self.CollectError(f"{self.path}: not checked (limit): {type(exc).__name__} while loading") from None
-        if d.net is None:  # a spec written as NumPy code: its blocks run together, one item
+        if items is None:  # a spec written as NumPy code: its blocks run together, one item
             yield DeriveBlockItem.from_parent(self, name="backward block and claims")
             return
-        for rule in d.rules():
+        rules, claims = items
+        for i, rule in enumerate(rules):
             name = _item_name(f"rule L{rule.layer} {rule.target} = {rule.formula}")
-            yield DeriveItem.from_parent(self, name=name, payload=rule)
-        for claim in d.claims:
-            name = _item_name(f"claim {claim.latex or f'{claim.target} = {claim.formula}'}")
-            yield DeriveItem.from_parent(self, name=name, payload=claim)
+            yield DeriveItem.from_parent(self, name=name, payload=("rule", i, name))
+        for i, claim in enumerate(claims):
+            name = _item_name(f"claim {claim}")
+            yield DeriveItem.from_parent(self, name=name, payload=("claim", i, name))
 
 
 class _Reported(pytest.Item):
@@ -164,6 +195,8 @@ class _Reported(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, DeriveFailure):
             return excinfo.value.text
+        if isinstance(excinfo.value, BuildError):
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -194,6 +227,11 @@ def _item_name(statement: str) -> str:
     return statement.replace(".T", "ᵀ")
 
 
+class BuildError(Exception):
+    """The spec file's network could not be built (bad input met past reading the spec):
+    one line, and every item of the file fails with it."""
+
+
 class DeriveFailure(Exception):
     def __init__(self, check: Check, text: str) -> None:
         super().__init__(text)
@@ -202,9 +240,26 @@ class DeriveFailure(Exception):
 
 
 class DeriveItem(_Reported):
-    def __init__(self, *, payload: Task, **kwargs: Any) -> None:
+    """One rule or claim: ``payload`` is (kind, index, name), the task found by its index in
+    the built derivation (whose list the name was made from)."""
+
+    def __init__(self, *, payload: tuple[str, int, str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.payload = payload
+
+    def task(self, d: Derivation) -> Task:
+        kind, index, name = self.payload
+        if kind == "rule":
+            rule = d.rules()[index]
+            text = f"rule L{rule.layer} {rule.target} = {rule.formula}"
+            task: Task = rule
+        else:
+            claim = d.claims[index]
+            text = f"claim {claim.latex or f'{claim.target} = {claim.formula}'}"
+            task = claim
+        if _item_name(text) != name:  # (the spec alone and the built network name the same items)
+            raise AssertionError(f"derive: item {name!r} is {text!r} in the built network")
+        return task
 
     def runtest(self) -> None:
         from derive.testing import failure_text
@@ -212,6 +267,6 @@ class DeriveItem(_Reported):
         parent = self.parent
         assert isinstance(parent, DeriveFile)
         d = parent.derivation()
-        check = parent.runner().check(d, self.payload)
+        check = parent.runner().check(d, self.task(d))
         if not check.ok:
             raise DeriveFailure(check, failure_text(d, [check]))

@@ -9,7 +9,6 @@ results never depends on it.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import time
@@ -138,7 +137,7 @@ class Runner:
             jobs: int = 1) -> list[Check]:
         """Every task, in order; ``jobs`` forked workers share them when there are several."""
         jobs = max(1, min(jobs, max_jobs(), len(tasks)))
-        if jobs > 1 and len(tasks) > 1 and "fork" in mp.get_all_start_methods() and self._prepared(checker):
+        if jobs > 1 and len(tasks) > 1 and _can_fork() and self._prepared(checker):
             return self._forked(checker, list(tasks), progress, jobs)
         out: list[Check] = []
         for task in tasks:
@@ -161,6 +160,8 @@ class Runner:
         """The tasks shared among ``jobs`` forked workers, the longest first (by the
         checker's estimate: a long item started last would keep one worker busy while the
         others idle); the results are put back in the tasks' order."""
+        import multiprocessing as mp  # (only here: a serial run never imports it, nor pickle and socket)
+
         global _FORKED
         out: list[Check | None] = [None] * len(tasks)
         _FORKED = (self, checker, tasks)
@@ -174,6 +175,12 @@ class Runner:
             _FORKED = None
         assert all(c is not None for c in out)
         return [c for c in out if c is not None]
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()
 
 
 def longest_first(checker: Checker, tasks: Sequence[Task]) -> list[int]:

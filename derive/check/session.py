@@ -30,7 +30,17 @@ from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Method, Report, Rul
 from derive.rules.identities import ALL_SIZES, IdentityResult
 from derive.rules.identities import kron_x_delta as _kron_x_delta
 from derive.rules.identities import vec_abc as _vec_abc
-from derive.rules.layer_rules import Rule, RuleConstructionError, add, matmul, name, rules_for, with_decay
+from derive.rules.layer_rules import (
+    LAYER_RULES,
+    Rule,
+    RuleConstructionError,
+    add,
+    loss_rules,
+    matmul,
+    name,
+    rules_for,
+    with_decay,
+)
 from derive.rules.layer_rules import T as _transpose
 from derive.spec import ClaimSpec, Limits, ProgramSpec, Spec, load_spec, parse_spec
 from derive.util import budget
@@ -409,6 +419,34 @@ def load(path: str | Path, strategy: str = "auto", limits: Limits = Limits(),
 def from_dict(data: dict[str, Any], name: str = "<dict>", strategy: str = "auto") -> Derivation | BlockDerivation:
     """Build a derivation from an already-parsed mapping (same schema as the YAML)."""
     return _derivation(parse_spec(data, name), strategy)
+
+
+def items_of(spec: Spec | ProgramSpec) -> tuple[list[Rule], list[str]] | None:
+    """What a check of this spec runs, from the spec alone (its network not built): the
+    rules, and each claim's name (its LaTeX, or ``target = formula``), in the order of
+    :meth:`Derivation.rules` and :attr:`Derivation.claims`, without the derivation's
+    set-up (its claims' LaTeX read against the network's shapes: most of loading an
+    equations spec).  None for a spec written as NumPy code.  The pytest plugin names
+    its items from this, and builds the derivation when the first item runs."""
+    if isinstance(spec, ProgramSpec):
+        return None
+    if spec.equations is not None:
+        rules = rules_for(build(spec))  # (equations derive their rules: the network, not the truth)
+    else:
+        rules = loss_rules(spec)
+        for layer in range(len(spec.layers), 0, -1):  # (rules_for's order: output layer first)
+            kind = spec.layers[layer - 1].type
+            made = LAYER_RULES.get(kind)
+            if made is None:
+                raise RuleConstructionError(f"the layer type {kind} has no rules in LAYER_RULES")
+            rules.extend(made(spec, layer, True))
+    names = [c.latex or f"{c.target} = {c.formula}" for c in (*spec.claims, *spec.claims_latex)]
+    return rules, names
+
+
+def from_spec(spec: Spec | ProgramSpec, strategy: str = "auto") -> Derivation | BlockDerivation:
+    """The derivation of an already-loaded spec (its network built now)."""
+    return _derivation(spec, strategy)
 
 
 def _derivation(spec: Spec | ProgramSpec, strategy: str) -> Derivation | BlockDerivation:

@@ -226,6 +226,32 @@ def _derivative_of(f: Expr, v: Symbol) -> Expr:
     return d.xreplace({x: v})
 
 
+#: per class: the dummy x, ∂f(x)/∂x, and the function applications in it (each a node that
+#: ``xreplace(canon)`` may replace once x is written as an atom)
+_CANON_DERIVATIVES: dict[type, tuple[Symbol, Expr, tuple[Expr, ...]]] = {}
+
+
+def _derivative_canon(f: Expr, v: Symbol, canon: dict[Expr, Symbol]) -> Expr:
+    """``_derivative_of(f, v).xreplace(canon)`` in one rebuild of the class's derivative
+    instead of two: each function application F(x) in it is mapped at once to the atom
+    that stands for F(v) (when there is one), and x to v.  The same expression (``xreplace``
+    matches the same nodes top-down; tests/test_perf19.py compares ``srepr``), a third of
+    the truth's set-up on a sigmoid network."""
+    cls = type(f)
+    found = _CANON_DERIVATIVES.get(cls)
+    if found is None:
+        _derivative_of(f, v)  # (fills _DERIVATIVES)
+        x, d = _DERIVATIVES[cls]
+        found = _CANON_DERIVATIVES[cls] = (x, d, tuple(sorted(d.atoms(sympy.Function), key=sympy.default_sort_key)))
+    x, d, applied = found
+    rule: dict[Expr, Expr] = {x: v}
+    for a in applied:
+        atom = canon.get(a.xreplace({x: v}))
+        if atom is not None:
+            rule[a] = atom
+    return d.xreplace(rule)
+
+
 def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr, Symbol],
               applications: set[Expr] | None = None) -> dict[Symbol, Expr]:
     """∂e/∂v for every graph symbol v in e, by ``sympy.diff`` applied term by term.
@@ -236,6 +262,7 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
     to ``applications``.
     """
     out: dict[Symbol, list[Expr]] = defaultdict(list)
+    done: set[Symbol] = set()  # partials already written through canon's atoms
     one = Integer(1)
     for term in (e.args if e.is_Add else (e,)):
         if term.is_Symbol:  # a bias: ∂b/∂b = 1
@@ -255,8 +282,9 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
             # an activation of one atom (σ(Z1[0,0])): its class's derivative, taken once
             v = args[0]
             if v in nodes or v in leaves:
-                p = _derivative_of(term, v)
+                p = _derivative_canon(term, v, canon)
                 if p != 0:
+                    done.add(v)
                     out[v].append(p)
             continue
         for v in term.free_symbols:
@@ -268,7 +296,8 @@ def _partials(e: Expr, nodes: set[Symbol], leaves: set[Symbol], canon: dict[Expr
     for v, ps in out.items():
         d = ps[0] if len(ps) == 1 else sympy.Add(*ps)
         if not d.is_Symbol and d.has(sympy.Function):
-            d = d.xreplace(canon)
+            if not (len(ps) == 1 and v in done):  # (one partial from _derivative_canon: through canon already)
+                d = d.xreplace(canon)
             if applications is not None:
                 applications |= d.atoms(sympy.Function)
         if d != 0:
