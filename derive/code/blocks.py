@@ -389,6 +389,8 @@ class _Run:
             v = self.base_of(dv)
             if v is None or v == base or v not in self.last:
                 continue
+            if not paths.depends_on(self.program.forward, v, base):
+                continue  # V does not read B: no chain through it (not counted as a try)
             g = symbols_array(f"g⟨{dv}⟩", self.truth(v).shape).view(np.ndarray)
             last = max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1)
 

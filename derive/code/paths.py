@@ -488,6 +488,33 @@ def _edges(run: Any, base: str) -> list[Edge]:
     return own + others
 
 
+def depends_on(forward: tuple[P.Statement, ...], name: str, base: str) -> bool:
+    """Whether the forward value ``name`` may depend on ``base``: every statement's targets
+    read what its value, its subscripts and the loops around it read, closed transitively
+    over the whole block, whatever the order (an over-approximation: False is certain)."""
+    reads: dict[str, set[str]] = {}
+
+    def visit(statements: tuple[P.Statement, ...], around: frozenset[str]) -> None:
+        for s in statements:
+            if isinstance(s, P.For):
+                visit(s.body, around | F.names(s.start) | F.names(s.stop) | F.names(s.step) | {s.var})
+                continue
+            read = set(around) | P.used((s,))
+            for t in P.assigned((s,)):
+                reads.setdefault(t, set()).update(read)
+
+    visit(forward, frozenset())
+    seen, stack = {name}, [name]
+    while stack:
+        for r in reads.get(stack.pop(), ()):
+            if r == base:
+                return True
+            if r not in seen:
+                seen.add(r)
+                stack.append(r)
+    return False
+
+
 def _symbolic(value: Any) -> bool:
     return isinstance(value, np.ndarray) or (isinstance(value, sympy.Expr) and bool(value.free_symbols))
 
