@@ -38,6 +38,7 @@ from derive.code.report import Counterexample, GradientCheck, Result, array_text
 from derive.errors import DeriveError
 from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_offsets
 from derive.prove import core as _core
+from derive.prove import graph
 from derive.prove.cases import by_cases, normalized
 from derive.prove.cases import offsets as case_offsets
 from derive.prove.judge import exp_form
@@ -454,29 +455,19 @@ def has(e: Any, classes: tuple[type, ...]) -> bool:
     """Whether e has a subterm of one of ``classes``: SymPy's ``e.has`` walks e as a tree,
     which is exponential in the depth of a recurrent network's expressions (the same
     subexpression shared by every later step); this walks it as a graph, each distinct
-    subexpression once (memoised across calls: the entries share most of them)."""
-    return bool(atoms(e, classes, first=True))
+    subexpression once (:mod:`derive.prove.graph`)."""
+    return graph.has(e, classes)
 
 
 def atoms(e: Any, classes: tuple[type, ...], first: bool = False) -> frozenset[Any]:
     """The subterms of e of one of ``classes`` (SymPy's ``e.atoms(*classes)``, without walking
     a shared subexpression twice); ``first``: any one of them is enough."""
-    if not isinstance(e, sympy.Basic):
-        return frozenset()
-    out: set[Any] = set()
-    seen: set[int] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if id(x) in seen or not x.args and not isinstance(x, classes):
-            continue
-        seen.add(id(x))
-        if isinstance(x, classes):
-            out.add(x)
-            if first:
-                break
-        stack.extend(x.args)
-    return frozenset(out)
+    return graph.atoms(e, classes, first)
+
+
+def free_symbols(e: Any) -> set[Any]:
+    """SymPy's ``e.free_symbols``, without walking a shared subexpression twice."""
+    return graph.free_symbols(e)
 
 
 DIAGNOSIS_SECONDS = 5.0  # a diagnosis is extra: it gets a few seconds of its own

@@ -566,6 +566,8 @@ class _Run:
         value = self.backward_env[name]
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(value)))
         self.chained_check(base, name, check)  # cheap when it holds: no expansion of the loss
+        if check.verdict == Verdict.UNPROVEN:  # from several dV at once (X feeding Q, K and V)
+            paths.joint_chain(self, base, name, check)
         if check.verdict != Verdict.PROVEN:
             check = self._judge_values(base, value, seed, points, self._line(name))
 
