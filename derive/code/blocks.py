@@ -107,15 +107,16 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             result.unchecked = run.unchecked
             for name in run.targets:
                 t0 = time.monotonic()
-                g = run.judge(name, seed, points)
+                g = B.within_memory(run.base_of(name) or name, run.judge, name, seed, points)
                 g.seconds = time.monotonic() - t0
                 result.gradients[name] = g
             if any(g.verdict != PROVEN for g in result.gradients.values()):
                 for name in run.targets:  # where does the chain go wrong? each line with true inputs
-                    result.local[name] = run.judge_local(name, seed, points)
+                    result.local[name] = B.within_memory(run.base_of(name) or name, run.judge_local, name, seed,
+                                                         points)
             for c in claims:
                 t0 = time.monotonic()
-                g = run.claim(c, seed, points)
+                g = B.within_memory(run.base_of(c.target) or c.target, run.claim, c, seed, points)
                 g.seconds = time.monotonic() - t0
                 result.checks.append(_claim_check(g, c))
     except budget.Timeout:
@@ -988,6 +989,8 @@ def _record(g: GradientCheck, target: str, formula: str, place: str | None) -> C
         method = Method.SHAPES
     elif "timeout" in g.why:
         method = Method.TIMEOUT
+    elif "(limit)" in g.why:
+        method = Method.LIMIT
     return Check("claim", target, formula, g.verdict, method, g.entries, g.seconds, finding=_diagnosis(g),
                  counterexample=ce, detail=detail, place=place,
                  basis=(f"on the declared domain ({g.on_domain})" if g.on_domain else None))

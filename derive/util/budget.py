@@ -49,6 +49,10 @@ def limit(seconds: float | None) -> Iterator[None]:
         end = min(end, _ends[-1])
 
     def expire(signum: int, frame: object) -> None:
+        left = end - time.monotonic()
+        if left > 0:  # a stale alarm: an inner limit's, pending when it was left and run by this handler
+            signal.setitimer(signal.ITIMER_REAL, left)  # (raising here would end this block early)
+            return
         # fire again soon: an exception raised where Python ignores it (a gc callback, a
         # __del__) is lost, and the block would run on without a limit; leaving the block
         # disarms the timer
