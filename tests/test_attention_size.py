@@ -415,3 +415,30 @@ def test_judge_out_of_memory_is_unproven_limit(monkeypatch: pytest.MonkeyPatch) 
     one = np.array([x], dtype=object)
     check = B._judge("x", one.view(B.SymArray), one, [], ["x"], [], [], "dout")
     assert check.verdict == Verdict.UNPROVEN and "(limit)" in check.why
+
+
+# ------------------------------------------------------------------ time budgets
+def test_a_timeout_raised_while_a_limit_is_left_still_forgets_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block's re-fired alarm can land in its limit's clean-up (a large proof takes a
+    while to unwind): the limit must still be forgotten, else its spent deadline made every
+    later diagnosis's own timeout look like the whole run's (the issue's refuted dX claim
+    came out "unproven (timeout)" after 25 s of a 600 s budget)."""
+    import signal
+
+    from derive.util import budget
+
+    real = signal.setitimer
+    raised: list[bool] = []
+
+    def setitimer(which: int, seconds: float, *rest: float) -> Any:
+        out = real(which, seconds, *rest)
+        if seconds == 0 and not raised:
+            raised.append(True)
+            raise budget.Timeout  # as the re-fired alarm does when it lands here
+        return out
+
+    monkeypatch.setattr(budget.signal, "setitimer", setitimer)
+    with budget.limit(60):
+        with pytest.raises(budget.Timeout), budget.limit(0.5):
+            pass
+        assert raised and len(budget._ends) == 1 and not budget.outer_expired()

@@ -66,11 +66,13 @@ def limit(seconds: float | None) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, max(end - time.monotonic(), 1e-6))
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        del _ends[depth:]
-        signal.signal(signal.SIGALRM, previous)
-        if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
-            signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
+        try:  # (this block's re-fired alarm may still raise here, when its unwinding took a while:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # the inner finally still forgets this limit,
+        finally:  # else its spent deadline stayed on _ends and outer_expired() said so ever after)
+            del _ends[depth:]
+            signal.signal(signal.SIGALRM, previous)
+            if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
+                signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
         # (an enclosing limit that ran out during the inner block is not re-fired: the
         # inner block already stopped, and what follows it is only the wrapping-up)
 
