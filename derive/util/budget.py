@@ -8,6 +8,7 @@ thread, or not POSIX) the work runs without a limit, which is said in ``availabl
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -24,6 +25,9 @@ def available() -> bool:
 
 
 REFIRE_SECONDS = 0.05
+#: the files whose code leaves a limit (contextlib's __exit__, this module's clean-up): an
+#: alarm that lands there is deferred, not raised (the block is being left already)
+_CLEAN_UP = frozenset({contextlib.__file__, __file__})
 MAX_SECONDS = 1e7  # about four months: longer budgets are cut to it (the timer's range)
 _ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
 
@@ -57,6 +61,10 @@ def limit(seconds: float | None) -> Iterator[None]:
         # __del__) is lost, and the block would run on without a limit; leaving the block
         # disarms the timer
         signal.setitimer(signal.ITIMER_REAL, REFIRE_SECONDS)
+        if frame is not None and getattr(frame, "f_code", None) is not None and \
+                frame.f_code.co_filename in _CLEAN_UP:
+            return  # leaving a with block: raised there, contextlib's __exit__ would skip this limit's
+            # clean-up (its spent deadline left on _ends: outer_expired() true ever after); again soon
         raise Timeout
 
     depth = len(_ends)
