@@ -61,8 +61,8 @@ def limit(seconds: float | None) -> Iterator[None]:
         # __del__) is lost, and the block would run on without a limit; leaving the block
         # disarms the timer
         signal.setitimer(signal.ITIMER_REAL, REFIRE_SECONDS)
-        if frame is not None and getattr(frame, "f_code", None) is not None and \
-                frame.f_code.co_filename in _CLEAN_UP:
+        code = getattr(frame, "f_code", None)
+        if code is not None and code.co_filename in _CLEAN_UP:
             return  # leaving a with block: raised there, contextlib's __exit__ would skip this limit's
             # clean-up (its spent deadline left on _ends: outer_expired() true ever after); again soon
         raise Timeout
