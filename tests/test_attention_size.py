@@ -442,3 +442,36 @@ def test_a_timeout_raised_while_a_limit_is_left_still_forgets_it(monkeypatch: py
         with pytest.raises(budget.Timeout), budget.limit(0.5):
             pass
         assert raised and len(budget._ends) == 1 and not budget.outer_expired()
+
+
+def test_an_alarm_landing_in_a_limits_clean_up_is_deferred() -> None:
+    """Raised inside contextlib's __exit__, the Timeout would skip the limit's clean-up: the
+    handler defers it there (re-fired soon), and raises anywhere else."""
+    import contextlib
+    import signal
+    import time
+    import types
+
+    from derive.util import budget
+
+    def frame(file: str) -> Any:
+        return types.SimpleNamespace(f_code=types.SimpleNamespace(co_filename=file))
+
+    results: list[Any] = []
+    with budget.limit(60):
+        try:
+            with budget.limit(0.01):
+                signal.setitimer(signal.ITIMER_REAL, 0)  # this test calls the handler itself
+                time.sleep(0.02)  # the limit's deadline has passed
+                handler = signal.getsignal(signal.SIGALRM)
+                assert callable(handler)
+                for file in (contextlib.__file__, __file__):  # leaving the block; the work itself
+                    try:
+                        results.append(handler(signal.SIGALRM, frame(file)))
+                    except budget.Timeout:
+                        results.append("raised")
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        except budget.Timeout:
+            pass
+        assert results == [None, "raised"]
+        assert len(budget._ends) == 1 and not budget.outer_expired()
