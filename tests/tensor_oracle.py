@@ -194,6 +194,28 @@ def attention_backward(e: Env, mistake: str = "") -> dict[str, np.ndarray]:
     return {"V": a.T @ dout, "Q": ds @ k * scale, "K": dk}
 
 
+def multihead_backward(e: Env, heads: int = 2, mistake: str = "") -> dict[str, np.ndarray]:
+    """The gradients of Σ (multihead_forward(e) ⊙ dout) by the standard formulas, per head
+    (causal softmax): dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = dS K/√d, dK = dSᵀ Q/√d, dV = Pᵀ dY.
+    Mistakes: "swap" (dK = dSᵀ K/√d), "no rowsum" (dS = P ⊙ dP), "no scale" (dQ without 1/√d)."""
+    x, wq, wk, wv, wo, dout = e["X"], e["Wq"], e["Wk"], e["Wv"], e["Wo"], e["dout"]
+    q, k, v = x @ wq, x @ wk, x @ wv
+    d = x.shape[1] // heads
+    ys, dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v), np.zeros_like(v)
+    dy = dout @ wo.T
+    for j in range(heads):
+        c = slice(j * d, (j + 1) * d)
+        p = attention_probs(q[:, c], k[:, c])
+        ys[:, c] = p @ v[:, c]
+        dv[:, c] = p.T @ dy[:, c]
+        dp = dy[:, c] @ v[:, c].T
+        ds = p * dp if mistake == "no rowsum" else p * (dp - (dp * p).sum(axis=1, keepdims=True))
+        dq[:, c] = ds @ k[:, c] / (1.0 if mistake == "no scale" else np.sqrt(d))
+        dk[:, c] = ds.T @ (k[:, c] if mistake == "swap" else q[:, c]) / np.sqrt(d)
+    return {"Wq": x.T @ dq, "Wk": x.T @ dk, "Wv": x.T @ dv, "Wo": ys.T @ dout,
+            "X": dq @ wq.T + dk @ wk.T + dv @ wv.T}
+
+
 def residual_backward(e: Env, skip: bool = True) -> dict[str, np.ndarray]:
     x, w1, w2, dout = e["x"], e["W1"], e["W2"], e["dout"]
     a = x @ w1 + e["b1"]

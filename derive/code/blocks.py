@@ -107,15 +107,16 @@ def check_program(program: Program, seed: int = 0, points: int = B.POINTS,
             result.unchecked = run.unchecked
             for name in run.targets:
                 t0 = time.monotonic()
-                g = run.judge(name, seed, points)
+                g = B.within_memory(run.base_of(name) or name, run.judge, name, seed, points)
                 g.seconds = time.monotonic() - t0
                 result.gradients[name] = g
             if any(g.verdict != PROVEN for g in result.gradients.values()):
                 for name in run.targets:  # where does the chain go wrong? each line with true inputs
-                    result.local[name] = run.judge_local(name, seed, points)
+                    result.local[name] = B.within_memory(run.base_of(name) or name, run.judge_local, name, seed,
+                                                         points)
             for c in claims:
                 t0 = time.monotonic()
-                g = run.claim(c, seed, points)
+                g = B.within_memory(run.base_of(c.target) or c.target, run.claim, c, seed, points)
                 g.seconds = time.monotonic() - t0
                 result.checks.append(_claim_check(g, c))
     except budget.Timeout:
@@ -389,6 +390,8 @@ class _Run:
             v = self.base_of(dv)
             if v is None or v == base or v not in self.last:
                 continue
+            if not paths.depends_on(self.program.forward, v, base):
+                continue  # V does not read B: no chain through it (not counted as a try)
             g = symbols_array(f"g⟨{dv}⟩", self.truth(v).shape).view(np.ndarray)
             last = max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1)
 
@@ -564,6 +567,8 @@ class _Run:
         value = self.backward_env[name]
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(value)))
         self.chained_check(base, name, check)  # cheap when it holds: no expansion of the loss
+        if check.verdict == Verdict.UNPROVEN:  # from several dV at once (X feeding Q, K and V)
+            paths.joint_chain(self, base, name, check)
         if check.verdict != Verdict.PROVEN:
             check = self._judge_values(base, value, seed, points, self._line(name))
 
@@ -984,6 +989,8 @@ def _record(g: GradientCheck, target: str, formula: str, place: str | None) -> C
         method = Method.SHAPES
     elif "timeout" in g.why:
         method = Method.TIMEOUT
+    elif "(limit)" in g.why:
+        method = Method.LIMIT
     return Check("claim", target, formula, g.verdict, method, g.entries, g.seconds, finding=_diagnosis(g),
                  counterexample=ce, detail=detail, place=place,
                  basis=(f"on the declared domain ({g.on_domain})" if g.on_domain else None))

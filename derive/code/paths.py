@@ -488,6 +488,140 @@ def _edges(run: Any, base: str) -> list[Edge]:
     return own + others
 
 
+MAX_JOINT = 6  # proven gradients one joint chain step may start from (X feeding Q, K and V: 3)
+
+
+def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
+    """dB proven from several proven gradients at once: ∂L/∂B = Σ_V Σ_i (∂L/∂V_i) ∂V_i/∂B
+    when L depends on B only through V₁ … V_k together (X feeding Q, K and V).
+
+    The values V are the nearest ones: each proven dV whose V may depend on B, less those
+    whose V may depend on another of them.  Checked exactly, in one forward pass with B and
+    every V cut loose (their entries fresh symbols after their last assignments): the loss
+    has none of B's entries, and no V's value has another V's (so each dV's truth, ∂L/∂V
+    with V alone cut loose, is the partial derivative of that loss by V).  Then, as in
+    ``_Run.chained_check``, the block run again with each dV's final value replaced by free
+    symbols g_V must compute Σ_V Σ_i g_V,i ∂V_i/∂B_j for every g: at g = dV, ∂L/∂B.
+    True when ``check`` was proven so (``run._chain_proof`` sets it)."""
+    forward = run.program.forward
+    values: dict[str, str] = {}
+    for dv in run._proven:
+        v = run.base_of(dv)
+        if dv == name or v is None or v == base or v not in run.last or v in values.values():
+            continue
+        if depends_on(forward, v, base):
+            values[dv] = v
+    nearest = {dv: v for dv, v in values.items()
+               if not any(o != v and depends_on(forward, v, o) for o in values.values())}
+    if not 2 <= len(nearest) <= MAX_JOINT:
+        return False
+    gs = {dv: symbols_array(f"g⟨{dv}⟩", run.truth(v).shape).view(np.ndarray) for dv, v in nearest.items()}
+    true = _joint_pullback(run, base, nearest, gs)
+    if true is None:
+        return False
+    statements = run.program.backward
+    lasts = {dv: max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1) for dv in nearest}
+
+    def compute(env: dict[str, Any]) -> Any:
+        def after(s: P.Statement, j: int) -> None:  # each dV's final value is its g
+            for dv, k in lasts.items():
+                if j == k:
+                    env[dv] = gs[dv].view(SymArray).copy()
+
+        Interpreter(env).run(statements, after)
+        return env[name]
+
+    sources = [run._proven[dv] for dv in nearest]
+    proven = replace(sources[0], almost_everywhere=any(p.almost_everywhere for p in sources),
+                     on_domain=next((p.on_domain for p in sources if p.on_domain), ""))
+    names = list(nearest)
+    said = ", ".join(names[:-1]) + " and " + names[-1]
+    return bool(run._chain_proof(check, compute, said, true, proven))
+
+
+def _joint_pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """Σ_V Σ_i g_V,i ∂V_i/∂B_j for each entry j of B, in the inputs' symbols; None unless L,
+    with B and every V of ``cut`` (dV → V) cut loose, has none of B's entries and no V's
+    value has another V's (see :func:`joint_chain`)."""
+    source = run.leaves[base] if base not in run.last else run.forward_env.get(base)
+    if not isinstance(source, np.ndarray):
+        return None
+    plain = source.view(np.ndarray)
+    b_atoms = symbols_array(f"⟪{base}⟫", plain.shape).view(np.ndarray)
+    back_b = dict(zip(b_atoms.reshape(-1), plain.reshape(-1), strict=True))
+    k_base = run.last.get(base)
+    names = list(cut.values())
+    cuts = {v: symbols_array(f"⟪{v}⟫", gs[dv].shape).view(np.ndarray) for dv, v in cut.items()}
+    at: dict[int, list[str]] = {}
+    for v in names:
+        at.setdefault(run.last[v], []).append(v)
+    seen: dict[str, Any] = {}
+
+    def after(s: P.Statement, j: int) -> None:
+        if j == k_base:
+            env[base] = b_atoms.view(SymArray).copy()
+        for v in at.get(j, ()):
+            seen[v] = env[v]
+            env[v] = cuts[v].view(SymArray).copy()
+
+    try:
+        with symbolic_numpy():
+            env = dict(run.leaves)
+            if k_base is None:
+                env[base] = b_atoms.view(SymArray).copy()
+            Interpreter(env).run(run.program.forward, after)
+            loss = run._loss(env, make_upstream=False)
+    except _FAILS:
+        return None
+    mine = set(b_atoms.reshape(-1))
+    cut_symbols = {x for c in cuts.values() for x in c.reshape(-1)}
+    if B.free_symbols(loss) & mine:
+        return None
+    for dv, v in cut.items():
+        value = seen.get(v)
+        if not isinstance(value, np.ndarray) or value.shape != gs[dv].shape:
+            return None
+        if any(isinstance(x, sympy.Basic) and B.free_symbols(x) & cut_symbols for x in value.view(np.ndarray).flat):
+            return None
+    out = _EMPTY(plain.shape, dtype=object)
+    for j in np.ndindex(*plain.shape):
+        b = b_atoms[j]
+        terms = []
+        for dv, v in cut.items():
+            for g, x in zip(gs[dv].reshape(-1), seen[v].view(np.ndarray).reshape(-1), strict=True):
+                if isinstance(x, sympy.Basic) and b in B.free_symbols(x):
+                    terms.append(g * sympy.diff(x, b).xreplace(back_b))
+        out[j] = sympy.Add(*terms)
+    return out
+
+
+def depends_on(forward: tuple[P.Statement, ...], name: str, base: str) -> bool:
+    """Whether the forward value ``name`` may depend on ``base``: every statement's targets
+    read what its value, its subscripts and the loops around it read, closed transitively
+    over the whole block, whatever the order (an over-approximation: False is certain)."""
+    reads: dict[str, set[str]] = {}
+
+    def visit(statements: tuple[P.Statement, ...], around: frozenset[str]) -> None:
+        for s in statements:
+            if isinstance(s, P.For):
+                visit(s.body, around | F.names(s.start) | F.names(s.stop) | F.names(s.step) | {s.var})
+                continue
+            read = set(around) | P.used((s,))
+            for t in P.assigned((s,)):
+                reads.setdefault(t, set()).update(read)
+
+    visit(forward, frozenset())
+    seen, stack = {name}, [name]
+    while stack:
+        for r in reads.get(stack.pop(), ()):
+            if r == base:
+                return True
+            if r not in seen:
+                seen.add(r)
+                stack.append(r)
+    return False
+
+
 def _symbolic(value: Any) -> bool:
     return isinstance(value, np.ndarray) or (isinstance(value, sympy.Expr) and bool(value.free_symbols))
 

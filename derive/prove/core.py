@@ -69,10 +69,12 @@ def expand(e: Any) -> Any:
     over :data:`MAX_TERMS` terms raises :class:`~derive.prove.zero.TooLarge` (unproven),
     because SymEngine's C++ neither answers the run's time budget nor fails politely out of
     memory (sum(Z1)**64 has about 10**22 terms)."""
-    if _terms(e) > MAX_TERMS:
+    size = _terms(e)
+    if size > MAX_TERMS:
         from derive.prove.zero import TooLarge  # (zero imports this module)
 
         raise TooLarge
+    memory_guard(size)
     return _se.expand(e)
 
 
@@ -497,7 +499,57 @@ def _expanded(e: Any, size: int) -> Any:
         from derive.prove.zero import TooLarge
 
         raise TooLarge
+    memory_guard(size)
     return _se.expand(e)
+
+
+#: the address space kept free under the soft RLIMIT_AS (derive check --max-memory): what
+#: the C++ libraries, Python and the unwinding need after the guard says no
+GUARD_MARGIN = 0.125
+GUARD_MIN_MARGIN = 256 * 2**20
+GUARD_EVERY = 256  # expansions between two looks at the address space (a large one: looked at at once)
+_guard = [0]
+
+
+def memory_guard(size: int = 0) -> None:
+    """Raise MemoryError while the process's address space is within the margin of its soft
+    ``RLIMIT_AS``: memoised SymEngine expansions grow without any single one being too
+    large, and SymEngine (C++) or a library's thread-local data that cannot allocate ends
+    the process ("cannot allocate memory for thread-local data: ABORT") where Python's
+    MemoryError would be a verdict (unproven, limit).  Looks every :data:`GUARD_EVERY`
+    expansions, or at once before one of ``size`` ≥ 2,000 terms; a no-op without a limit
+    or off Linux."""
+    _guard[0] += 1
+    if _guard[0] < GUARD_EVERY and size < 2000:
+        return
+    _guard[0] = 0
+    limit = _address_limit()
+    if limit is None:
+        return
+    used = _address_space()
+    if used is not None and used > limit - max(GUARD_MIN_MARGIN, int(limit * GUARD_MARGIN)):
+        raise MemoryError(f"address space {used >> 20} MiB, near the limit of {limit >> 20} MiB")
+
+
+def _address_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    return None if soft == resource.RLIM_INFINITY or soft <= 0 else soft
+
+
+def _address_space() -> int | None:
+    """The process's address space in bytes (Linux: /proc/self/statm), or None."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    import resource
+
+    return pages * resource.getpagesize()
 
 
 def _split(t: Any) -> tuple[Any, Any]:

@@ -34,7 +34,7 @@ from derive.ops.activations import EXP_REWRITTEN, PIECEWISE, Undetermined, kink_
 from derive.ops.losses import ONE_HOT, UnknownLoss
 from derive.ops.losses import loss as loss_entry
 from derive.ops.registry import OpFunction
-from derive.prove import core
+from derive.prove import core, graph
 from derive.prove.cases import by_cases, normalized, offsets
 from derive.prove.domain import NONZERO, Condition, Conditions, DomainVerdict, Violation
 from derive.prove.domain import OK as DOMAIN_OK
@@ -98,19 +98,19 @@ class Judge:
 
         def pre_activations(e: Expr) -> Expr:
             e = truth.unfold(e)
-            sub = {s: self._expression_atoms[s] for s in e.free_symbols if s in self._expression_atoms}
-            return e.xreplace(sub) if sub else e
+            sub = {s: self._expression_atoms[s] for s in graph.free_symbols(e) if s in self._expression_atoms}
+            return graph.xreplace(e, sub) if sub else e
 
         to_claim = self._to_claim
 
         def through_exp(c: Expr, t: Expr) -> Expr | None:
             # only when the claim itself writes exp or an activation of a non-atom (σ(−z))
-            if not c.has(sympy.exp, *EXP_REWRITTEN):
+            if not graph.has(c, (sympy.exp, *EXP_REWRITTEN)):
                 return None  # the same as an earlier step: skipped as already tried
             return exp_form(to_claim(c, t), self._functions_of, c)
 
         def sign_cases(c: Expr, t: Expr) -> Expr | None:  # one case per sign pattern of the relu arguments
-            if not self._piecewise_applications and not c.has(*PIECEWISE) and not t.has(*PIECEWISE):
+            if not self._piecewise_applications and not graph.has(c, PIECEWISE) and not graph.has(t, PIECEWISE):
                 return None  # no piecewise function anywhere: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
@@ -171,7 +171,7 @@ class Judge:
                     continue
                 if tried is None:
                     tried = set()
-                    if t.is_Symbol and t not in c.free_symbols:
+                    if t.is_Symbol and t not in graph.free_symbols(c):
                         tried.add(c - t)  # c − t is linear in the atom t, which c lacks: not 0
                 step = steps[k][1]
                 e = step(c, t)
@@ -258,19 +258,20 @@ class Judge:
 
     def _to_claim(self, c: Expr, t: Expr) -> Expr:
         """claimed − true, the truth unfolded down to the gradients the claim names."""
-        return c - self.truth.unfold_to(t, {s for s in c.free_symbols if isinstance(s, AdjointSymbol)})
+        return c - self.truth.unfold_to(t, {s for s in graph.free_symbols(c) if isinstance(s, AdjointSymbol)})
 
     def _piecewise(self, c: Expr, t: Expr) -> Expr:
         """:meth:`_to_claim` with relu and leaky_relu atoms written as their functions."""
         e = self._to_claim(c, t)
-        return e.xreplace({a: f for a, f in self._piecewise_atoms.items() if a in e.free_symbols})
+        free = graph.free_symbols(e)
+        return graph.xreplace(e, {a: f for a, f in self._piecewise_atoms.items() if a in free})
 
     def holds_off_kinks(self, claimed: Matrix, true: Matrix) -> str | None:
         """The kink arguments, as text, if every entry is proven on both sides of every kink
         and each kink argument is itself nonzero almost everywhere (so the kinks are a set
         of measure zero); None otherwise."""
         forms = [self._piecewise(c, t) for c, t in zip(claimed, true, strict=True)]
-        if not any(e.has(*PIECEWISE) for e in forms):
+        if not any(graph.has(e, PIECEWISE) for e in forms):
             return None
         try:
             if not all(is_zero(by_cases(e, off_kinks=True)) for e in forms):
@@ -658,23 +659,24 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
     """
     claim = e if claim is None else claim
     reached: set[Expr] = set()
-    for x in claim.atoms(sympy.exp, *EXP_REWRITTEN):
-        reached |= x.free_symbols
+    for x in graph.atoms(claim, (sympy.exp, *EXP_REWRITTEN)):  # (graph walks: e shares most of its nodes)
+        reached |= graph.free_symbols(x)
     while True:
+        free = graph.free_symbols(e)
         atoms = {a: f for a, f in functions_of.items()
-                 if a in e.free_symbols and (a in reached or f.free_symbols & reached)}
+                 if a in free and (a in reached or graph.free_symbols(f) & reached)}
         rewrite: dict[Expr, Expr] = {}
-        for f in e.atoms(*EXP_REWRITTEN):
-            if f.free_symbols & reached:
+        for f in graph.atoms(e, EXP_REWRITTEN):
+            if graph.free_symbols(f) & reached:
                 rewrite[f] = _through_exp(f)
         for a, f in atoms.items():
             rewrite[a] = _through_exp(f) if isinstance(f, EXP_REWRITTEN) else f
         if not rewrite:
             break
-        e = e.xreplace(rewrite)
+        e = graph.xreplace(e, rewrite)
         for r in rewrite.values():
-            reached |= r.free_symbols
-    exps = e.atoms(sympy.exp)
+            reached |= graph.free_symbols(r)
+    exps = graph.atoms(e, (sympy.exp,))
     if not exps:
         return e
     base: dict[Expr, sympy.Symbol] = {}
@@ -686,7 +688,7 @@ def exp_form(e: Expr, functions_of: dict[Symbol, Expr], claim: Expr | None = Non
         if u not in base:
             base[u] = sympy.Dummy("t", positive=True)
         sub[x] = base[u] ** k
-    return e.xreplace(sub)
+    return graph.xreplace(e, sub)
 
 
 def _through_exp(f: Expr) -> Expr:

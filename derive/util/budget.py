@@ -8,6 +8,7 @@ thread, or not POSIX) the work runs without a limit, which is said in ``availabl
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -24,6 +25,9 @@ def available() -> bool:
 
 
 REFIRE_SECONDS = 0.05
+#: the files whose code leaves a limit (contextlib's __exit__, this module's clean-up): an
+#: alarm that lands there is deferred, not raised (the block is being left already)
+_CLEAN_UP = frozenset({contextlib.__file__, __file__})
 MAX_SECONDS = 1e7  # about four months: longer budgets are cut to it (the timer's range)
 _ends: list[float] = []  # the deadlines of the enclosing limits (monotonic clock)
 
@@ -49,10 +53,18 @@ def limit(seconds: float | None) -> Iterator[None]:
         end = min(end, _ends[-1])
 
     def expire(signum: int, frame: object) -> None:
+        left = end - time.monotonic()
+        if left > 0:  # a stale alarm: an inner limit's, pending when it was left and run by this handler
+            signal.setitimer(signal.ITIMER_REAL, left)  # (raising here would end this block early)
+            return
         # fire again soon: an exception raised where Python ignores it (a gc callback, a
         # __del__) is lost, and the block would run on without a limit; leaving the block
         # disarms the timer
         signal.setitimer(signal.ITIMER_REAL, REFIRE_SECONDS)
+        code = getattr(frame, "f_code", None)
+        if code is not None and code.co_filename in _CLEAN_UP:
+            return  # leaving a with block: raised there, contextlib's __exit__ would skip this limit's
+            # clean-up (its spent deadline left on _ends: outer_expired() true ever after); again soon
         raise Timeout
 
     depth = len(_ends)
@@ -62,11 +74,13 @@ def limit(seconds: float | None) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, max(end - time.monotonic(), 1e-6))
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        del _ends[depth:]
-        signal.signal(signal.SIGALRM, previous)
-        if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
-            signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
+        try:  # (this block's re-fired alarm may still raise here, when its unwinding took a while:
+            signal.setitimer(signal.ITIMER_REAL, 0)  # the inner finally still forgets this limit,
+        finally:  # else its spent deadline stayed on _ends and outer_expired() said so ever after)
+            del _ends[depth:]
+            signal.signal(signal.SIGALRM, previous)
+            if _ends and _ends[-1] > time.monotonic():  # re-arm the enclosing limit for its time left
+                signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
         # (an enclosing limit that ran out during the inner block is not re-fired: the
         # inner block already stopped, and what follows it is only the wrapping-up)
 
