@@ -71,6 +71,8 @@ MAX_STATE_ENTRIES = 5000  # entries of the state at one boundary (each a symbol 
 WHY = ("by induction over the {n} iterations of the loop (each step an exact identity in the adjoints of "
        "the carried state{names})")
 
+AFTER = "exact, against ∂L/∂V with the loop's state after its last iteration cut loose"
+
 _ERRORS = (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError,
            AttributeError, TooLarge, RecursionError)
 
@@ -315,6 +317,7 @@ class _Induction:
         self.forward()
         self.backward()
         n = len(self.steps)
+        found = self.after_loop()
         for pairing in self.pairings():
             self.pairing = pairing
             self.gs = {v: _plain(symbols_array(f"g⟦{v}⟧", self.shape(v))) for v in pairing}
@@ -328,8 +331,51 @@ class _Induction:
                            and self.run.base_of(c) is None]
                 names = f": {', '.join(carried)}" if carried else ""
                 why = WHY.format(n=n, names=names)
-                return {name: why for name in proven}
-        return {}
+                return {**found, **{name: why for name in proven}}
+        return found
+
+    def after_loop(self) -> dict[str, str]:
+        """The gradients of values made by the loop or after it, computed before the
+        block's loop (dH, dA2): ∂L/∂V with V cut loose after its last assignment is the
+        derivative of L̃_T (the state after the last iteration cut too: it does not depend
+        on V), small; the block's value must equal it, written back."""
+        run = self.run
+        n = len(self.steps)
+        late = set(self.modified) | set(P.assigned(self.bpost))
+        out: dict[str, str] = {}
+        for name in run.targets:
+            base = run.base_of(name)
+            if name in late or base is None or base in self.leaves or run.last.get(base, -1) < self.kf:
+                continue
+            value = run.forward_env.get(base)
+            if not isinstance(value, SymArray):
+                continue
+            k = run.last[base]
+            if k == self.kf:
+                syms = self.cuts[n].get(base)
+                loss, back = self.loss_n, self.backs[n]
+            else:
+                syms = _plain(symbols_array(f"⟪{base}⟫", value.shape))
+                env = dict(self.envs[n])
+                with symbolic_numpy():
+                    interpreter = Interpreter(env)
+                    for i, s in enumerate(self.post, start=self.kf + 1):
+                        interpreter.statement(s)
+                        if i == k:
+                            env[base] = syms.copy().view(SymArray)
+                    loss = run._loss(env, make_upstream=False)
+                back = {**self.backs[n], **dict(zip(syms.reshape(-1), _plain(value).reshape(-1), strict=True))}
+            claimed = run.backward_env.get(name)
+            if syms is None or not isinstance(claimed, SymArray) or claimed.shape != syms.shape:
+                continue
+            d = Differentiator(loss)
+            plain = _plain(claimed)
+            try:
+                if all(self._equal(plain[idx], d.diff(syms[idx]).xreplace(back)) for idx in np.ndindex(*syms.shape)):
+                    out[name] = AFTER
+            except _ERRORS:
+                continue
+        return out
 
     def shape(self, v: str) -> tuple[int, ...]:
         for snap in self.snaps:
@@ -471,11 +517,10 @@ class _Induction:
             interpreter = Interpreter(benv)
             for s in self.bpost:
                 interpreter.statement(s)
-        made = set(self.modified) | set(P.assigned(self.bpost))
         proven = []
         for name in run.targets:
             base = run.base_of(name)
-            if name not in made or base is None:
+            if base is None:
                 continue
             if base in self.leaves and base not in run.last:
                 state, back, mine = self.snaps[0], {}, _plain(self.leaves[base])
