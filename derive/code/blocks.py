@@ -565,7 +565,8 @@ class _Run:
         value = self.backward_env[name]
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(value)))
         if self._loop_proofs is None:  # one induction over a loop proves all its gradients together
-            self._loop_proofs = B._bounded({}, induction.prove, self, seconds=INDUCTION_SECONDS)
+            self._loop_proofs = {}
+            B._bounded(None, induction.prove, self, self._loop_proofs, seconds=INDUCTION_SECONDS)
         if name in self._loop_proofs:
             check.verdict, check.why, check.differing = Verdict.PROVEN, self._loop_proofs[name], []
             self._proven[name] = check

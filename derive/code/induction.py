@@ -67,6 +67,7 @@ from derive.prove.zero import TooLarge, is_zero
 __all__ = ["prove", "WHY"]
 
 MAX_PAIRINGS = 24  # shape-compatible pairings of forward and block loop-carried variables tried
+EQUAL_SECONDS = 5.0  # one entry's identity: beyond this the induction gives up (the other methods run)
 MAX_STATE_ENTRIES = 5000  # entries of the state at one boundary (each a symbol of the cut)
 WHY = ("by induction over the {n} iterations of the loop (each step an exact identity in the adjoints of "
        "the carried state{names})")
@@ -81,25 +82,37 @@ class _NotApplicable(Exception):
     pass
 
 
-def prove(run: Any) -> dict[str, str]:
+def prove(run: Any, found: dict[str, str] | None = None) -> dict[str, str]:
     """Gradient name → why, for every gradient of ``run``'s backward block that the
-    induction proves; empty when the blocks are not a forward loop and its reversed loop
-    (or when a check fails: the other methods then run as before)."""
+    induction proves (filled into ``found`` as they are proven); empty when the blocks are
+    not a forward loop and its reversed loop (or when a check fails: the other methods then
+    run as before).  Each reversed loop of the block, the first (nearest the loss) first,
+    is paired with the forward loop it reads most; what one proves, the next one uses."""
+    found = {} if found is None else found
     p = run.program
     forward = [k for k, s in enumerate(p.forward) if isinstance(s, P.For) and not s.reverse]
     backward = [k for k, s in enumerate(p.backward) if isinstance(s, P.For) and s.reverse]
     if not forward or not backward:
-        return {}
+        return found
     if set(P.assigned(p.forward)) & set(run.leaves):  # an input renamed in place: not this shape
-        return {}
-    for kf, kb in itertools.product(forward, backward):
-        try:
-            found = _Induction(run, kf, kb).prove()
-        except (_NotApplicable, *_ERRORS):
-            continue
-        if found:
-            return found
-    return {}
+        return found
+    for kb in backward:
+        reads = P.used((p.backward[kb],))
+        reads |= {b for b in (run.base_of(n) for n in P.assigned((p.backward[kb],))) if b}
+        scored = sorted(((len(reads & (set(P.assigned((p.forward[kf],))) | P.used((p.forward[kf],)))), kf)
+                         for kf in forward), reverse=True)
+        for overlap, kf in scored:
+            if not overlap:
+                break
+            try:
+                new = _Induction(run, kf, kb, dict(found)).prove()
+            except (_NotApplicable, *_ERRORS):
+                continue
+            for name, why in new.items():
+                found.setdefault(name, why)
+            if new:
+                break
+    return found
 
 
 def _carried(body: tuple[P.Statement, ...]) -> list[str]:
@@ -152,8 +165,9 @@ class _Screen:
 
 
 class _Induction:
-    def __init__(self, run: Any, kf: int, kb: int) -> None:
+    def __init__(self, run: Any, kf: int, kb: int, proven: dict[str, str]) -> None:
         self.run = run
+        self.proven = proven  # gradients proven already (by a later loop's induction): name → why
         p = run.program
         self.pre, self.loop, self.post = p.forward[:kf], p.forward[kf], p.forward[kf + 1:]
         self.bpre, self.bloop, self.bpost = p.backward[:kb], p.backward[kb], p.backward[kb + 1:]
@@ -162,6 +176,7 @@ class _Induction:
         self.leaves = {n: v for n, v in run.leaves.items() if isinstance(v, SymArray)}
         self.screen = _Screen()
         self._fresh = itertools.count()
+        self.reads = P.used((*self.pre, self.loop))  # what the state after the loop is made from
 
     # ------------------------------------------------------------ the forward side
     def _steps(self, interpreter: Interpreter, loop: P.For) -> list[int]:
@@ -208,13 +223,14 @@ class _Induction:
             for s in self.pre:
                 interpreter.statement(s)
             self.steps = self._steps(interpreter, self.loop)
+            if not self.steps:
+                raise _NotApplicable
+            self.backward()  # the same range, reversed: else this is not the loop's backward pass
             self.snaps = [dict(env)]
             for v in self.steps:
                 self._iteration(env, v, self.loop)
                 self.snaps.append(dict(env))
         n = len(self.steps)
-        if n == 0:
-            raise _NotApplicable
         # every boundary: the cut, the rest of the forward block from it, which entries are live
         self.cuts: list[dict[str, np.ndarray]] = []
         self.backs: list[dict[Expr, Expr]] = []
@@ -291,6 +307,8 @@ class _Induction:
             if not isinstance(value, SymArray) or name in self.run.forward_env or name in run.ups:
                 continue
             base = run.base_of(name)
+            if base in self.leaves and base not in self.reads:  # read after the loop only: not carried
+                continue
             if base in state and base not in named and value.shape == shape_of[base]:
                 named[base] = name
         for out, up in run.program.upstream.items():
@@ -315,7 +333,6 @@ class _Induction:
     # ------------------------------------------------------------ the proof
     def prove(self) -> dict[str, str]:
         self.forward()
-        self.backward()
         n = len(self.steps)
         found = self.after_loop()
         for pairing in self.pairings():
@@ -335,46 +352,50 @@ class _Induction:
         return found
 
     def after_loop(self) -> dict[str, str]:
-        """The gradients of values made by the loop or after it, computed before the
-        block's loop (dH, dA2): ∂L/∂V with V cut loose after its last assignment is the
-        derivative of L̃_T (the state after the last iteration cut too: it does not depend
-        on V), small; the block's value must equal it, written back."""
+        """The gradients of values made by the loop or after it, and of leaves read only
+        after it, computed before the block's loop (dH, dA2, dW2): ∂L/∂V with V cut loose
+        after its last assignment is the derivative of L̃_T (the state after the last
+        iteration cut too: it does not depend on V), small; the block's value must equal
+        it, written back."""
         run = self.run
         n = len(self.steps)
         late = set(self.modified) | set(P.assigned(self.bpost))
         out: dict[str, str] = {}
         for name in run.targets:
             base = run.base_of(name)
-            if name in late or base is None or base in self.leaves or run.last.get(base, -1) < self.kf:
+            if name in late or name in self.proven or base is None:
                 continue
-            value = run.forward_env.get(base)
-            if not isinstance(value, SymArray):
-                continue
-            k = run.last[base]
-            if k == self.kf:
-                syms = self.cuts[n].get(base)
-                loss, back = self.loss_n, self.backs[n]
-            else:
-                syms = _plain(symbols_array(f"⟪{base}⟫", value.shape))
-                env = dict(self.envs[n])
-                with symbolic_numpy():
-                    interpreter = Interpreter(env)
-                    for i, s in enumerate(self.post, start=self.kf + 1):
-                        interpreter.statement(s)
-                        if i == k:
-                            env[base] = syms.copy().view(SymArray)
-                    loss = run._loss(env, make_upstream=False)
-                back = {**self.backs[n], **dict(zip(syms.reshape(-1), _plain(value).reshape(-1), strict=True))}
             claimed = run.backward_env.get(name)
+            if base in self.leaves:
+                if base in self.reads or base in run.last:
+                    continue
+                syms: np.ndarray | None = _plain(self.leaves[base])
+                loss, back = self.loss_n, self.backs[n]
+            elif run.last.get(base, -1) >= self.kf and isinstance(run.forward_env.get(base), SymArray):
+                value = run.forward_env[base]
+                k = run.last[base]
+                if k == self.kf:
+                    syms = self.cuts[n].get(base)
+                    loss, back = self.loss_n, self.backs[n]
+                else:
+                    syms = _plain(symbols_array(f"⟪{base}⟫", value.shape))
+                    env = dict(self.envs[n])
+                    with symbolic_numpy():
+                        interpreter = Interpreter(env)
+                        for i, s in enumerate(self.post, start=self.kf + 1):
+                            interpreter.statement(s)
+                            if i == k:
+                                env[base] = syms.copy().view(SymArray)
+                        loss = run._loss(env, make_upstream=False)
+                    back = {**self.backs[n], **dict(zip(syms.reshape(-1), _plain(value).reshape(-1), strict=True))}
+            else:
+                continue
             if syms is None or not isinstance(claimed, SymArray) or claimed.shape != syms.shape:
                 continue
             d = Differentiator(loss)
             plain = _plain(claimed)
-            try:
-                if all(self._equal(plain[idx], d.diff(syms[idx]).xreplace(back)) for idx in np.ndindex(*syms.shape)):
-                    out[name] = AFTER
-            except _ERRORS:
-                continue
+            if all(self._equal(plain[idx], d.diff(syms[idx]).xreplace(back)) for idx in np.ndindex(*syms.shape)):
+                out[name] = AFTER
         return out
 
     def shape(self, v: str) -> tuple[int, ...]:
@@ -420,18 +441,20 @@ class _Induction:
             env[name] = symbols_array(f"⟦?{name}⟧{next(self._fresh)}", value.shape)
 
     def _equal(self, claimed: Expr, true: Expr) -> bool:
+        """claimed − true identically 0 (exact; a certified nonzero value at the random
+        point rejects first); a difference too large or too slow to expand is not."""
         d = claimed - true
         if d == 0:
             return True
         if self.screen.nonzero(d):
             return False
-        return is_zero(d)
+        return bool(B._bounded(False, is_zero, d, seconds=EQUAL_SECONDS))
 
     def _compare(self, b: int, values: dict[str, Any], truth: dict[tuple[str, tuple[int, ...]], Expr]) -> bool:
         """Every tracked array at b, on its entries that are not killed: the block's value
         equals ``truth`` (0 where it has no term)."""
         for v, c in self.pairing.items():
-            if not isinstance(self.snaps[b].get(v), SymArray):
+            if not isinstance(self.snaps[b].get(v), SymArray) or (b == len(self.steps) and v in self.known):
                 continue
             value = values.get(c)
             if not isinstance(value, SymArray) or value.shape != self.shape(v):
@@ -451,8 +474,11 @@ class _Induction:
         n = len(self.steps)
         d = Differentiator(self.loss_n)
         truth: dict[tuple[str, tuple[int, ...]], Expr] = {}
+        late = set(self.modified) | set(P.assigned(self.bpost))
+        self.known = {v for v, c in self.pairing.items() if c in self.proven and c not in late
+                      and self.run.last.get(v) == self.kf}  # dV = ∂L/∂V proven: ∂L̃_T/∂V (V cut after the loop)
         for v in self.pairing:
-            if not isinstance(self.snaps[n].get(v), SymArray):
+            if not isinstance(self.snaps[n].get(v), SymArray) or v in self.known:
                 continue
             syms = self._symbols(n, v)
             assert syms is not None
@@ -518,12 +544,14 @@ class _Induction:
             for s in self.bpost:
                 interpreter.statement(s)
         proven = []
+        in_loops = {n for s in self.bpost if isinstance(s, P.For) for n in P.assigned((s,))}
         for name in run.targets:
             base = run.base_of(name)
-            if base is None:
-                continue
+            if base is None or name in in_loops or name in self.proven or self._into_loop(base):
+                continue  # made by another loop of the block, or through one of the forward: that loop's own
+            back: dict[Expr, Expr] = {}
             if base in self.leaves and base not in run.last:
-                state, back, mine = self.snaps[0], {}, _plain(self.leaves[base])
+                state, mine = self.snaps[0], _plain(self.leaves[base])
             elif base in run.last and run.last[base] < self.kf:
                 state, back, mine = self._through(base)
             else:
@@ -531,6 +559,18 @@ class _Induction:
             if self._end_one(name, base, benv, state, back, mine):
                 proven.append(name)
         return proven
+
+    def _into_loop(self, base: str) -> bool:
+        """Whether B reaches a loop of P (another recurrent layer): ∂S_0/∂B through it is
+        that loop's own induction, not an expansion here."""
+        names = {base}
+        start = self.run.last.get(base, -1) + 1
+        for s in self.pre[start:]:
+            if P.used((s,)) & names:
+                if isinstance(s, P.For):
+                    return True
+                names |= set(P.assigned((s,)))
+        return False
 
     def _through(self, base: str) -> tuple[dict[str, Any], dict[Expr, Expr], np.ndarray]:
         """The state at 0 with B cut after its last assignment (B made before the loop)."""
@@ -561,7 +601,7 @@ class _Induction:
             live = self.live[0][v]
             plain = _plain(value)
             for idx in np.ndindex(*plain.shape):
-                if live[idx] and isinstance(plain[idx], sympy.Basic) and plain[idx].free_symbols & mine_set:
+                if live[idx] and isinstance(plain[idx], sympy.Basic) and B.atoms(plain[idx], (Symbol,)) & mine_set:
                     return False
         truth = self._pullback(state, 0, back, owners)
         plain = _plain(final)
