@@ -177,6 +177,7 @@ class _Induction:
         self.screen = _Screen()
         self._fresh = itertools.count()
         self.reads = P.used((*self.pre, self.loop))  # what the state after the loop is made from
+        self.failed: str | None = None  # the tracked array whose check failed last
 
     # ------------------------------------------------------------ the forward side
     def _steps(self, interpreter: Interpreter, loop: P.For) -> list[int]:
@@ -335,12 +336,16 @@ class _Induction:
         self.forward()
         n = len(self.steps)
         found = self.after_loop()
+        in_loop = set(P.assigned(self.loop.body))
         for pairing in self.pairings():
-            self.pairing = pairing
-            self.gs = {v: _plain(symbols_array(f"g⟦{v}⟧", self.shape(v))) for v in pairing}
-            if not self.base():
-                continue
-            if not all(self.step(j) for j in reversed(range(n))):
+            while True:  # an array the loop never assigns (a leaf) whose gradient fails is left untracked
+                self.pairing, self.failed = pairing, None
+                self.gs = {v: _plain(symbols_array(f"g⟦{v}⟧", self.shape(v))) for v in pairing}
+                ok = self.base() and all(self.step(j) for j in reversed(range(n)))
+                if ok or self.failed is None or self.failed in in_loop:
+                    break
+                pairing = {v: c for v, c in pairing.items() if v != self.failed}
+            if not ok:
                 continue
             proven = self.end()
             if proven:
@@ -458,6 +463,7 @@ class _Induction:
                 continue
             value = values.get(c)
             if not isinstance(value, SymArray) or value.shape != self.shape(v):
+                self.failed = v
                 return False
             plain = _plain(value)
             killed = self.killed[b][v]
@@ -465,6 +471,7 @@ class _Induction:
                 if killed[idx]:
                     continue
                 if not self._equal(plain[idx], truth.get((v, idx), sympy.Integer(0))):
+                    self.failed = v
                     return False
         return True
 
