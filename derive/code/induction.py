@@ -287,13 +287,19 @@ class _Induction:
             if order != list(reversed(self.steps)):
                 raise _NotApplicable
             n = len(self.steps)
+            self.modified = set(P.assigned(self.bloop.body))
             bsnaps: list[dict[str, Any]] = [{}] * (n + 1)
             bsnaps[n] = dict(env)
             for j in reversed(range(n)):
+                # the arrays the loop assigns are replaced by symbols at every use (``_inputs``):
+                # run on placeholders, not on the nested values of the real run (their shapes, the
+                # whole numbers and the values made before the loop are what is kept)
+                for name in self.modified:
+                    if isinstance(env.get(name), SymArray):
+                        env[name] = symbols_array(f"⟦…{name}⟧{j}", env[name].shape)
                 self._iteration(env, self.steps[j], self.bloop)
                 bsnaps[j] = dict(env)
         self.bsnaps = bsnaps
-        self.modified = set(P.assigned(self.bloop.body))
 
     def pairings(self) -> Iterator[dict[str, str]]:
         """Forward array → its block counterpart: by name, then each pairing of the
