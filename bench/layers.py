@@ -60,8 +60,8 @@ LOOP = [  # (name, layer, T, D)
     ("rnn T=4 D=3 H=4", "{type: rnn, hidden: 4}", 4, 3),
     ("rnn T=8 D=3 H=4", "{type: rnn, hidden: 4}", 8, 3),
     ("gru T=4 D=3 H=4", "{type: gru, hidden: 4}", 4, 3),
-    ("gru T=8 D=3 H=4", "{type: gru, hidden: 4}", 8, 3),
-    ("lstm T=8 D=3 H=4", "{type: lstm, hidden: 4}", 8, 3),
+    ("gru T=6 D=3 H=4", "{type: gru, hidden: 4}", 6, 3),
+    ("lstm T=6 D=3 H=4", "{type: lstm, hidden: 4}", 6, 3),
     ("rnn (all) then lstm, T=4 D=3 H=3", "{type: rnn, hidden: 3, output: all}\n    - {type: lstm, hidden: 3}", 4, 3),
 ]
 
