@@ -32,7 +32,7 @@ import sympy
 from sympy import Expr, Symbol
 
 from derive.code import backward as B
-from derive.code import paths
+from derive.code import induction, paths
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
 from derive.code.gradient import Differentiator
@@ -190,6 +190,7 @@ class _Run:
         self._ats: list[B._At] = []  # the sample points of the last judgement
         self.symbol_count = 0
         self._at: B._At | None = None  # a sample point inside the domains, for quick rejections
+        self._loop_proofs: dict[str, str] | None = None  # gradients proven by induction over a loop (once)
 
     def base_of(self, name: str) -> str | None:
         """The V of a gradient name dV of this run (an input, a parameter or a forward value)."""
@@ -566,6 +567,13 @@ class _Run:
         assert base is not None
         value = self.backward_env[name]
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(value)))
+        if self._loop_proofs is None:  # one induction over a loop proves all its gradients together
+            self._loop_proofs = {}
+            B._bounded(None, induction.prove, self, self._loop_proofs, seconds=INDUCTION_SECONDS)
+        if name in self._loop_proofs:
+            check.verdict, check.why, check.differing = Verdict.PROVEN, self._loop_proofs[name], []
+            self._proven[name] = check
+            return check
         self.chained_check(base, name, check)  # cheap when it holds: no expansion of the loss
         if check.verdict == Verdict.UNPROVEN:  # from several dV at once (X feeding Q, K and V)
             paths.joint_chain(self, base, name, check)
@@ -831,6 +839,7 @@ PATH_SECONDS = 20.0  # the search for a forgotten path (derive.code.paths): each
 MAX_THROUGH = 2  # later forward values tried for a gradient's generalized proof (each a forward pass)
 MAX_GENERAL_CASES = 256  # sign cases of a generalized proof (entries of a window: their pairwise orders)
 CONVENTION_SECONDS = 10.0  # the search for a consistent factor (the per-example convention)
+INDUCTION_SECONDS = 60.0  # the proof by induction over a loop's iterations (derive.code.induction)
 
 
 @contextlib.contextmanager
