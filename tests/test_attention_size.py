@@ -397,7 +397,15 @@ def test_a_check_out_of_memory_is_unproven_limit(monkeypatch: pytest.MonkeyPatch
             raise MemoryError("address space near the limit")
         return original(self, base, name, *args, **kw)
 
+    judge_values = blocks._Run._judge_values
+
+    def starved_too(self: Any, base: str, *args: Any, **kw: Any) -> Any:  # the wrong claim skips the chain
+        if base == "K":
+            raise MemoryError("address space near the limit")
+        return judge_values(self, base, *args, **kw)
+
     monkeypatch.setattr(blocks._Run, "chained_check", starved)
+    monkeypatch.setattr(blocks._Run, "_judge_values", starved_too)
     report = spec.report()
     dk = [c for c in report.claims if c.target == "dK"]
     assert len(dk) == 2 and all(c.verdict == Verdict.UNPROVEN and c.method == Method.LIMIT for c in dk), \

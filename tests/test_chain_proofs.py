@@ -164,3 +164,27 @@ def test_the_shipped_pool_stack_agrees_with_the_oracle() -> None:
             dn[leaf][idx] -= h
             num.append((loss(up) - loss(dn)) / (2 * h))
         assert np.allclose(ours, num, rtol=1e-4, atol=1e-6), (name, ours, num)
+
+
+def test_a_claim_that_differs_at_the_sample_point_skips_the_chain(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim certified different from the truth at a sample point (no kink in the
+    difference) cannot be an identity: it goes straight to the refutation, while a right
+    claim is still proven by the chain rule."""
+    from derive.code import blocks
+
+    calls: list[str] = []
+    original = blocks._Run.chained_check
+
+    def recorded(self: object, base: str, name: str, *args: object, **kw: object) -> object:
+        calls.append(name)
+        return original(self, base, name, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blocks._Run, "chained_check", recorded)
+    result = derive.load(ROOT / "derivations" / "batchnorm_staged.yaml").report()
+    claims = [c for c in result.claims if c.kind == "claim"]
+    wrong = [c for c in claims if c.verdict == Verdict.REFUTED]
+    assert wrong and all(c.target == "dx" for c in wrong)
+    assert {c.verdict for c in claims if c.target == "dmu"} == {Verdict.PROVEN}
+    assert calls.count("dx") == 1  # the block's own dx, not the wrong claim's
+    assert wrong[0].finding is not None and "path through mu" in wrong[0].finding.message

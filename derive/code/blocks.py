@@ -43,6 +43,7 @@ from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.ops.activations import ACTIVATIONS, PIECEWISE
+from derive.prove import graph
 from derive.prove.cases import branches
 from derive.records import PROVEN, REFUTED, UNPROVEN, Check, Counterexample, Diagnosis, DiagnosisCode, Method, Verdict
 from derive.util import budget
@@ -765,7 +766,8 @@ class _Run:
             claimed = Interpreter(env).value(c.formula, c.text)
         line = (c.target, P.Assign((F.Name(c.target, 0),), c.formula, 0, c.text), env)
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(claimed)))
-        self.chained_check(base, c.target, check, (c.formula, c.text))  # cheap when it holds
+        if not self._differs(claimed, self.truth(base), self._at):  # a wrong claim never pays for a chain
+            self.chained_check(base, c.target, check, (c.formula, c.text))  # cheap when it holds
         if check.verdict == Verdict.PROVEN:
             return check
         check = self._judge_values(base, claimed, seed, points, line)
@@ -776,6 +778,22 @@ class _Run:
 
         self.general_check(base, check, again)
         return check
+
+    @staticmethod
+    def _differs(claimed: Any, true: np.ndarray, at: B._At | None) -> bool:
+        """Some entry of claimed − true without a kink (no relu, max or step in it) certified
+        nonzero at the sample point ``at``: no identity, exact or on the declared domains
+        (the point lies in them), can hold, so no proof need be tried."""
+        if at is None:
+            return False
+        claimed = B._objects(claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed))
+        if claimed.shape != true.shape:
+            return False
+        for c, t in zip(claimed.reshape(-1), true.reshape(-1), strict=True):
+            d = sympy.sympify(c - t)
+            if not graph.has(d, PIECEWISE) and at.nonzero(d) is True:
+                return True
+        return False
 
     def _points(self, seed: int, n: int, arrays: list[SymArray], ups: list[SymArray]) -> list[dict[Expr, Any]]:
         rng = random.Random(seed)
@@ -795,6 +813,11 @@ class _Run:
             kinds = ["one_hot", "one_hot_columns", "binary"] if arr.ndim == 2 else ["binary"] if arr.ndim else []
             for kind in kinds:
                 trial = Domains({name: kind}, {name: arr})
+                if self._at is not None:  # the hint's domain holds at a point of it, or it is no hint
+                    values = dict(self._at.values)
+                    trial.sample(random.Random(len(values)), values, {name: arr})
+                    if self._differs(claimed, true, B._At(values)):
+                        continue
                 plain_c, plain_t = claimed.view(np.ndarray), true
                 if all(B.is_zero(c - t) or trial.zero(c - t) for c, t in
                        zip(plain_c.reshape(-1), plain_t.reshape(-1), strict=True)):
