@@ -293,16 +293,16 @@ def test_the_joint_step_needs_every_path_cut() -> None:
     for dv, g in gs.items():
         for idx in np.ndindex(*g.shape):
             g[idx] = sympy.Symbol(f"g_{dv}_{idx}")
-    assert paths._joint_pullback(run, "X", {"dQ": "Q", "dK": "K"}, gs) is None
+    assert paths.pullback(run, "X", {"dQ": "Q", "dK": "K"}, gs) is None
     gs["dV"] = np.empty(run.truth("V").shape, dtype=object)
     for idx in np.ndindex(*gs["dV"].shape):
         gs["dV"][idx] = sympy.Symbol(f"g_dV_{idx}")
-    assert paths._joint_pullback(run, "X", {"dQ": "Q", "dK": "K", "dV": "V"}, gs) is not None
+    assert paths.pullback(run, "X", {"dQ": "Q", "dK": "K", "dV": "V"}, gs) is not None
     # Y reads Q: Q and Y together are not independent (Y's value holds Q's cut symbols)
     gs_y = {"dQ": gs["dQ"], "dY": np.empty(run.truth("Y").shape, dtype=object)}
     for idx in np.ndindex(*gs_y["dY"].shape):
         gs_y["dY"][idx] = sympy.Symbol(f"g_dY_{idx}")
-    assert paths._joint_pullback(run, "X", {"dQ": "Q", "dY": "Y"}, gs_y) is None
+    assert paths.pullback(run, "X", {"dQ": "Q", "dY": "Y"}, gs_y) is None
 
 
 def test_depends_on_follows_the_forward_block() -> None:

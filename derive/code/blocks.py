@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import sympy
-from sympy import Expr, Symbol
+from sympy import Expr
 
 from derive.code import backward as B
 from derive.code import induction, paths
@@ -327,48 +327,9 @@ class _Run:
         """Σ_i upstream_i · ∂V_i/∂B_j for each entry j of B (V = ``name``): ∂L/∂B when
         ``upstream`` is ∂L/∂V and L depends on B only through V — checked here exactly (the
         loss with B and V both cut loose has none of B's entries), else None.  ``general``:
-        in B's entries as the symbols of its own cut (see :meth:`general_check`), not B(x)."""
-        source = self.leaves[base] if base not in self.last else self.forward_env.get(base)
-        if not isinstance(source, np.ndarray):
-            return None
-        plain = source.view(np.ndarray)
-        b_atoms = symbols_array(f"⟪{base}⟫", plain.shape).view(np.ndarray)
-        back_b = dict(zip(b_atoms.reshape(-1), plain.reshape(-1), strict=True))
-        k_base, k_v = self.last.get(base), self.last[name]
-        v_cut = symbols_array(f"⟪{name}⟫", upstream.shape).view(np.ndarray)
-        seen: dict[str, Any] = {}
-
-        def after(s: P.Statement, j: int) -> None:
-            if j == k_base:
-                env[base] = b_atoms.view(SymArray).copy()
-            if j == k_v:
-                seen["V"] = env[name]
-                env[name] = v_cut.view(SymArray).copy()
-
-        try:
-            with symbolic_numpy():
-                env = dict(self.leaves)
-                if k_base is None:
-                    env[base] = b_atoms.view(SymArray).copy()
-                Interpreter(env).run(self.program.forward, after)
-                loss = self._loss(env, make_upstream=False)
-        except (FormulaError, NotRepresentable, ValueError, TypeError, IndexError, KeyError):
-            return None
-        mine = set(b_atoms.reshape(-1))
-        values = seen.get("V")
-        if loss.free_symbols & mine or not isinstance(values, np.ndarray) or values.shape != upstream.shape:
-            return None
-        values = values.view(np.ndarray)
-        if general:  # ⟪B⟫ → ⟨B⟩, the symbols of B's own cut
-            back_b = {b: Symbol(str(b.name).replace("⟪", "⟨", 1).replace("⟫", "⟩", 1), real=True)
-                      for b in b_atoms.reshape(-1)}
-        out = _EMPTY(plain.shape, dtype=object)
-        for j in np.ndindex(*plain.shape):
-            b = b_atoms[j]
-            out[j] = sympy.Add(*[t * sympy.diff(x, b).xreplace(back_b)
-                                 for t, x in zip(upstream.reshape(-1), values.reshape(-1), strict=True)
-                                 if isinstance(x, sympy.Basic) and b in x.free_symbols])
-        return out
+        in B's entries as the symbols of its own cut (see :meth:`general_check`), not B(x).
+        The one-value case of :func:`derive.code.paths.pullback`."""
+        return paths.pullback(self, base, {"": name}, {"": upstream}, general)
 
     def chained_check(self, base: str, name: str, check: GradientCheck,
                       formula: tuple[F.Node, str] | None = None) -> None:

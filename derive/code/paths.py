@@ -516,7 +516,7 @@ def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
     if not 2 <= len(nearest) <= MAX_JOINT:
         return False
     gs = {dv: symbols_array(f"g⟨{dv}⟩", run.truth(v).shape).view(np.ndarray) for dv, v in nearest.items()}
-    true = _joint_pullback(run, base, nearest, gs)
+    true = pullback(run, base, nearest, gs)
     if true is None:
         return False
     statements = run.program.backward
@@ -539,10 +539,13 @@ def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
     return bool(run._chain_proof(check, compute, said, true, proven))
 
 
-def _joint_pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray]) -> np.ndarray | None:
+def pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray],
+             general: bool = False) -> np.ndarray | None:
     """Σ_V Σ_i g_V,i ∂V_i/∂B_j for each entry j of B, in the inputs' symbols; None unless L,
     with B and every V of ``cut`` (dV → V) cut loose, has none of B's entries and no V's
-    value has another V's (see :func:`joint_chain`)."""
+    value has another V's (see :func:`joint_chain`; one V: ``_Run._pullback``).
+    ``general``: in B's entries as the symbols of its own cut ⟨B⟩ (``_Run.general_check``),
+    not B(x)."""
     source = run.leaves[base] if base not in run.last else run.forward_env.get(base)
     if not isinstance(source, np.ndarray):
         return None
@@ -583,6 +586,9 @@ def _joint_pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.n
             return None
         if any(isinstance(x, sympy.Basic) and B.free_symbols(x) & cut_symbols for x in value.view(np.ndarray).flat):
             return None
+    if general:  # ⟪B⟫ → ⟨B⟩, the symbols of B's own cut
+        back_b = {b: Symbol(str(b.name).replace("⟪", "⟨", 1).replace("⟫", "⟩", 1), real=True)
+                  for b in b_atoms.reshape(-1)}
     out = _EMPTY(plain.shape, dtype=object)
     for j in np.ndindex(*plain.shape):
         b = b_atoms[j]
