@@ -461,3 +461,49 @@ def test_l1_loss_abs_sign_and_joins(tmp_path: Path) -> None:
     got = {c.target: c for c in spec(tmp_path, wrong).claims}
     assert got["dz"].verdict == Verdict.REFUTED and got["dz"].finding is not None
     assert got["dz"].finding.code == "opposite sign"
+
+
+# ------------------------------------------------------------------ sizes read off a value
+SHAPES_NET = """
+    name: sizes
+    network:
+      inputs: 2
+      layers:
+        - {units: 3, activation: tanh}
+        - {units: 1, activation: sigmoid}
+      loss: binary_cross_entropy
+      batch: 3
+    claims:
+      - dZ2: (A2 - Y) / Y.shape[1]
+      - dW2: 1 / X.shape[1] * np.dot(A2 - Y, A1.T)
+      - db2: np.sum(A2 - Y, axis=1, keepdims=True) / A2.size
+      - dW1: np.dot(np.dot(W2.T, A2 - Y) * (1 - A1**2), X.T) / X.shape[-1]
+      - target: dZ2
+        formula: (A2 - Y) / Y.shape[0]
+        expect: refuted
+      - target: dW2
+        formula: np.dot(A2 - Y, A1.T) / X.shape[0]
+        expect: refuted
+"""
+
+
+def test_sizes_read_off_a_value_are_numbers(tmp_path: Path) -> None:
+    """Course code divides by ``Y.shape[1]`` or ``X.shape[1]`` (m, the batch): a number read
+    off the value's shape; the wrong axis is another number (1 here, or the layer width),
+    and refuted."""
+    report = spec(tmp_path, SHAPES_NET)
+    got = [c.verdict.value for c in report.claims]
+    assert got == ["proven"] * 4 + ["refuted"] * 2, verdicts(report)
+    assert "1/m" in str(report.claims[4].diagnosis)  # Y.shape[0] is 1: the per-example gradient
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("(A2 - Y) / Y.shape[2]", "needs k = 0 or 1"),
+    ("(A2 - Y) / m.shape[0]", "scalar"),
+])
+def test_a_size_that_does_not_exist_is_a_shape_refutation(tmp_path: Path, formula: str, message: str) -> None:
+    """As a product of mismatched shapes is: the formula as written is not the gradient."""
+    text = SHAPES_NET.split("    claims:")[0] + f"    claims:\n      - dZ2: {formula}\n"
+    report = spec(tmp_path, text)
+    c = report.claims[0]
+    assert c.verdict.value == "refuted" and "shape error" in c.detail and message in c.detail, c.detail

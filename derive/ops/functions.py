@@ -123,6 +123,22 @@ def _as_matrix(x: Value) -> Matrix:
     return x if is_matrix(x) else Matrix([[x]])
 
 
+def _shape(args: list[Value], axis: int | None, sizes: list[int]) -> Value:
+    """``x.shape[k]``: a size of a 2-D value, as a number (NumPy's negative k counts from the end)."""
+    x, k = args
+    if not is_matrix(x):
+        raise ShapeError("x.shape[k]: x is a scalar here (it has no axes)")
+    if not (getattr(k, "is_Integer", False) or isinstance(k, int)) or not -2 <= int(k) <= 1:
+        raise ShapeError(f"x.shape[k] needs k = 0 or 1 (a value here is 2-D, {x.shape[0]}×{x.shape[1]}), got {k}")
+    return sympy.Integer(x.shape[int(k)])
+
+
+def _size(args: list[Value], axis: int | None, sizes: list[int]) -> Value:
+    """``x.size``: the number of entries."""
+    x = args[0]
+    return sympy.Integer(x.shape[0] * x.shape[1]) if is_matrix(x) else sympy.Integer(1)
+
+
 def _mean_vjp(args: tuple[F.Node, ...], up: F.Node, shape: Shape, axis: int | None) -> F.Node:
     count = shape[0] * shape[1] if axis is None else shape[axis]
     return F.BinOp("/", _spread(up, shape), F.Num(sympy.Integer(count), 0), 0)
@@ -147,5 +163,8 @@ for _fn in (
                     r"\operatorname{vec}", differentiable=False),
     FormulaFunction("kron", (2, 2), lambda a, k, s: kron(_as_matrix(a[0]), _as_matrix(a[1])), r"\otimes",
                     differentiable=False, entries=lambda a, s: len(_as_matrix(a[0])) * len(_as_matrix(a[1]))),
+    # sizes read off a value (``Y.shape[1]`` for m, ``x.size``): numbers, not differentiated
+    FormulaFunction("shape", (2, 2), _shape, r"\operatorname{shape}", differentiable=False),
+    FormulaFunction("size", (1, 1), _size, r"\operatorname{size}", differentiable=False),
 ):
     register(_fn)
