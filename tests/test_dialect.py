@@ -507,3 +507,50 @@ def test_a_size_that_does_not_exist_is_a_shape_refutation(tmp_path: Path, formul
     report = spec(tmp_path, text)
     c = report.claims[0]
     assert c.verdict.value == "refuted" and "shape error" in c.detail and message in c.detail, c.detail
+
+
+PLANAR = """
+    name: planar data classification
+    network:
+      equations: |
+        Z1 = np.dot(W1, X) + b1
+        A1 = np.tanh(Z1)
+        Z2 = np.dot(W2, A1) + b2
+        A2 = 1 / (1 + np.exp(-Z2))
+        m = Y.shape[1]
+        cost = -np.sum(np.multiply(np.log(A2), Y) + np.multiply(np.log(1 - A2), 1 - Y)) / m
+      loss: cost
+      parameters: [W1, b1, W2, b2]
+      shapes: {X: [2, 3], Y: [1, 3], W1: [4, 2], b1: [4, 1], W2: [1, 4], b2: [1, 1]}
+      domains: {Y: binary}
+    backward: |
+      m = X.shape[1]
+      dZ2 = A2 - Y
+      dW2 = (1 / m) * np.dot(dZ2, A1.T)
+      db2 = (1 / m) * np.sum(dZ2, axis=1, keepdims=True)
+      dZ1 = np.multiply(np.dot(W2.T, dZ2), 1 - np.power(A1, 2))
+      dW1 = (1 / m) * np.dot(dZ1, X.T)
+      db1 = (1 / m) * np.sum(dZ1, axis=1, keepdims=True)
+"""
+
+
+@pytest.mark.parametrize("wrong, right", [
+    (None, None),
+    ("dW1 = np.dot(dZ1, X.T)", "dW1 = (1 / m) * np.dot(dZ1, X.T)"),  # the 1/m forgotten
+    ("db1 = (1 / m) * np.sum(dZ1, axis=0, keepdims=True)", "db1 = (1 / m) * np.sum(dZ1, axis=1, keepdims=True)"),
+])
+def test_course_block_with_m_read_off_a_shape(tmp_path: Path, wrong: str | None, right: str | None) -> None:
+    """A column-batch course solution (m = X.shape[1]): right as written, under the
+    per-example convention for dZ; each classic slip refuted; the header gives the inputs'
+    shapes (which axis is the batch is the code's business), not a guessed batch."""
+    text = PLANAR if wrong is None else PLANAR.replace(right, wrong)
+    report = spec(tmp_path, text)
+    got = {c.target.split(" ")[0]: c.verdict.value for c in report.claims}  # ("dZ2 (as 3·∂L/∂Z2)")
+    target = None if wrong is None else wrong.split(" =")[0]
+    assert set(got) == {"dZ2", "dW2", "db2", "dZ1", "dW1", "db1"}
+    if target is None:
+        assert set(got.values()) == {"proven"}, got
+    else:  # (the dZ then are judged as ∂L/∂Z: no consistent per-example convention is left)
+        assert got[target] == "refuted" and got["dW2"] == got["db2"] == "proven", got
+    from derive.render.words import header
+    assert "inputs X 2×3, Y 1×3" in header(report) and "batch" not in header(report)

@@ -107,6 +107,7 @@ class BlockDerivation:
             "parameter_names": list(self.spec.parameters), "loss": self.spec.loss or "Σ out ⊙ upstream",
             "upstream": dict(self.spec.upstream), "domains": dict(self.spec.domains),
             "not_gradients": result.unchecked, "notes": result.notes,
+            "input_shapes": {n: list(s) for n, s in self.spec.shapes.items() if n not in self.spec.parameters},
         }
         batch = next((s[0] for n, s in self.spec.shapes.items() if s and n not in self.spec.parameters), 1)
         return Report(self.spec.file, self.spec.name, [], batch, self.spec.parameter_count, TRUTH,

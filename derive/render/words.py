@@ -137,6 +137,10 @@ def counts(report: Report) -> str:
 
 def header(report: Report) -> str:
     shape = "-".join(str(n) for n in report.sizes) or count(report.conventions.get('equations', 0), 'equation')
+    inputs = report.conventions.get("input_shapes")
+    if inputs:  # a block: its inputs' shapes say the batch (rows or columns, as the code has it)
+        sizes = ", ".join(f"{n} {'×'.join(str(k) for k in s) or 'scalar'}" for n, s in inputs.items())
+        return f"  {shape}, inputs {sizes}, {report.parameters} parameters  ({report.file})"
     return f"  {shape}, batch {report.batch}, {report.parameters} parameters  ({report.file})"
 
 
