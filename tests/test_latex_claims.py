@@ -152,3 +152,54 @@ def test_juxtaposition_binds_tighter_than_odot() -> None:
             (wrong, c.method)
     c = d.check_latex_claim(rf"{DZ1} = \sigma'(Z_1) \odot {DZ2} W_2^T")  # wrong order inside ⊙
     assert (c.verdict, c.method) == (Verdict.REFUTED, Method.SHAPES)
+
+
+# ---------------------------------------------------------------- ŷ, δ, \dfrac, ∂L/∂w inline, \mathbf
+NOTES = {"yhat": (1, 1), "z2": (1, 1), "z1": (1, 1), "a1": (1, 1), "w2": (1, 1), "x": (1, 1), "y": (1, 1),
+         "x_hat": (4, 3), "Z3": (1, 3), "W3": (1, 4), "A2": (4, 3)}
+
+
+def notes_shape(name: str) -> tuple[int, int] | None:
+    return NOTES.get(name) or NOTES.get(name[1:]) if name.startswith("d") else NOTES.get(name)
+
+
+@pytest.mark.parametrize("latex, target, formula", [
+    (r"\frac{\partial L}{\partial w_2} = (\hat{y} - y) a_1", "dw2", "(yhat - y) * a1"),
+    (r"\frac{\partial L}{\partial w_2} = (\hat y - y) a_1", "dw2", "(yhat - y) * a1"),
+    (r"\frac{\partial L}{\partial \gamma} = \hat{x}", "dgamma", "x_hat"),  # the network's own spelling
+    (r"\frac{\partial L}{\partial w_2} = \bar{y}", "dw2", "y_bar"),  # unknown: validation names it
+    (r"\dfrac{\partial L}{\partial w_2} = \dfrac{a_1}{2}", "dw2", "a1 / 2"),
+    (r"\partial L / \partial w_2 = \delta_2 a_1", "dw2", "dz2 * a1"),  # δ₂ is ∂L/∂z₂ (no delta2)
+    (r"\frac{\partial L}{\partial W^{[3]}} = \delta^{[3]} A^{[2]T}", "dW3", "dZ3 @ A2.T"),
+    (r"\frac{\partial L}{\partial \mathbf{W}^{[3]}} = \boldsymbol{\delta}^{[3]} \mathbf{A}^{[2]T}", "dW3",
+     "dZ3 @ A2.T"),
+    (r"\frac{\partial L}{\partial w} = \delta_7", "dw", "delta7"),  # no z7: a name of its own
+])
+def test_notation_of_notes(latex: str, target: str, formula: str) -> None:
+    assert parse_latex_claim(latex, notes_shape) == (target, formula)
+
+
+def test_notation_of_notes_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ŷ, δ₂ and the inline ∂L/∂w read into claims that are proven, and their slips refuted."""
+    path = tmp_path / "notes.yaml"
+    path.write_text(r"""
+name: 1-1-1 with yhat
+network:
+  equations: |
+    z1 = w1*x + b1
+    a1 = sigmoid(z1)
+    z2 = w2*a1 + b2
+    yhat = sigmoid(z2)
+    L = (yhat - y)**2 / 2
+  parameters: [w1, b1, w2, b2]
+claims_latex:
+  - '\frac{\partial L}{\partial w_2} = (\hat{y} - y)\hat{y}(1 - \hat{y}) a_1'
+  - '\partial L / \partial w_1 = \delta_2 w_2 \sigma''(z_1) x'
+  - '\dfrac{\partial L}{\partial b_1} = \delta_1'
+  - latex: '\frac{\partial L}{\partial w_2} = (\hat{y} - y) a_1'
+    expect: refuted
+  - latex: '\partial L / \partial w_1 = \delta_1 w_2 \sigma''(z_1) x'
+    expect: refuted
+""")
+    report = derive.load(path).report(rules=False)
+    assert [c.verdict for c in report.claims] == [Verdict.PROVEN] * 3 + [Verdict.REFUTED] * 2

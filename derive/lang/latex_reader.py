@@ -7,7 +7,9 @@ A lark grammar (Earley) reads what people write: ``\\frac{\\partial L}{\\partial
 ``w_{4}``, ``W^{[2]}``, ``A^{[1]T}``), ``\\sigma``, ``\\sigma'(·)``, ``\\sigma^\\prime``,
 ``\\tanh``, ``\\exp``, ``\\log``, juxtaposition, ``\\times``, ``\\cdot``, ``\\odot``,
 ``\\otimes``, ``^T``, ``^\\top``, ``\\operatorname{vec}``, ``\\mathrm{diag}``,
-``\\frac{a}{b}``, ``\\left( \\right)``, ``\\tfrac12``.  The result is a claim
+``\\frac{a}{b}``, ``\\left( \\right)``, ``\\tfrac12``; ``\\dfrac`` and the inline ``\\partial L /
+\\partial v``; accents and bold (``\\hat{y}`` is the network's ``yhat`` or ``y_hat``,
+``\\mathbf{W}`` is ``W``); Greek letters; ``\\delta_2`` for ∂L/∂z₂ where no ``delta2`` exists.  The result is a claim
 ``target = formula`` in derive's own formula language (never evaluated as code).
 
 Products, read as textbooks write them:
@@ -53,8 +55,9 @@ transpose: "^" ("T" | "\\top" | "{" ("T" | "\\top" | "\\intercal") "}" | "\\inte
 ?atom: number | symbol | deriv | fraction | call | "(" expr ")" | "\\left(" expr "\\right)" | "{" expr "}"
      | "[" expr "]" | "\\left[" expr "\\right]"
 number: SIGNED_NUMBER | DIGIT
-fraction: "\\frac" "{" expr "}" "{" expr "}" | ("\\tfrac" | "\\dfrac" | "\\frac") DIGIT DIGIT
-deriv: "\\frac" "{" dnum "}" "{" dden "}"
+fraction: FRAC "{" expr "}" "{" expr "}" | FRAC DIGIT DIGIT
+FRAC: "\\frac" | "\\dfrac" | "\\tfrac"
+deriv: FRAC "{" dnum "}" "{" dden "}" | "\\partial" symbol "/" "\\partial" symbol -> inline_deriv
 dnum: "\\partial" symbol | "d" symbol | DNAME
 dden: "\\partial" symbol | "d" symbol | DNAME
 call: func "(" expr ")" | func "\\left(" expr "\\right)" | func "{" expr "}" | func symbol
@@ -66,12 +69,18 @@ NAMEDFUNC: "\\tanh" | "\\exp" | "\\log" | "\\ln"
 PRIME: "'"
 symbol: LETTER sub? sup?
       | GREEK sub? sup?
+      | ACCENT "{" (LETTER | GREEK) "}" sub? sup? | ACCENT (LETTER | GREEK) sub? sup?
+      | FONT "{" (LETTER | GREEK) "}" sub? sup? | FONT (LETTER | GREEK) sub? sup?
+ACCENT: "\\hat" | "\\widehat" | "\\bar" | "\\overline" | "\\tilde" | "\\widetilde"
+FONT: "\\mathbf" | "\\boldsymbol" | "\\bm" | "\\mathit" | "\\vec"
 sub: "_" index
 sup: "^" "{" "[" NUMBER "]" TMARK? "}"
 TMARK: "T"
 index: DIGIT | LETTER | "{" INDEXTEXT "}"
 INDEXTEXT: /[A-Za-z0-9,]+/
-GREEK: "\\delta" | "\\alpha" | "\\beta" | "\\lambda" | "\\eta"
+GREEK: "\\delta" | "\\alpha" | "\\beta" | "\\lambda" | "\\eta" | "\\gamma" | "\\mu" | "\\theta"
+     | "\\epsilon" | "\\varepsilon" | "\\tau" | "\\phi" | "\\omega" | "\\rho" | "\\kappa" | "\\nu"
+     | "\\xi" | "\\zeta" | "\\psi" | "\\chi"
 LETTER: /[A-Za-z]/
 DNAME: /d[A-Za-z]/
 LETTERS: /[A-Za-z](?:[A-Za-z0-9_]|\\_)*/
@@ -89,7 +98,15 @@ _PARSER = lark.Lark(GRAMMAR, parser="earley", ambiguity="resolve", propagate_pos
 
 #: spelling → formula-language function: the table the printer shares (derive.lang.symbols)
 FUNCS = READER
-GREEK = {r"\delta": "delta", r"\alpha": "alpha", r"\beta": "beta", r"\lambda": "lambda_", r"\eta": "eta"}
+#: a Greek letter's names in a network, the first the network knows taken (else the first)
+GREEK = {r"\delta": ("delta",), r"\alpha": ("alpha",), r"\beta": ("beta",), r"\lambda": ("lambda_", "lambd", "lam"),
+         r"\eta": ("eta",), r"\gamma": ("gamma",), r"\mu": ("mu",), r"\theta": ("theta",),
+         r"\epsilon": ("epsilon", "eps"), r"\varepsilon": ("epsilon", "eps"), r"\tau": ("tau",), r"\phi": ("phi",),
+         r"\omega": ("omega",), r"\rho": ("rho",), r"\kappa": ("kappa",), r"\nu": ("nu",), r"\xi": ("xi",),
+         r"\zeta": ("zeta",), r"\psi": ("psi",), r"\chi": ("chi",)}
+#: an accent's word in a name (\hat{y}: yhat or y_hat); a font command (\mathbf) adds none
+ACCENTS = {r"\hat": "hat", r"\widehat": "hat", r"\bar": "bar", r"\overline": "bar", r"\tilde": "tilde",
+           r"\widetilde": "tilde"}
 
 
 class _Shape:
@@ -243,12 +260,16 @@ class _Convert:
         if kind == "number":
             return F.Num(sympy.Rational(str(ch[0])), col)
         if kind == "fraction":
+            ch = ch[1:]  # (\frac, \dfrac or \tfrac: the same)
             if len(ch) == 2 and all(isinstance(c, lark.Token) for c in ch):
                 p, q = (F.Num(sympy.Integer(int(str(c))), col) for c in ch)
                 return F.BinOp("/", p, q, col)
             return F.BinOp("/", self.node(ch[0]), self.node(ch[1]), col)
-        if kind == "deriv":
-            top, bottom = self.dname(ch[0]), self.dname(ch[1])
+        if kind in ("deriv", "inline_deriv"):
+            if kind == "deriv":
+                top, bottom = self.dname(ch[1]), self.dname(ch[2])
+            else:  # \partial L / \partial w
+                top, bottom = (self._plain_name(self.symbol(c)) for c in ch)
             if top not in (self.loss, "L", "J"):
                 raise self.fail(t, f"only derivatives of the loss are supported (∂{self.loss}/∂·), not ∂{top}")
             return F.Name(f"d{bottom}", col)
@@ -264,16 +285,29 @@ class _Convert:
         ch = t.children
         if isinstance(ch[0], lark.Token) and ch[0].type == "DNAME":
             return str(ch[0])[1:]
-        sym = self.symbol(ch[-1])
-        name = sym.operand.id if isinstance(sym, F.Transpose) else sym.id  # type: ignore[union-attr]
-        return name
+        return self._plain_name(self.symbol(ch[-1]))
+
+    @staticmethod
+    def _plain_name(sym: F.Node) -> str:
+        node = sym.operand if isinstance(sym, F.Transpose) else sym
+        assert isinstance(node, F.Name)  # (what symbol() builds)
+        return node.id
 
     def symbol(self, t: lark.Tree) -> F.Node:
         col = getattr(t.meta, "column", 1) or 1
-        head = str(t.children[0])
-        name = GREEK.get(head, head)
+        children = list(t.children)
+        accent = None
+        if isinstance(children[0], lark.Token) and children[0].type in ("ACCENT", "FONT"):
+            # \mathbf{W} is W; \hat{y} is the network's name for ŷ (yhat, y_hat, ...)
+            accent = ACCENTS.get(str(children[0]))
+            children = children[1:]
+        head = str(children[0])
+        spellings = GREEK.get(head, (head,))
+        name = next((n for n in spellings if self.shape_of(n) is not None), spellings[0])
+        if accent is not None:
+            name = self._accented(name, accent)
         transpose = False
-        for part in t.children[1:]:
+        for part in children[1:]:
             if part.data == "sub":
                 idx = part.children[0]
                 name += "".join(str(c) for c in idx.children).replace(",", "")
@@ -281,8 +315,24 @@ class _Convert:
                 number = str(part.children[0])
                 name += number
                 transpose = len(part.children) > 1
+        if head == r"\delta" and name != "delta" and self.shape_of(name) is None:
+            name = self._error_signal(name[len("delta"):], name)
         node: F.Node = F.Name(name, col)
         return F.Transpose(node, col) if transpose else node
+
+    def _error_signal(self, index: str, name: str) -> str:
+        """δ₂, δ^{[2]}: the error signal ∂L/∂z₂ of back-propagation's notes (Nielsen's δˡ), when
+        the network names nothing ``delta2`` and does name ``z2`` (or ``Z2``)."""
+        for z in (f"z{index}", f"Z{index}"):
+            if self.shape_of(z) is not None:
+                return f"d{z}"
+        return name
+
+    def _accented(self, base: str, accent: str) -> str:
+        """The name the network gives ŷ (x̄, x̃): ``yhat``, ``y_hat``, ``hat_y`` or ``haty``,
+        the first it knows (``y_hat`` when it knows none: validation then lists the names)."""
+        spellings = [f"{base}{accent}", f"{base}_{accent}", f"{accent}_{base}", f"{accent}{base}"]
+        return next((n for n in spellings if self.shape_of(n) is not None), f"{base}_{accent}")
 
     def func(self, t: lark.Tree) -> tuple[str, bool]:
         tokens = [str(c) for c in t.children if isinstance(c, lark.Token)]

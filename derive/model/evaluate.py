@@ -73,7 +73,7 @@ class Evaluator:
         for n, k in self.net.kinds.items():
             if k != "target" and n != "A0":
                 names.append(f"d({n})" if self.is_value(f"d{n}") else f"d{n}")
-        return names + sorted(self.constants)
+        return list(dict.fromkeys(names + sorted(self.constants)))  # (each once)
 
     def is_value(self, name: str) -> bool:
         """Whether a name is a value of the network (input, parameter, defined name,
