@@ -189,3 +189,40 @@ def test_registered_vjps_give_proven_rules(equations: str, wrong_target: str, wr
     rules = d.check_rules()
     assert rules and all(c.verdict == "proven" for c in rules), [(c.statement, c.verdict) for c in rules]
     assert d.check_claim(wrong_target, wrong).verdict == "refuted"
+
+
+# ---------------------------------------------------------------- spellings of an activation
+@pytest.mark.parametrize("spelling, name", [
+    ("ReLU", "relu"), ("LeakyReLU", "leaky_relu"), ("leaky-relu", "leaky_relu"), ("Tanh", "tanh"),
+    ("Sigmoid", "sigmoid"), ("linear", "identity"), ("swish", "silu"), ("SiLU", "silu"), ("ReLU6", "relu6"),
+    ("GELU_erf", "gelu_erf"), ("gelu", "gelu"), ("GELU", None), ("Gelu", None), ("relu2", None), (3, None),
+])
+def test_a_spec_may_spell_an_activation_as_frameworks_do(spelling: object, name: str | None) -> None:
+    from derive.ops.registry import activation_named
+
+    assert activation_named(spelling) == name
+
+
+def test_an_alias_that_means_two_activations_is_a_registration_error() -> None:
+    from derive.ops.registry import Activation, register
+
+    with pytest.raises(MissingFacet, match="already means 'relu'"):
+        register(Activation("relu_like", lambda z: z, lambda z: sympy.Integer(1), aliases=("RELU",)))
+
+
+def test_spelled_activations_check_as_their_names(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``ReLU`` then ``Sigmoid`` is the same network as ``relu`` then ``sigmoid``: the same
+    rules proven, the same wrong claim refuted; ``GELU`` (erf or tanh?) is refused."""
+    def report(hidden: str, out: str) -> list[tuple[str, str]]:
+        d = derive.from_dict({"name": "s", "network": {
+            "inputs": 2, "layers": [{"units": 2, "activation": hidden}, {"units": 1, "activation": out}],
+            "loss": "binary_cross_entropy", "batch": 2},
+            "claims": [{"dZ1": "(W2.T @ dZ2) * sigmoid_prime(Z1)"}]})
+        r = d.report(jobs=1)
+        return [(c.target, c.verdict.value) for c in [*r.rules, *r.claims]]
+
+    assert report("ReLU", "Sigmoid") == report("relu", "sigmoid")
+    assert report("relu", "sigmoid")[-1] == ("dZ1", "refuted")
+    with pytest.raises(derive.SpecError, match="ambiguous: write gelu"):
+        derive.from_dict({"name": "s", "network": {"inputs": 2, "layers": [{"units": 1, "activation": "GELU"}],
+                                                    "loss": "mse", "batch": 2}})

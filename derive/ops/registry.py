@@ -170,6 +170,11 @@ class Activation:
     param: Param | None = None
     #: the SymPy function classes it introduces (each checked by :func:`register`)
     functions: tuple[type[OpFunction], ...] = ()
+    #: other spellings a spec may use for it (Keras' ``linear``, ``swish``); case, ``_`` and
+    #: ``-`` never matter (``ReLU``, ``LeakyReLU``) unless ``exact_case`` (``GELU`` is PyTorch's
+    #: exact GELU, not derive's tanh approximation ``gelu``: refused rather than guessed)
+    aliases: tuple[str, ...] = ()
+    exact_case: bool = False
 
     @property
     def needs_slope(self) -> bool:
@@ -194,6 +199,20 @@ class Activation:
 
 
 ACTIVATIONS: dict[str, Activation] = {}
+_SPELLINGS: dict[str, str] = {}  # a spelling, lower-cased without _ and -, → the activation's name
+
+
+def _spelling(text: str) -> str:
+    return text.lower().replace("_", "").replace("-", "")
+
+
+def activation_named(spelling: object) -> str | None:
+    """The registered activation a spec's spelling means (``ReLU``, ``LeakyReLU``, ``linear``), or None."""
+    if not isinstance(spelling, str):
+        return None
+    if spelling in ACTIVATIONS:
+        return spelling
+    return _SPELLINGS.get(_spelling(spelling))
 #: every registered SymPy function class, in registration order
 FUNCTION_CLASSES: list[type[OpFunction]] = []
 
@@ -203,6 +222,12 @@ def register(act: Activation) -> Activation:
     name = act.name
     if name in ACTIVATIONS:
         raise MissingFacet(f"activation {name!r} is registered twice")
+    aliases = (() if act.exact_case else (name,)) + act.aliases
+    spellings = {_spelling(a): name for a in aliases}
+    for alias in aliases:
+        taken = _SPELLINGS.get(_spelling(alias), name)
+        if taken != name:
+            raise MissingFacet(f"activation {name!r}: the spelling {alias!r} already means {taken!r}")
     if name not in LATEX_SYMBOLS:
         raise MissingFacet(f"activation {name!r} has no LaTeX: add its row to derive.lang.symbols.FUNCTIONS")
     if act.latex_head and act.latex_head != LATEX_SYMBOLS[name].latex:
@@ -223,6 +248,7 @@ def register(act: Activation) -> Activation:
                     raise MissingFacet(f"activation {name!r} uses {type(f).__name__}, which no entry registers")
         if sympy.expand(sympy.diff(value, z) - prime) != 0:
             raise MissingFacet(f"activation {name!r}: its derivative is not SymPy's derivative of its value")
+    _SPELLINGS.update(spellings)
     ACTIVATIONS[name] = act
     return act
 

@@ -10,6 +10,7 @@ import sympy
 
 from derive.errors import FormulaError, SpecError
 from derive.lang import formula
+from derive.ops.registry import activation_named
 from derive.spec.model import VERDICTS, ClaimSpec, reserved_name
 from derive.util.text import shown
 
@@ -45,6 +46,18 @@ def _choice(file: str, place: str, value: Any, choices: tuple[str, ...], what: s
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise _fail(file, place, f"unknown {what} {shown(value)} (expected one of: {', '.join(choices)}){hint}")
     return value
+
+
+def _activation(file: str, place: str, value: Any, choices: tuple[str, ...]) -> str:
+    """An activation of ``choices`` as a spec spells it: its name, or another spelling of it
+    (``ReLU``, ``LeakyReLU``, Keras' ``linear`` and ``swish``: see derive.ops.registry)."""
+    name = activation_named(value)
+    if name in choices:
+        return name
+    if isinstance(value, str) and value.lower() == "gelu":
+        raise _fail(file, place, f"{shown(value)} is ambiguous: write gelu (the tanh approximation) or gelu_erf "
+                                 "(the exact GELU, PyTorch's nn.GELU default)")
+    return _choice(file, place, value, choices, "activation")
 
 
 def _constant(file: str, place: str, value: Any, allowed: tuple[str, ...] = ()) -> sympy.Expr:

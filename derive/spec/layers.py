@@ -9,7 +9,7 @@ import sympy
 from derive.ops.activations import ACTIVATIONS
 from derive.ops.layer_types import DEFAULT_LAYER_TYPE, LAYER_ACTIVATIONS, LAYER_TYPES, OUTPUT_ONLY
 from derive.ops.losses import loss as registered_loss
-from derive.spec.common import _check_keys, _choice, _claims, _claims_latex, _constant, _fail, _int
+from derive.spec.common import _activation, _check_keys, _choice, _claims, _claims_latex, _constant, _fail, _int
 from derive.spec.model import (
     BATCH,
     BATCH_LAYOUTS,
@@ -75,7 +75,7 @@ def _layers(file: str, raw: Any, limits: Limits) -> tuple[LayerSpec, ...]:
         units = _int(file, f"{place}.units", layer["units"], 1, limits.max_units, "a number of units")
         act = layer.get("activation", "identity")
         if act not in LAYER_ACTIVATIONS:  # the message lists the activation registry (composites aside)
-            act = _choice(file, f"{place}.activation", act, tuple(ACTIVATIONS), "activation")
+            act = _activation(file, f"{place}.activation", act, tuple(ACTIVATIONS))
         slope = _activation_parameter(file, place, layer, act)
         if act in OUTPUT_ONLY:
             if i != len(raw) - 1:

@@ -37,7 +37,7 @@ from fractions import Fraction
 from typing import Any
 
 from derive.ops.activations import ACTIVATIONS
-from derive.spec.common import _check_keys, _choice, _fail, _int
+from derive.spec.common import _activation, _check_keys, _choice, _fail, _int
 from derive.spec.model import Limits
 from derive.spec.program import ProgramSpec, program_spec
 from derive.spec.stack import images, norm, sequence
@@ -154,8 +154,8 @@ class _Stack:
             cfg: dict[str, Any] = {}
             for name, key in keys.items():
                 cfg[name] = self.key(where, name, key, raw, cfg)
-            act = _choice(self.file, f"{where}.activation", raw.get("activation", "identity"), ACTS,
-                          "activation") if has_act else "identity"
+            act = _activation(self.file, f"{where}.activation", raw.get("activation", "identity"),
+                              ACTS) if has_act else "identity"
             if act not in ("identity", "softmax") and act not in ACTIVATIONS:
                 raise _fail(self.file, f"{where}.activation", f"unknown activation {act}")
             last = top and i == n - 1
