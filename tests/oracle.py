@@ -57,7 +57,9 @@ def cost(spec: Spec, values: dict[str, object], constants: dict[str, object] | N
     for k in range(m):
         a = [v(x_at(i, k)) for i in range(sizes[0])]
         for l, layer in enumerate(spec.layers, start=1):
-            z = [sum(v(f"W{l}[{i},{j}]") * a[j] for j in range(sizes[l - 1])) + v(f"b{l}[{i}]")
+            # (dense: W_l is units × inputs; affine, CS231n's: inputs × units, W[j,i] for unit i)
+            w = (lambda i, j: f"W{l}[{j},{i}]") if layer.type == "affine" else (lambda i, j: f"W{l}[{i},{j}]")
+            z = [sum(v(w(i, j)) * a[j] for j in range(sizes[l - 1])) + v(f"b{l}[{i}]")
                  for i in range(sizes[l])]
             slope = mpmath.mpf(0)
             if layer.slope is not None:

@@ -118,7 +118,12 @@ def test_explain_in_the_terminal() -> None:
     assert r.returncode == 0
     assert "3. Backward pass, layer 2" in r.stdout
     assert "dW2[0,0] = A1[0,0]*dZ2[0,0]" in r.stdout
-    assert "chain rule: W2[0,0] enters Z2 only through the entries of its row" in r.stdout
+    assert "chain rule: W2[0,0] enters Z2 only through the entries of row 0" in r.stdout
+    # a row batch, Z = A Wᵀ + 1bᵀ (dense) or Z = A W + 1b (affine): a weight feeds one column of Z
+    for spec in ("regression_rows.yaml", "cs231n_two_layer.yaml"):
+        r = subprocess.run([sys.executable, "-m", "derive.cli", "check", "--explain", f"derivations/{spec}"],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0 and "W1[0,0] enters Z1 only through the entries of column 0" in r.stdout, spec
 
 
 @pytest.mark.parametrize("formula, printed", [

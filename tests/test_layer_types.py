@@ -58,9 +58,9 @@ def test_type_dense_is_the_default() -> None:
 
 @pytest.mark.parametrize("layer, message", [
     ("{units: 2, type: capsule}",  # conv2d, pooling, flatten: tensor stacks (derive/spec/stack.py)
-     "network.layers[0].type: unknown layer type 'capsule' (expected one of: dense)"),
+     "network.layers[0].type: unknown layer type 'capsule' (expected one of: dense, affine)"),
     ("{units: 2, type: dens}",
-     "network.layers[0].type: unknown layer type 'dens' (expected one of: dense); did you mean 'dense'?"),
+     "network.layers[0].type: unknown layer type 'dens' (expected one of: dense, affine); did you mean 'dense'?"),
     ("{units: 2, type: dense, kernel: 3}",
      "network.layers[0].kernel: unknown key 'kernel' (expected one of: type, units, activation"),
 ])
@@ -123,3 +123,30 @@ def test_a_log_softmax_output_has_its_dz_rule_proven(layout: str) -> None:
     bad = [(c.statement, c.verdict) for c in d.check_rules() if c.verdict != "proven"]
     assert not bad, bad
     assert d.check_claim("dZ2", "dA2 * (1 - softmax(Z2))").verdict == "refuted"  # the diagonal only
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_affine_layers_weights_inputs_by_units(layout: str) -> None:
+    """``type: affine`` (CS231n's affine layer, Keras' Dense): W1 is inputs × units, b1 a row;
+    its rules are proven in either batch layout, CS231n's backward lines are proven, and the
+    other convention's lines are refuted (a transposed weight), never proven."""
+    d = derive.from_dict({"name": "a", "network": {
+        "inputs": 3, "batch": 2, "batch_layout": layout, "loss": "cross_entropy",
+        "layers": [{"type": "affine", "units": 4, "activation": "tanh"},
+                   {"type": "affine", "units": 2, "activation": "softmax"}]}})
+    assert d.net.matrices["W1"].shape == (3, 4) and d.net.matrices["b1"].shape == (1, 4)
+    assert str(d.net.matrices["b1"][0, 2]) == "b1[2]"
+    report = d.report(jobs=1)
+    assert report.rules and all(c.verdict.value == "proven" for c in report.rules), \
+        [(c.target, c.verdict.value) for c in report.rules]
+    rows = layout == "rows"
+    right = {"dW2": "A1.T.dot(dZ2)" if rows else "A1 @ dZ2.T",
+             "db2": "np.sum(dZ2, axis=0)" if rows else "np.sum(dZ2, axis=1).T",
+             "dA1": "dZ2.dot(W2.T)" if rows else "W2 @ dZ2",
+             "dW1": "X.T @ (dA1 * (1 - A1**2))" if rows else "X @ (dA1 * (1 - A1**2)).T"}
+    wrong = {"dA1": "dZ2.dot(W2)" if rows else "W2.T @ dZ2",  # the dense convention's line
+             "dW2": "dZ2.T @ A1" if rows else "dZ2 @ A1.T"}  # dW2ᵀ
+    for target, formula in right.items():
+        assert d.check_claim(target, formula).verdict.value == "proven", (target, formula)
+    for target, formula in wrong.items():
+        assert d.check_claim(target, formula).verdict.value == "refuted", (target, formula)

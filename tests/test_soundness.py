@@ -37,6 +37,8 @@ def random_spec(rng: random.Random) -> dict:  # type: ignore[type-arg]
     out, loss = rng.choice([("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy"),
                             ("identity", "mse"), ("tanh", "mse"), ("sigmoid", {"type": "mse", "scale": 3})])
     layers.append({"units": 2 if out == "softmax" else rng.randint(1, 2), "activation": out})
+    for layer in layers:  # dense (W units × inputs) or affine (CS231n's: inputs × units, b a row)
+        layer["type"] = rng.choice(["dense", "affine"])
     return {"name": "random", "network": {
         "inputs": rng.randint(1, 3), "layers": layers, "loss": loss, "batch": rng.randint(1, 2),
         "average": rng.random() < 0.7, "batch_layout": rng.choice(["columns", "rows"])}}

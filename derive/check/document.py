@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
+from sympy import Expr, Matrix, Symbol
 
 from derive.check.claims import as_matrix
 from derive.check.session import Derivation
@@ -92,6 +93,18 @@ def forward(d: Derivation) -> Section:
     return Section("Forward pass", [], items)
 
 
+def _entered(z: Matrix, w: Symbol, definitions: dict[Symbol, Expr], rows: bool) -> str:
+    """Which entries of Z a weight enters: "row 0" (W A: one example per column), "column 0"
+    (A Wᵀ, A W: one example per row); a single entry is named by the batch layout."""
+    hit = [(i, j) for i in range(z.rows) for j in range(z.cols) if definitions[z[i, j]].has(w)]
+    one_row, one_column = len({i for i, _ in hit}) == 1, len({j for _, j in hit}) == 1
+    if hit and one_row and not (one_column and rows):
+        return f"row {hit[0][0]}"
+    if hit and one_column:
+        return f"column {hit[0][1]}"
+    return ", ".join(f"[{i},{j}]" for i, j in hit) or "none"
+
+
 def backward(d: Derivation, report: Report) -> list[Section]:
     """Per layer: the scalar chain rule for a representative weight, ending in the rule."""
     net = d.net
@@ -103,6 +116,7 @@ def backward(d: Derivation, report: Report) -> list[Section]:
         return [Section("Backward pass: the chain rule through each equation",
                         ["Each rule pushes dV back through one equation; each was proven entry by entry "
                          "against the ground truth."], items)]
+    rows = d.spec.batch_layout == "rows"
     for layer in reversed(net.layers):
         l = layer.index
         items = []
@@ -110,7 +124,8 @@ def backward(d: Derivation, report: Report) -> list[Section]:
         dw = local.adjoint.get(w)
         if dw is not None and dw in local.adjoint_definitions:
             items.append(Entry(dw, local.adjoint_definitions[dw],
-                               f"chain rule: W{l}[0,0] enters Z{l} only through the entries of its row"))
+                               f"chain rule: W{l}[0,0] enters Z{l} only through the entries of "
+                               f"{_entered(net.matrices[f'Z{l}'], w, net.definitions, rows)}"))
         z = net.matrices[f"Z{l}"][0, 0]
         dz = local.adjoint.get(z)
         if dz is not None and dz in local.adjoint_definitions:

@@ -18,6 +18,8 @@ def _leaf_matrix(name: str, rows: int, cols: int) -> Matrix:
     # printing them into the names was a fifth of loading a large network)
     if cols == 1 and name.startswith("b"):
         return Matrix(rows, 1, [Symbol(f"{name}[{i}]", real=True) for i in range(rows)])
+    if rows == 1 and name.startswith("b"):  # (an affine layer's row bias: b1[j], as NumPy's 1-D b)
+        return Matrix(1, cols, [Symbol(f"{name}[{j}]", real=True) for j in range(cols)])
     return Matrix(rows, cols, [Symbol(f"{name}[{i},{j}]", real=True) for i in range(rows) for j in range(cols)])
 
 

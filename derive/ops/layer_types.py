@@ -3,7 +3,8 @@ shapes, its forward pass, the spec keys it takes, its forward statement for expl
 
 ``dense`` is the first entry: parameters W_l (n_l × n_{l−1}, decayed by a weight decay)
 and b_l (n_l × 1, not decayed), Z_l = W_l A_{l−1} + b_l 1ᵀ (column batch) or
-Z_l = A_{l−1} W_lᵀ + 1 b_lᵀ (row batch), then A_l = g_l(Z_l).  A new type (convolution,
+Z_l = A_{l−1} W_lᵀ + 1 b_lᵀ (row batch), then A_l = g_l(Z_l).  ``affine`` is the other
+convention (CS231n, Keras): W_l is n_{l−1} × n_l and b_l a row, Z_l = A_{l−1} W_l + 1 b_l.  A new type (convolution,
 batch norm) is one more :class:`LayerType` here, plus its closed-form rules in
 :mod:`derive.rules.layer_rules` (``LAYER_RULES``, a layer above: rules are syntax trees),
 which a completeness test keeps in step with this registry.
@@ -94,6 +95,17 @@ def _dense_statement(l: int, a: str, rows: bool) -> str:
     return f"{a} @ W{l}.T + ones(m, 1) @ b{l}.T" if rows else f"W{l} @ {a} + b{l}"
 
 
+def _affine_forward(params: dict[str, Matrix], prev: Matrix, m: int, rows: bool) -> Matrix:
+    w, b = params["W"], params["b"]
+    if rows:
+        return matmul(prev, w, plus=matmul(Matrix(m, 1, [1] * m), b))
+    return matmul(w.T, prev, plus=matmul(b.T, Matrix(1, m, [1] * m)))
+
+
+def _affine_statement(l: int, a: str, rows: bool) -> str:
+    return f"{a} @ W{l} + ones(m, 1) @ b{l}" if rows else f"W{l}.T @ {a} + b{l}.T @ ones(1, m)"
+
+
 LAYER_TYPES: dict[str, LayerType] = {
     t.name: t
     for t in (
@@ -101,6 +113,13 @@ LAYER_TYPES: dict[str, LayerType] = {
             "dense", ("units", "activation"),
             (Parameter("W", lambda n, k: (n, k), decayed=True), Parameter("b", lambda n, k: (n, 1))),
             _dense_forward, _dense_statement,
+        ),
+        # CS231n's affine layer, Keras' Dense: W_l is n_{l−1} × n_l (inputs × units) and b_l a
+        # row 1 × n_l, so a row batch computes Z_l = A_{l−1} W_l + 1 b_l (x.dot(w) + b)
+        LayerType(
+            "affine", ("units", "activation"),
+            (Parameter("W", lambda n, k: (k, n), decayed=True), Parameter("b", lambda n, k: (1, n))),
+            _affine_forward, _affine_statement,
         ),
     )
 }

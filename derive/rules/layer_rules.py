@@ -199,6 +199,27 @@ def kronecker_rules(spec: Spec, l: int) -> list[Rule]:
     ]
 
 
+def affine_rules(spec: Spec, l: int) -> list[Rule]:
+    """W_l inputs × units, b_l a row: dW = A_{l−1}ᵀ dZ, db = Σ_rows dZ, dA_{l−1} = dZ Wᵀ (row
+    batch, CS231n's affine_backward); for a column batch dW = A_{l−1} dZᵀ, db = (Σ_cols dZ)ᵀ."""
+    dz, w, prev = name(f"dZ{l}"), name(f"W{l}"), _a(l - 1)
+    if spec.batch_layout == "rows":
+        out = [Rule.of(l, RuleKind.DW, f"dW{l}", _decay(spec, matmul(T(prev), dz), w)),
+               Rule.of(l, RuleKind.DB, f"db{l}", call("sum", dz, axis=0))]
+        if l > 1:
+            out.append(Rule.of(l, RuleKind.DA, f"dA{l - 1}", matmul(dz, T(w))))
+    else:
+        out = [Rule.of(l, RuleKind.DW, f"dW{l}", _decay(spec, matmul(prev, T(dz)), w)),
+               Rule.of(l, RuleKind.DB, f"db{l}", T(call("sum", dz, axis=1)))]
+        if l > 1:
+            out.append(Rule.of(l, RuleKind.DA, f"dA{l - 1}", matmul(w, dz)))
+    return out
+
+
+def _affine(spec: Spec, l: int, kronecker: bool) -> list[Rule]:
+    return [dz_rule(spec, l), *affine_rules(spec, l)]  # (the vec/Kronecker forms are stated for dense)
+
+
 def _dense(spec: Spec, l: int, kronecker: bool) -> list[Rule]:
     out = [dz_rule(spec, l), *layer_rules(spec, l)]
     if kronecker:
@@ -209,6 +230,7 @@ def _dense(spec: Spec, l: int, kronecker: bool) -> list[Rule]:
 #: the closed-form rules of layer l per layer type, keyed by derive.ops.layer_types.LAYER_TYPES
 LAYER_RULES: dict[str, Callable[[Spec, int, bool], list[Rule]]] = {
     "dense": _dense,
+    "affine": _affine,
 }
 
 
