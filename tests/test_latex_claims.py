@@ -203,3 +203,40 @@ claims_latex:
 """)
     report = derive.load(path).report(rules=False)
     assert [c.verdict for c in report.claims] == [Verdict.PROVEN] * 3 + [Verdict.REFUTED] * 2
+
+
+@pytest.mark.parametrize("latex, target, formula", [
+    (r"dZ^{[2]} = A^{[2]} - Y", "dZ2", "A2 - Y"),  # the course's dV for ∂L/∂V
+    (r"dW^{[2]} = \frac{1}{m} dZ^{[2]} A^{[1]T}", "dW2", "1 / m * dZ2 @ A1.T"),
+    (r"dZ^{[1]} = W^{[2]T} dZ^{[2]} \odot g^{[1]\prime}(Z^{[1]})", "dZ1", "W2.T @ dZ2 * g1_prime(Z1)"),
+    (r"dZ^{[1]} = W^{[2]T} dZ^{[2]} \odot g^{[1]}'(Z^{[1]})", "dZ1", "W2.T @ dZ2 * g1_prime(Z1)"),
+    (r"\frac{\partial L}{\partial w} = g_1'(z)", "dw", "g1_prime(z)"),  # (was: unknown function ')
+    (r"\frac{\partial L}{\partial w} = g_1(z)", "dw", "g1(z)"),  # (was: an IndexError)
+    (r"\frac{dL}{dw_1} = dx", "dw1", "dx"),  # \frac{dL}{dw} stays a derivative
+])
+def test_course_gradient_names(latex: str, target: str, formula: str) -> None:
+    shapes = {"W2": (1, 4), "Z2": (1, 3), "A2": (1, 3), "Y": (1, 3), "A1": (4, 3), "Z1": (4, 3)}
+
+    def course_shape(name: str) -> tuple[int, int] | None:
+        return shapes.get(name[1:] if name.startswith("d") and len(name) > 1 else name)
+
+    assert parse_latex_claim(latex, course_shape) == (target, formula)
+
+
+def test_d_named_by_the_network_is_a_product() -> None:
+    """Where the network has a value d (a dimension, √d in attention), ``d k`` is d times k."""
+    assert parse_latex_claim(r"\frac{\partial L}{\partial w} = d k", lambda n: (1, 1) if n in ("d", "k") else None) \
+        == ("dw", "d * k")
+
+
+def test_course_names_checked() -> None:
+    """Under derive's convention dZ2 is ∂J/∂Z2 of the averaged cost: the course's per-example
+    dZ2 = A2 − Y is refuted (and named), the averaged forms proven."""
+    d = derive.from_dict({"name": "c", "network": {"inputs": 2, "batch": 3, "loss": "binary_cross_entropy",
+                                                   "layers": [{"units": 4, "activation": "tanh"},
+                                                              {"units": 1, "activation": "sigmoid"}]}})
+    assert d.check_latex_claim(r"dZ^{[2]} = \frac{1}{m}(A^{[2]} - Y)").verdict == Verdict.PROVEN
+    assert d.check_latex_claim(r"dW^{[2]} = dZ^{[2]} A^{[1]T}").verdict == Verdict.PROVEN
+    assert d.check_latex_claim(r"dZ^{[1]} = W^{[2]T} dZ^{[2]} \odot g^{[1]\prime}(Z^{[1]})").verdict == Verdict.PROVEN
+    wrong = d.check_latex_claim(r"dZ^{[2]} = A^{[2]} - Y")
+    assert wrong.verdict == Verdict.REFUTED and "1/m" in str(wrong.diagnosis)

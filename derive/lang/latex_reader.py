@@ -52,21 +52,24 @@ equation: expr "=" expr
 exponent: "{" SIGNED_NUMBER "}" | DIGIT
 ?postfix: atom | atom transpose -> transposed
 transpose: "^" ("T" | "\\top" | "{" ("T" | "\\top" | "\\intercal") "}" | "\\intercal")
-?atom: number | symbol | deriv | fraction | call | "(" expr ")" | "\\left(" expr "\\right)" | "{" expr "}"
+?atom: number | dsymbol | symbol | deriv | fraction | call | "(" expr ")" | "\\left(" expr "\\right)" | "{" expr "}"
      | "[" expr "]" | "\\left[" expr "\\right]"
 number: SIGNED_NUMBER | DIGIT
 fraction: FRAC "{" expr "}" "{" expr "}" | FRAC DIGIT DIGIT
 FRAC: "\\frac" | "\\dfrac" | "\\tfrac"
-deriv: FRAC "{" dnum "}" "{" dden "}" | "\\partial" symbol "/" "\\partial" symbol -> inline_deriv
+deriv.9: FRAC "{" dnum "}" "{" dden "}" | "\\partial" symbol "/" "\\partial" symbol -> inline_deriv
 dnum: "\\partial" symbol | "d" symbol | DNAME
 dden: "\\partial" symbol | "d" symbol | DNAME
 call: func "(" expr ")" | func "\\left(" expr "\\right)" | func "{" expr "}" | func symbol
 func: SIGMA PRIME? | SIGMA "^" "{" "\\prime" "}" -> fprime | SIGMA "^" "\\prime" -> fprime
     | NAMEDFUNC PRIME? | "\\operatorname" "{" LETTERS "}" PRIME? | "\\mathrm" "{" LETTERS "}" PRIME?
-    | "g" "_" index PRIME?
+    | GFUNC "_" index PRIME? | GFUNC "^" "{" "[" index "]" GPRIME? "}" PRIME?
+GFUNC: "g"
+GPRIME: "'" | "\\prime"
 SIGMA: "\\sigma"
 NAMEDFUNC: "\\tanh" | "\\exp" | "\\log" | "\\ln"
 PRIME: "'"
+dsymbol.2: "d" symbol
 symbol: LETTER sub? sup?
       | GREEK sub? sup?
       | ACCENT "{" (LETTER | GREEK) "}" sub? sup? | ACCENT (LETTER | GREEK) sub? sup?
@@ -275,6 +278,14 @@ class _Convert:
             return F.Name(f"d{bottom}", col)
         if kind == "symbol":
             return self.symbol(t)
+        if kind == "dsymbol":  # dZ^{[2]}: the course's name for ∂L/∂Z2 (d times Z2 if the network names d)
+            inner = self.symbol(ch[0])
+            if self.shape_of("d") is not None:
+                return self.product(F.Name("d", col), inner, col)
+            base = inner.operand if isinstance(inner, F.Transpose) else inner
+            assert isinstance(base, F.Name)
+            node: F.Node = F.Name(f"d{base.id}", col)
+            return F.Transpose(node, col) if isinstance(inner, F.Transpose) else node
         if kind == "call":
             fname, prime = self.func(ch[0])
             arg = self.node(ch[1])
@@ -336,10 +347,10 @@ class _Convert:
 
     def func(self, t: lark.Tree) -> tuple[str, bool]:
         tokens = [str(c) for c in t.children if isinstance(c, lark.Token)]
-        prime = t.data == "fprime" or "'" in tokens
+        prime = t.data == "fprime" or "'" in tokens or r"\prime" in tokens
         head = tokens[0]
-        if head == "g":  # g_1(z), g_1'(z): layer 1's own activation
-            idx = t.children[1]
+        if head == "g":  # g_1(z), g_1'(z), g^{[1]\prime}(z): layer 1's own activation
+            idx = next(c for c in t.children if isinstance(c, lark.Tree) and c.data == "index")
             return f"g{''.join(str(c) for c in idx.children)}", prime
         name = FUNCS.get(head.replace(r"\_", "_"))
         if name is None:
