@@ -267,3 +267,16 @@ def test_the_report_shows_the_loss_parameters_and_the_weight_decay() -> None:
     assert report.conventions["delta"] == "2" and report.conventions["weight_decay"] == "lambd/m"
     from derive.render import words
     assert "δ = 2" in words.conventions(report)[0]
+
+
+def test_keras_categorical_crossentropy_is_cross_entropy() -> None:
+    """Keras' name (a sum over the classes, as derive's cross_entropy) checks the same network;
+    its binary_crossentropy and mean_squared_error average over the output units, so they
+    are not aliases (a wrong factor would refute right formulas): only suggested."""
+    def rules(loss: str) -> list[tuple[str, str]]:
+        d = derive.from_dict({"name": "k", "network": {"inputs": 2, "batch": 2, "loss": loss, "layers": [
+            {"units": 2, "activation": "tanh"}, {"units": 3, "activation": "softmax"}]}})
+        return [(c.target, c.verdict.value) for c in d.report(jobs=1).rules]
+
+    assert rules("categorical_crossentropy") == rules("cross_entropy")
+    assert "binary_crossentropy" not in registry.LOSS_ALIASES and "mean_squared_error" not in registry.LOSS_ALIASES

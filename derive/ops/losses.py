@@ -119,7 +119,8 @@ LOSSES: dict[str, Loss] = {
              outputs=("sigmoid",), combined=("sigmoid",), aliases=("bce",)),
         Loss("cross_entropy", "ℓ = −Σ y log a",
              _elementwise(lambda a, y, p: -y * sympy.log(a)),
-             outputs=("softmax",), targets=PROBABILITY, combined=("softmax",), aliases=("ce",)),
+             outputs=("softmax",), targets=PROBABILITY, combined=("softmax",),
+             aliases=("ce", "categorical_cross_entropy", "categorical_crossentropy")),  # (Keras: Σ over classes)
         Loss("huber", "ℓ = Σ ½(a − y)² where |a − y| ≤ δ, δ(|a − y| − δ/2) elsewhere",
              _elementwise(_huber), parameters=(_DELTA,)),
         Loss("mae", "ℓ = Σ |a − y|",
