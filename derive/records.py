@@ -65,6 +65,7 @@ class ProofStep(StrEnum):
     PRE_ACTIVATIONS_UNFOLDED = "pre-activations unfolded"
     THROUGH_EXP = "activations written through exp"
     SIGN_CASES = "cases on the sign of each relu argument"
+    SIGN_CASES_WRITTEN_OUT = "cases on the sign of each relu argument, written out"
 
 
 class RuleKind(StrEnum):

@@ -29,6 +29,13 @@ def _act(name: str, z: list[mpmath.mpf], slope: mpmath.mpf) -> list[mpmath.mpf]:
         "leaky_relu": lambda v: v if v > 0 else slope * v,
         "softplus": lambda v: mpmath.log(1 + mpmath.exp(v)),
         "identity": lambda v: v,
+        # (gelu: the tanh approximation, its 0.044715 exact; gelu_erf: z Φ(z))
+        "gelu": lambda v: v * (1 + mpmath.tanh(mpmath.sqrt(2 / mpmath.pi) * (v + mpmath.mpf(44715) / 10**6 * v**3))) / 2,
+        "gelu_erf": lambda v: v * (1 + mpmath.erf(v / mpmath.sqrt(2))) / 2,
+        "silu": lambda v: v / (1 + mpmath.exp(-v)),
+        "elu": lambda v: v if v > 0 else slope * (mpmath.exp(v) - 1),  # (slope: the layer's alpha)
+        "relu6": lambda v: min(max(v, mpmath.mpf(0)), mpmath.mpf(6)),
+        "hardtanh": lambda v: min(max(v, mpmath.mpf(-1)), mpmath.mpf(1)),
     }[name]
     return [f(v) for v in z]
 
@@ -67,13 +74,25 @@ def cost(spec: Spec, values: dict[str, object], constants: dict[str, object] | N
                 slope = mpmath.mpf(s.p) / s.q
             a = _act(layer.activation, z, slope)
         n = sizes[-1]
-        y = [v(f"Y[{k},{i}]" if rows else f"Y[{i},{k}]") if i < n - 1 or spec.loss.kind != "cross_entropy"
-             else None for i in range(n)]
+        last_free = spec.loss.kind not in ("cross_entropy", "hinge")  # (their last class is 1 − the others)
+        y = [v(f"Y[{k},{i}]" if rows else f"Y[{i},{k}]") if i < n - 1 or last_free
+             else mpmath.mpf(0) for i in range(n)]
         if spec.loss.kind == "cross_entropy":
             y[-1] = 1 - sum(y[:-1])
         if spec.loss.kind == "mse":
             sc = spec.loss.scale.subs({sym: constants[str(sym)] for sym in spec.loss.scale.free_symbols})
             ell = mpmath.mpf(sc.p) / sc.q * sum((ai - yi) ** 2 for ai, yi in zip(a, y))
+        elif spec.loss.kind == "huber":
+            dl = dict(spec.loss.params).get("delta", 1)
+            delta = mpmath.mpf(dl.p) / dl.q if hasattr(dl, "p") else mpmath.mpf(dl)
+            ell = sum((u**2 / 2 if abs(u) <= delta else delta * (abs(u) - delta / 2))
+                      for u in (ai - yi for ai, yi in zip(a, y)))
+        elif spec.loss.kind == "mae":
+            ell = sum(abs(ai - yi) for ai, yi in zip(a, y))
+        elif spec.loss.kind == "hinge":  # multiclass SVM; y one-hot, read as Σ_j (1 − y_j) max(0, a_j − y·a + 1)
+            y[-1] = 1 - sum(y[:-1])
+            score = sum(yi * ai for ai, yi in zip(a, y))
+            ell = sum((1 - yj) * max(mpmath.mpf(0), aj - score + 1) for aj, yj in zip(a, y))
         elif spec.loss.kind == "binary_cross_entropy":
             ell = -sum(yi * mpmath.log(ai) + (1 - yi) * mpmath.log(1 - ai) for ai, yi in zip(a, y))
         else:

@@ -189,3 +189,35 @@ def test_a_mask_on_a_relu_output_is_refuted_under_interval_arithmetic() -> None:
     assert d.check_claim("dZ2", "(W3.T @ dZ3) * (A2 > 0)").verdict == "proven"
     wrong = d.check_claim("dZ2", "(W3.T @ dZ3) * (A2 >= 0)")  # always 1: relu′ dropped
     assert wrong.verdict == "refuted" and wrong.counterexample is not None
+
+
+def _huber_prime_gap(u: sympy.Expr, d: sympy.Expr) -> sympy.Expr:
+    """huber′(u) written through relu (the rule) minus the same derivative as the truth
+    writes it (relu·relu′ from differentiating relu²): 0 on every side of both kinks."""
+    rule = u - Relu(u - d) + Relu(-u - d)
+    truth = u - Relu(u - d) * ReluPrime(u - d) + Relu(-u - d) * ReluPrime(-u - d)
+    return rule - truth
+
+
+def test_independent_kinks_are_split_part_by_part() -> None:
+    """Σ_k w_k·gap(u_k) over 5 independent huber kinks: 3⁵ sign patterns at once (over the
+    64-case limit), 3 for each part; each part is 0, so the sum is proven 0."""
+    us = sympy.symbols("u0:5", real=True)
+    ws = sympy.symbols("w0:5", real=True)
+    d = sympy.Rational(1, 2)
+    total = sympy.Add(*(w * _huber_prime_gap(u, d) for u, w in zip(us, ws, strict=True)))
+    assert is_zero(by_cases(total))
+
+
+def test_parts_never_prove_a_wrong_sum() -> None:
+    """The same sum with one part wrong (relu′ where relu belongs, a sign flipped), or an
+    extra kink-free term: not 0, whatever the split into parts."""
+    us = sympy.symbols("u0:5", real=True)
+    ws = sympy.symbols("w0:5", real=True)
+    d = sympy.Rational(1, 2)
+    right = [w * _huber_prime_gap(u, d) for u, w in zip(us, ws, strict=True)]
+    wrong_parts = [ws[2] * (us[2] - ReluPrime(us[2] - d) + Relu(-us[2] - d)),  # (in place of part 2)
+                   ws[2] * (-us[2] - Relu(us[2] - d) + Relu(-us[2] - d))]
+    for wrong in wrong_parts:
+        assert not is_zero(by_cases(sympy.Add(*right[:2], wrong, *right[3:]))), wrong
+    assert not is_zero(by_cases(sympy.Add(*right, ws[2] * us[2])))  # an extra kink-free term

@@ -22,7 +22,8 @@ from derive.ops.activations import Undetermined
 from derive.prove.numeric import Evaluator, ExactContext, IntervalContext, NotExact
 from derive.rules.layer_rules import rules_for
 
-HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"]
+HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity", "gelu", "gelu_erf", "silu", "elu",
+          "relu6", "hardtanh"]
 
 
 def random_spec(rng: random.Random) -> dict:  # type: ignore[type-arg]
@@ -33,10 +34,13 @@ def random_spec(rng: random.Random) -> dict:  # type: ignore[type-arg]
         layer = {"units": rng.randint(1, 3), "activation": act}
         if act == "leaky_relu":
             layer["slope"] = "1/10"
+        if act == "elu":
+            layer["alpha"] = "3/2"
         layers.append(layer)
     out, loss = rng.choice([("sigmoid", "binary_cross_entropy"), ("softmax", "cross_entropy"),
-                            ("identity", "mse"), ("tanh", "mse"), ("sigmoid", {"type": "mse", "scale": 3})])
-    layers.append({"units": 2 if out == "softmax" else rng.randint(1, 2), "activation": out})
+                            ("identity", "mse"), ("tanh", "mse"), ("sigmoid", {"type": "mse", "scale": 3}),
+                            ("identity", {"type": "huber", "delta": "1/2"}), ("tanh", "mae"), ("identity", "hinge")])
+    layers.append({"units": 2 if out == "softmax" or loss == "hinge" else rng.randint(1, 2), "activation": out})
     for layer in layers:  # dense (W units × inputs) or affine (CS231n's: inputs × units, b a row)
         layer["type"] = rng.choice(["dense", "affine"])
     return {"name": "random", "network": {
@@ -89,7 +93,7 @@ def value_of(d: derive.Derivation, formula: str, leaves: dict[sympy.Symbol, Frac
         return [mpmath.mpf(iv(e).mid.a) for e in m]
 
 
-@pytest.mark.parametrize("seed", range(24))
+@pytest.mark.parametrize("seed", range(40))
 def test_no_false_proven(seed: int) -> None:
     rng = random.Random(seed)
     d = derive.from_dict(random_spec(rng), strategy=rng.choice(["local", "global"]))

@@ -26,6 +26,7 @@ import sympy
 from sympy import Expr, Integer, Matrix, Symbol
 
 from derive.model.network import COST, Network, compose, downstream
+from derive.ops.activations import PIECEWISE
 from derive.ops.matrices import Key, keyed, keyed_times, keyed_total
 
 
@@ -346,7 +347,11 @@ class GlobalTruth:
 
 
 def make_truth(net: Network, strategy: str = "auto", threshold: int = 20) -> Truth:
-    """``global`` or ``local``; ``auto`` picks global for networks up to ``threshold`` parameters."""
-    if strategy == "global" or (strategy == "auto" and net.parameter_count <= threshold):
+    """``global`` or ``local``; ``auto`` picks global for networks up to ``threshold``
+    parameters whose cost has no kink of its own (huber, mae, hinge: composed into one
+    expression, a kink's argument a − y is no longer a sum the proof by cases can name,
+    and right formulas stayed unproven; the local chain rule keeps a − y whole)."""
+    if strategy == "global" or (strategy == "auto" and net.parameter_count <= threshold
+                                and not net.definitions[COST].has(*PIECEWISE)):
         return GlobalTruth(net)
     return LocalTruth(net)

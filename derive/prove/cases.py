@@ -65,9 +65,50 @@ def by_cases(expr: Expr, off_kinks: bool = False) -> Expr:
     if not normal.has(*PIECEWISE):
         return normal
     cases = branches(normal, MAX_CASES, off_kinks)
-    if cases is None:  # never an empty sum: that would read as "0 in every case"
-        return normal
+    if cases is None:  # too many sign patterns at once: each independent part on its own
+        cases = []
+        for part in _independent_parts(normal) or [normal]:
+            found = branches(part, MAX_CASES, off_kinks)
+            if found is None:  # never an empty sum: that would read as "0 in every case"
+                return normal
+            cases.extend(found)
     return sympy.Add(*(sympy.Dummy("case") * e for e in cases))
+
+
+MAX_PART_TERMS = 2_000  # a sum of more terms is not split into parts
+
+
+def _independent_parts(expr: Expr) -> list[Expr] | None:
+    """The terms of ``expr`` (expanded) grouped so that no two groups share a kink argument
+    (and the terms without one on their own), or None when there is only one group.
+
+    Each group then needs the sign patterns of its own arguments only (an entry of dW1 sums
+    a huber kink per example and output unit: 3⁴ patterns at once, 3 per part).  Every part
+    identically 0 is *sufficient* for the sum to be 0 — a cancellation between parts is not
+    seen, and the claim then stays unproven, never wrongly proven."""
+    if sum(1 for _ in sympy.preorder_traversal(expr)) > 20 * MAX_PART_TERMS:
+        return None
+    expanded = sympy.expand(expr)
+    terms = expanded.args if expanded.is_Add else ()
+    if not terms or len(terms) > MAX_PART_TERMS:
+        return None
+    parent: dict[Expr, Expr] = {}
+
+    def root(a: Expr) -> Expr:
+        while parent.setdefault(a, a) != a:
+            a = parent[a]
+        return a
+
+    keys = []
+    for term in terms:
+        args = sorted(offsets(term), key=sympy.default_sort_key)
+        for a in args[1:]:
+            parent[root(a)] = root(args[0])
+        keys.append(args[0] if args else None)
+    groups: dict[Expr | None, list[Expr]] = {}
+    for term, key in zip(terms, keys, strict=True):
+        groups.setdefault(None if key is None else root(key), []).append(term)
+    return [sympy.Add(*g) for g in groups.values()] if len(groups) > 1 else None
 
 
 def branches(expr: Expr, limit: int = MAX_CASES, off_kinks: bool = False,

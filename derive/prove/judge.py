@@ -114,6 +114,23 @@ class Judge:
                 return None  # no piecewise function anywhere: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
+        def sign_cases_written_out(c: Expr, t: Expr) -> Expr | None:
+            # the same cases, every pre-activation and relu atom written out down to the leaves:
+            # a kink's argument built on an atom (relu(A2 − Y − δ) in a claim) and the same
+            # argument composed (the whole-cost truth's relu(W2 A1 + b2 − Y − δ)) are then one case
+            if sign_cases(c, t) is None:
+                return None
+            e, before = self._piecewise(c, t), None
+            for _ in range(len(self.net.layers) + 2):
+                if e == before:
+                    break
+                before = e
+                free = graph.free_symbols(e)
+                sub = {s: self._expression_atoms[s] for s in free if s in self._expression_atoms}
+                sub.update({a: f for a, f in self._piecewise_atoms.items() if a in free})
+                e = graph.xreplace(e, sub) if sub else e
+            return by_cases(e) if e != self._piecewise(c, t) else None
+
         return [
             ("as written", lambda c, t: c - t),
             ("one chain-rule step", lambda c, t: c - truth.unfold_once(t)),
@@ -122,6 +139,7 @@ class Judge:
             ("pre-activations unfolded", lambda c, t: pre_activations(c) - pre_activations(t)),
             ("activations written through exp", through_exp),
             ("cases on the sign of each relu argument", sign_cases),
+            ("cases on the sign of each relu argument, written out", sign_cases_written_out),
         ]
 
     def step(self, label: str) -> Callable[[Expr, Expr], Expr]:
