@@ -281,3 +281,63 @@ def test_large_shapes_are_refused_up_front():
 
     with pytest.raises(BackwardError, match="smallest shapes"):
         gradcheck(lambda x: x, lambda d, x: d, {"x": (64, 100)})
+
+
+# ---------------------------------------------------------------- data captured as float arrays
+def _svm_loss_naive(W, X, y, reg, forget_correct_class=False):  # type: ignore[no-untyped-def]
+    """CS231n's svm_loss_naive, as the assignment writes it (X a float data array)."""
+    dW = np.zeros(W.shape)
+    num_classes, num_train = W.shape[1], X.shape[0]
+    loss = 0.0
+    for i in range(num_train):
+        scores = X[i].dot(W)  # a float array's own .dot method: NumPy's code, not derive's
+        correct_class_score = scores[y[i]]
+        for j in range(num_classes):
+            if j == y[i]:
+                continue
+            margin = scores[j] - correct_class_score + 1
+            loss = loss + np.maximum(0, margin)
+            dW[:, j] += X[i] * (margin > 0)
+            if not forget_correct_class:
+                dW[:, y[i]] -= X[i] * (margin > 0)
+    loss /= num_train
+    dW /= num_train
+    return loss + reg * np.sum(W * W), dW + 2 * reg * W
+
+
+def _softmax_loss_vectorized(W, X, y, reg, half_reg=False):  # type: ignore[no-untyped-def]
+    num_train = X.shape[0]
+    scores = X.dot(W)
+    scores -= np.max(scores, axis=1, keepdims=True)
+    probs = np.exp(scores) / np.sum(np.exp(scores), axis=1, keepdims=True)
+    loss = -np.sum(np.log(probs[np.arange(num_train), y])) / num_train + reg * np.sum(W * W)
+    dscores = probs.copy()
+    dscores[np.arange(num_train), y] -= 1
+    dscores /= num_train
+    return loss, X.T.dot(dscores) + (reg if half_reg else 2 * reg) * W
+
+
+@pytest.mark.parametrize("loss", [_svm_loss_naive, _softmax_loss_vectorized])
+def test_float_data_captured_by_the_code_is_exact(loss) -> None:  # type: ignore[no-untyped-def]
+    """X is a float array the code captures; ``X[i].dot(W)`` is NumPy's own method, so its
+    products reach the expressions as floats (0.5/3 is not 1/6): made exact as literal
+    floats are. The assignment's code is proven; its classic slips are refuted (they were
+    unproven: no identity in floats is exact, and no kink could be told from 0)."""
+    X = np.array([[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0]])
+    y = np.array([0, 2, 1])
+    right = gradcheck(lambda W: loss(W, X, y, 0.1), shapes={"W": (2, 3)})
+    assert right.verdict == "proven", right.report()
+    wrong = gradcheck(lambda W: loss(W, X, y, 0.1, True), shapes={"W": (2, 3)})
+    assert wrong.verdict == "refuted", wrong.report()
+    ce = wrong.gradients["W"].counterexample
+    assert ce is not None and ce.claimed != ce.true
+    W = ce.arrays["W"]  # the point, checked in plain float NumPy: the true entry by central differences
+    i, j = ce.index
+    h = 1e-6
+    up, down = W.copy(), W.copy()
+    up[i, j] += h
+    down[i, j] -= h
+    numeric = (loss(up, X, y, 0.1)[0] - loss(down, X, y, 0.1)[0]) / (2 * h)
+    true = float(ce.true.mid) if hasattr(ce.true, "mid") else float(ce.true)  # (an interval, or exact)
+    assert abs(numeric - true) < 1e-6
+    assert abs(loss(W, X, y, 0.1, True)[1][i, j] - numeric) > 1e-3

@@ -88,6 +88,25 @@ def _from_float(f: float, where: str) -> Expr:
     return sympy.Rational(repr(f))
 
 
+def exact_floats(a: SymArray) -> SymArray:
+    """``a`` with every SymPy Float inside its entries made exact as :func:`exact` makes a
+    float (the simplest rational that rounds to it).  Floats reach expressions through
+    NumPy's own code, which derive does not see: a float array's ``.dot`` method given a
+    symbolic array, ``x_row * expr`` with ``x_row`` a plain float array; left as they are,
+    no identity in them is exact (0.5/3 is not 1/6) and a kink's argument cannot be told
+    from 0."""
+    plain = a.view(np.ndarray)
+    if not any(isinstance(e, sympy.Basic) and e.has(sympy.Float) for e in plain.flat):
+        return a
+    out = _EMPTY(plain.shape, dtype=object)
+    for idx in np.ndindex(*plain.shape):
+        e = plain[idx]
+        if isinstance(e, sympy.Basic) and e.has(sympy.Float):
+            e = e.xreplace({f: _from_float(float(f), "") for f in e.atoms(sympy.Float)})
+        out[idx] = e
+    return out.view(SymArray)
+
+
 def _is_number(e: Expr) -> bool:
     return bool(e.is_number) and bool(e.is_comparable)
 

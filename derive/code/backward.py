@@ -32,7 +32,7 @@ import numpy as np
 import sympy
 from sympy import Expr
 
-from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
+from derive.code.arrays import NotRepresentable, SymArray, exact_floats, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
 from derive.code.report import Counterexample, GradientCheck, Result, array_text
 from derive.errors import DeriveError
@@ -248,9 +248,9 @@ def _as_outputs(out: Any) -> list[SymArray]:
     arrays = []
     for o in items:
         if isinstance(o, SymArray):
-            arrays.append(o)
+            arrays.append(exact_floats(o))
         elif isinstance(o, (np.ndarray, int, float, sympy.Basic, np.number)):
-            arrays.append(to_exprs(o))
+            arrays.append(exact_floats(to_exprs(o)))
         else:
             raise BackwardError(f"forward returned {type(o).__name__}, not an array (return the output only: "
                                 "forward=lambda *a: layer_forward(*a)[0])")
