@@ -32,6 +32,7 @@ import sympy
 from sympy import Expr
 
 from derive.ops.activations import PIECEWISE, kink_offsets
+from derive.prove.zero import size_exceeds
 
 MAX_CASES = 64  # more sign patterns than this: the step gives up (the claim stays unproven)
 
@@ -86,7 +87,7 @@ def _independent_parts(expr: Expr) -> list[Expr] | None:
     a huber kink per example and output unit: 3⁴ patterns at once, 3 per part).  Every part
     identically 0 is *sufficient* for the sum to be 0 — a cancellation between parts is not
     seen, and the claim then stays unproven, never wrongly proven."""
-    if sum(1 for _ in sympy.preorder_traversal(expr)) > 20 * MAX_PART_TERMS:
+    if size_exceeds(expr, 20 * MAX_PART_TERMS):
         return None
     expanded = sympy.expand(expr)
     terms = expanded.args if expanded.is_Add else ()

@@ -109,8 +109,11 @@ class Judge:
                 return None  # the same as an earlier step: skipped as already tried
             return exp_form(to_claim(c, t), self._functions_of, c)
 
+        def piecewise(c: Expr, t: Expr) -> bool:
+            return bool(self._piecewise_applications) or graph.has(c, PIECEWISE) or graph.has(t, PIECEWISE)
+
         def sign_cases(c: Expr, t: Expr) -> Expr | None:  # one case per sign pattern of the relu arguments
-            if not self._piecewise_applications and not graph.has(c, PIECEWISE) and not graph.has(t, PIECEWISE):
+            if not piecewise(c, t):
                 return None  # no piecewise function anywhere: the same as an earlier step
             return by_cases(self._piecewise(c, t))
 
@@ -118,9 +121,10 @@ class Judge:
             # the same cases, every pre-activation and relu atom written out down to the leaves:
             # a kink's argument built on an atom (relu(A2 − Y − δ) in a claim) and the same
             # argument composed (the whole-cost truth's relu(W2 A1 + b2 − Y − δ)) are then one case
-            if sign_cases(c, t) is None:
+            if not piecewise(c, t):
                 return None
-            e, before = self._piecewise(c, t), None
+            first = e = self._piecewise(c, t)
+            before = None
             for _ in range(len(self.net.layers) + 2):
                 if e == before:
                     break
@@ -129,7 +133,7 @@ class Judge:
                 sub = {s: self._expression_atoms[s] for s in free if s in self._expression_atoms}
                 sub.update({a: f for a, f in self._piecewise_atoms.items() if a in free})
                 e = graph.xreplace(e, sub) if sub else e
-            return by_cases(e) if e != self._piecewise(c, t) else None
+            return by_cases(e) if e != first else None  # (nothing written out: the step before)
 
         return [
             ("as written", lambda c, t: c - t),
