@@ -16,7 +16,10 @@ entry by entry, on the declared domains — the claim is missing exactly those p
 
 The same cut values name a path counted twice (claim = truth + its contribution) or one
 with the wrong sign, and for a value read by several statements (X feeding Q, K and V),
-a claim that keeps only some of them.
+a claim that keeps only some of them.  When the line is written in the gradients of those
+statements' values (dX from dQ, dK and dV), this is decided in the joint cut of the joint
+chain step instead (:meth:`_Finder.joint`): dQ, dK and dV free symbols, each reading's share
+a small polynomial, no expansion of what lies between X and the loss.
 
 Two layer mistakes are not missing paths:
 
@@ -166,6 +169,7 @@ class _Finder:
         self._run = weakref.ref(run)  # a strong one would keep the run (the key of _FINDERS) alive forever
         self.forward: tuple[P.Statement, ...] = run.program.forward
         self._cache: dict[tuple[Any, ...], np.ndarray | None] = {}
+        self._joints: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]] = {}
 
     @property
     def run(self) -> Any:
@@ -318,8 +322,11 @@ class _Finder:
             grads[n] = v
         if not grads:
             return False, None
-        gs = {v: symbols_array(f"g⟨d{v}⟩", run.forward_env[v].shape).view(np.ndarray) for v in values}
-        parts = shares(run, base, {v: v for v in values}, gs)
+        key = ("joint", base)
+        if key not in self._joints:  # (the cut's forward pass, once for all the lines judged)
+            gs = {v: symbols_array(f"g⟨d{v}⟩", run.forward_env[v].shape).view(np.ndarray) for v in values}
+            self._joints[key] = gs, shares(run, base, {v: v for v in values}, gs)
+        gs, parts = self._joints[key]
         if parts is None:
             return False, None
         try:

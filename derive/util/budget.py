@@ -93,16 +93,16 @@ def _in_finalizer(frame: object) -> bool:
     """Whether the interrupted code runs inside a garbage-collector callback (``gc.callbacks``:
     hypothesis registers some) or a ``__del__``: Python ignores an exception raised there
     (an "unraisable" one), so the Timeout would be lost and the callback left half done."""
-    codes = set()
+    codes = set()  # (by identity: a code object is compared, never hashed by value)
     for callback in gc.callbacks:
         function = getattr(callback, "__func__", callback)  # a bound method's function
         code = getattr(function, "__code__", None)
         if code is not None:
-            codes.add(code)
+            codes.add(id(code))
     depth = 0
     while frame is not None and depth < MAX_FRAMES:
         code = getattr(frame, "f_code", None)
-        if code is not None and (code in codes or code.co_name == "__del__"):
+        if code is not None and (id(code) in codes or getattr(code, "co_name", None) == "__del__"):
             return True
         frame = getattr(frame, "f_back", None)
         depth += 1
