@@ -25,7 +25,7 @@ from derive.code import paths
 from derive.code.blocks import _Run
 from derive.lang import program as P
 from derive.prove import core, graph
-from derive.records import Method, Verdict
+from derive.records import DiagnosisCode, Method, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -303,6 +303,147 @@ def test_the_joint_step_needs_every_path_cut() -> None:
     for idx in np.ndindex(*gs_y["dY"].shape):
         gs_y["dY"][idx] = sympy.Symbol(f"g_dY_{idx}")
     assert paths.pullback(run, "X", {"dQ": "Q", "dY": "Y"}, gs_y) is None
+
+
+# ------------------------------------------------------------------ missing paths, named in the joint cut
+SEQ4 = "{X: [4, 4], Wq: [4, 4], Wk: [4, 4], Wv: [4, 4], Wo: [4, 4]}"
+PATHS = {DiagnosisCode.MISSING_PATH, DiagnosisCode.EXTRA_PATH, DiagnosisCode.PATH_SIGN}
+#: claims on dX at seq 4, d 4 (dQ, dK and dV in a claim are the true gradients), each with
+#: the diagnosis it must get (None: no path named) and the words of it
+SEQ4_CLAIMS = [
+    ("dQ.dot(Wq.T)", DiagnosisCode.MISSING_PATH,
+     ("missing 2 of the 3 paths", "K = X.dot(Wk)", "V = X.dot(Wv)", "It has only the path through Q")),
+    ("dQ.dot(Wq.T) + dK.dot(Wk.T)", DiagnosisCode.MISSING_PATH, ("missing one of the paths", "V = X.dot(Wv)")),
+    ("dQ.dot(Wq.T) + dK.dot(Wk.T) - dV.dot(Wv.T)", DiagnosisCode.PATH_SIGN, ("wrong sign", "V = X.dot(Wv)")),
+    ("dQ.dot(Wq.T) + dK.dot(Wk.T) + dV.dot(Wv)", None, ()),  # a transposed weight: not a path
+    ("dQ.dot(Wq.T) + dK.dot(Wq.T) + dV.dot(Wv.T)", None, ()),  # a wrong weight on one path
+]
+
+
+def _claims(tmp_path: Path, formulas: list[str], shapes: str = SEQ4) -> Any:
+    """The two-head network with a one-line backward block and claims on dX."""
+    text = HEADS.read_text().split("backward: |")[0]
+    text = "\n".join(f"  shapes: {shapes}" if line.startswith("  shapes:") else line for line in text.splitlines())
+    text += "\nbackward: |\n  dWo = Y.T.dot(dout)\nclaims:\n"
+    text += "".join(f"  - target: dX\n    formula: {f}\n" for f in formulas)
+    path = tmp_path / "claims.yaml"
+    path.write_text(text)
+    return derive.load(path)
+
+
+def _no_expansion(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every start of the path search through the expanded truth (each edge cut and
+    the loss differentiated again: at seq 4 it spent its whole budget)."""
+    entered: list[str] = []
+    original = paths._Finder.paths
+
+    def recorded(self: Any, base: str, *args: Any) -> Any:
+        entered.append(base)
+        return original(self, base, *args)
+
+    monkeypatch.setattr(paths._Finder, "paths", recorded)
+    return entered
+
+
+def test_seq4_missing_paths_are_named_in_the_joint_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped mistake at the issue's size (seq 4, d 4): X read by Q, K and V, the claim
+    keeps Q's path only.  Named from dQ, dK and dV as free symbols, without the expansion;
+    a claim wrong another way gets no path named; each stays refuted with its counterexample."""
+    entered = _no_expansion(monkeypatch)
+    report = _claims(tmp_path, [f for f, _, _ in SEQ4_CLAIMS]).report()
+    checks = [c for c in report.claims if c.target == "dX"]
+    assert [c.formula for c in checks] == [f for f, _, _ in SEQ4_CLAIMS]
+    for c, (formula, code, words) in zip(checks, SEQ4_CLAIMS, strict=True):
+        assert c.verdict == Verdict.REFUTED and c.counterexample is not None, (formula, c.verdict, c.detail)
+        if code is None:
+            assert c.finding is None or c.finding.code not in PATHS, (formula, c.diagnosis)
+            continue
+        assert c.finding is not None and c.finding.code == code, (formula, c.diagnosis)
+        for w in words:
+            assert w in c.finding.message, (formula, w, c.finding.message)
+    assert "K = X.dot(Wk)" not in checks[1].finding.message  # only the path left out is named
+    assert entered == [], "the search in the joint cut is complete for lines in dQ, dK and dV"
+
+
+def test_seq4_right_claim_has_no_missing_path(tmp_path: Path) -> None:
+    """The search in the joint cut, called on the right dX at seq 4 and on claims that are
+    not sums of whole paths: decided (no expansion needed), nothing named."""
+    spec = _claims(tmp_path, ["dQ.dot(Wq.T)"])
+    run = _Run(spec.program)
+    run.forward_and_backward()
+    finder = paths._finder(run)
+    adjoints = {"dQ": "Q", "dK": "K", "dV": "V"}
+    shape = run.forward_env["Q"].shape
+    claimed = np.zeros(shape, dtype=object)
+    for formula, decided in [("dQ.dot(Wq.T) + dK.dot(Wk.T) + dV.dot(Wv.T)", True),
+                             ("dQ.dot(Wq.T) + dK.dot(Wk.T) + dV.dot(Wv)", True),
+                             ("dQ.dot(Wq.T) + 0.5 * dK.dot(Wk.T) + dV.dot(Wv.T)", True),
+                             ("dQ.dot(Wq.T) + dY[:, :4]", False)]:  # dY: a value the cut does not know
+        line = ("dX", P.parse_block(f"dX = {formula}\n")[0], {**run.forward_env, **run.ups})
+        assert finder.joint("X", claimed, line, adjoints) == (decided, None), formula
+    # a gradient name whose value is not the truth there is never replaced by free symbols
+    line = ("dX", P.parse_block("dX = dQ.dot(Wq.T)\n")[0], {**run.forward_env, **run.ups})
+    assert finder.joint("X", claimed, line, {"dK": "K"}) == (False, None)
+
+
+def test_the_right_claim_is_proven_without_a_diagnosis(tmp_path: Path) -> None:
+    report = _claims(tmp_path, ["dQ.dot(Wq.T) + dK.dot(Wk.T) + dV.dot(Wv.T)", "dQ.dot(Wq.T) + dK.dot(Wk.T)"],
+                     shapes="{X: [2, 2], Wq: [2, 2], Wk: [2, 2], Wv: [2, 2], Wo: [2, 2]}").report()
+    right, wrong = [c for c in report.claims if c.target == "dX"]
+    assert right.verdict == Verdict.PROVEN and right.finding is None and not right.diagnosis
+    assert wrong.verdict == Verdict.REFUTED and wrong.finding is not None
+    assert wrong.finding.code == DiagnosisCode.MISSING_PATH and "V = X.dot(Wv)" in wrong.finding.message
+
+
+def test_a_block_line_missing_the_v_path_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same search for the block's own dX line: dQ and dK there are the block's proven values."""
+    entered = _no_expansion(monkeypatch)
+    report = _heads(tmp_path, dx="dQ.dot(Wq.T) + dK.dot(Wk.T)").report()
+    c = next(c for c in report.claims if c.target == "dX" and c.formula.startswith("dQ.dot(Wq.T) + dK"))
+    assert c.verdict == Verdict.REFUTED and c.counterexample is not None
+    assert c.finding is not None and c.finding.code == DiagnosisCode.MISSING_PATH, c.diagnosis
+    assert "V = X.dot(Wv)" in c.finding.message and "K = X.dot(Wk)" not in c.finding.message
+    assert "X" not in entered
+
+
+def _split_loss(env: dict[str, np.ndarray], xq: np.ndarray, xk: np.ndarray, xv: np.ndarray) -> float:
+    """Σ out ⊙ dout with X read separately by each projection (plain NumPy, 2 causal heads)."""
+    q, k, v = xq @ env["Wq"], xk @ env["Wk"], xv @ env["Wv"]
+    d = q.shape[1] // 2
+    heads = [O.attention_probs(q[:, j * d:(j + 1) * d], k[:, j * d:(j + 1) * d]) @ v[:, j * d:(j + 1) * d]
+             for j in range(2)]
+    return float(np.sum(np.concatenate(heads, axis=1) @ env["Wo"] * env["dout"]))
+
+
+def test_the_named_paths_match_finite_differences(tmp_path: Path) -> None:
+    """The oracle's side of the diagnosis, at seq 4: the claim dQ Wqᵀ (dQ derive's truth, at a
+    point) is the central-difference gradient through Q's reading alone, and adding the
+    gradients through K's and V's readings gives the whole gradient, which the claim is not."""
+    spec = _claims(tmp_path, ["dQ.dot(Wq.T)"])
+    run = _Run(spec.program)
+    run.forward_and_backward()
+    rng = np.random.default_rng(11)
+    env = {n: rng.normal(size=s) for n, s in {**spec.spec.shapes, "dout": (4, 4)}.items()}
+    subs = _subs(run, env)
+    for idx in np.ndindex(4, 4):
+        subs[run.ups["dout"].view(np.ndarray)[idx]] = float(env["dout"][idx])
+    claim = _numeric(run.truth("Q"), subs) @ env["Wq"].T
+    x, h = env["X"], 1e-6
+    parts = []
+    for which in range(3):
+        g = np.zeros_like(x)
+        for idx in np.ndindex(*x.shape):
+            xs = [[x, x, x], [x, x, x]]
+            for sign, row in zip((1, -1), xs, strict=True):
+                moved = x.copy()
+                moved[idx] += sign * h
+                row[which] = moved
+            g[idx] = (_split_loss(env, *xs[0]) - _split_loss(env, *xs[1])) / (2 * h)
+        parts.append(g)
+    whole = O.numeric_gradient(_oracle_layer(4, 4), {**env}, "X")
+    assert _close(claim, parts[0])  # the claim is the path through Q alone
+    assert _close(parts[0] + parts[1] + parts[2], whole)  # with K's and V's paths: the truth
+    assert not _close(claim, whole) and not _close(parts[1] + parts[2], 0 * whole)
 
 
 def test_depends_on_follows_the_forward_block() -> None:

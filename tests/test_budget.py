@@ -114,3 +114,39 @@ def test_an_alarm_that_fires_at_once_leaves_no_deadline_behind() -> None:
     assert b._ends == []
     with b.limit(5):
         sum(range(1000))  # would raise at once if a stale deadline were left
+
+
+def _busy(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@pytest.mark.parametrize("phase", ["start", "stop"])
+def test_an_alarm_inside_a_gc_callback_is_deferred_not_lost(phase: str) -> None:
+    """An alarm that lands while the garbage collector runs a callback (hypothesis registers
+    some) is not raised there, where Python would swallow it as an unraisable exception and
+    cut the callback short: it is raised once the callback has returned."""
+    import gc
+    import sys
+
+    unraisable: list[object] = []
+    finished: list[str] = []
+
+    def slow(seen: str, info: dict[str, int]) -> None:
+        if seen == phase:
+            _busy(0.3)  # the 0.05 s alarm fires in here
+            finished.append(seen)
+
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    gc.callbacks.append(slow)
+    try:
+        with pytest.raises(budget.Timeout):
+            with budget.limit(0.05):
+                gc.collect()
+                _busy(5)  # raised here, soon after the callback
+    finally:
+        gc.callbacks.remove(slow)
+        sys.unraisablehook = hook
+    assert finished == [phase] and unraisable == []
+    assert not budget.outer_expired()

@@ -663,7 +663,8 @@ class _Run:
         return None
 
     def _judge_values(self, base: str, claimed: Any, seed: int, points: int,
-                      line: tuple[str, P.Assign, dict[str, Any]] | None = None) -> GradientCheck:
+                      line: tuple[str, P.Assign, dict[str, Any]] | None = None,
+                      local: bool = False) -> GradientCheck:
         if not isinstance(claimed, np.ndarray):
             claimed = to_exprs(claimed)
         true = self.truth(base)
@@ -684,13 +685,39 @@ class _Run:
         found: Diagnosis | None = None
         if check.verdict == REFUTED and not check.diagnosis:
             found = B._bounded(None, self._domain_hint, claimed, true)
-        if check.verdict == REFUTED and not check.diagnosis and found is None and line is not None:
+        if check.verdict == REFUTED and not check.diagnosis and found is None and line is not None and not local:
             found = B._bounded(None, self._repair, line, true, seconds=REPAIR_SECONDS)
         if check.verdict == REFUTED and not check.diagnosis and found is None:  # a forgotten path, a kernel flip
-            found = B._bounded(None, paths.diagnose, self, base, claimed, true, line, seconds=PATH_SECONDS)
+            adjoints = None if line is None else self._adjoints(line, local)
+            found = B._bounded(None, paths.diagnose, self, base, claimed, true, line, adjoints, seconds=PATH_SECONDS)
         if found is not None:
             check.finding, check.diagnosis = found, found.message
         return check
+
+    def _adjoints(self, line: tuple[str, P.Assign, Any], local: bool) -> dict[str, str]:
+        """The gradient names dV the line reads whose values there are the true ∂L/∂V
+        (name → V): a claim's (the truth by definition), a local line's (replaced by the
+        truth just before it), or a block line's proven dV assigned nowhere from the line on
+        (its value there is its final one, the one proven)."""
+        name, statement, env = line
+        later: set[str] = set()
+        if not local and not isinstance(env, _Env):
+            group = _group(self.program.backward, name)
+            later = set(P.assigned(self.program.backward[group[0]:])) if group else set(self.targets)
+        out = {}
+        for n in F.names(statement.value):
+            v = self.base_of(n)
+            if v is None or n == name or n in self.forward_env or n in self.leaves or n in self.ups:
+                continue
+            if isinstance(env, _Env):
+                if not dict.__contains__(env, n):  # a claim's dV is the truth itself
+                    out[n] = v
+            elif local:
+                if n in self.targets:
+                    out[n] = v
+            elif n in self._proven and n not in later:
+                out[n] = v
+        return out
 
     def judge_local(self, name: str, seed: int, points: int) -> GradientCheck:
         """dV from its own lines (from its last whole assignment on), every other gradient
@@ -701,6 +728,7 @@ class _Run:
         group = _group(statements, name)
         if not group:
             return GradientCheck(name=base, verdict=Verdict.UNPROVEN, why="assigned in a loop: not judged locally")
+        line = None
         with symbolic_numpy():
             env = dict(self.forward_env)
             env.update(self.ups)
@@ -713,9 +741,11 @@ class _Run:
                         if other != name:
                             b = self.base_of(other)
                             env[other] = to_exprs(self.truth(b or other))
+                    if len(group) == 1 and isinstance(s, P.Assign):  # one line: the names before it
+                        line = (name, s, dict(env))
                 interpreter.statement(s)
             value = env[name]
-        return self._judge_values(base, value, seed, points)
+        return self._judge_values(base, value, seed, points, line, local=True)
 
     def claim(self, c: Claim, seed: int, points: int) -> GradientCheck:
         base = self.base_of(c.target)

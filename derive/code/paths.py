@@ -16,7 +16,10 @@ entry by entry, on the declared domains — the claim is missing exactly those p
 
 The same cut values name a path counted twice (claim = truth + its contribution) or one
 with the wrong sign, and for a value read by several statements (X feeding Q, K and V),
-a claim that keeps only some of them.
+a claim that keeps only some of them.  When the line is written in the gradients of those
+statements' values (dX from dQ, dK and dV), this is decided in the joint cut of the joint
+chain step instead (:meth:`_Finder.joint`): dQ, dK and dV free symbols, each reading's share
+a small polynomial, no expansion of what lies between X and the loss.
 
 Two layer mistakes are not missing paths:
 
@@ -36,9 +39,11 @@ rewritten as a syntax tree and interpreted; it is never run as Python.
 from __future__ import annotations
 
 import itertools
+import random
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
+from fractions import Fraction
 from functools import partial
 from typing import Any
 
@@ -117,11 +122,13 @@ _ORDINAL = {0: "first", 1: "second", 2: "third", 3: "fourth"}
 
 
 def diagnose(run: Any, base: str, claimed: Any, true: np.ndarray,
-             line: tuple[str, P.Assign, Any] | None = None) -> Diagnosis | None:
+             line: tuple[str, P.Assign, Any] | None = None,
+             adjoints: Mapping[str, str] | None = None) -> Diagnosis | None:
     """Name the layer mistake of a refuted gradient ∂L/∂``base`` (``claimed``, the truth
     ``true``), or None.  ``run`` is a :class:`derive.code.blocks._Run` whose sample point
     is set (its ``_same`` proves two arrays equal); ``line``, when the gradient is one
-    line, is (its name, the line, the names before it)."""
+    line, is (its name, the line, the names before it); ``adjoints`` the gradient names
+    dV the line reads whose values there are the true ∂L/∂V (name → V)."""
     claimed = claimed if isinstance(claimed, np.ndarray) else to_exprs(claimed)
     plain = claimed.view(np.ndarray)
     if plain.shape != true.shape:
@@ -129,9 +136,14 @@ def diagnose(run: Any, base: str, claimed: Any, true: np.ndarray,
     finder = _finder(run)
     try:
         found = finder.flipped(base, plain, true, line)
-        for look in (finder.spread, finder.paths):
-            if found is None:
-                found = look(base, plain, true)
+        if found is None:
+            found = finder.spread(base, plain, true)
+        if found is None and line is not None and adjoints:
+            decided, found = finder.joint(base, plain, line, adjoints)
+            if decided:  # the line is a sum over the cut's readings: the search in the cut is complete
+                return found
+        if found is None:
+            found = finder.paths(base, plain, true)
     except (budget.Timeout, TooLarge, MemoryError):
         raise  # the caller's budget (derive.code.backward._bounded) decides
     except Exception:  # noqa: BLE001 - a diagnosis only adds to a verdict: failing to find one changes nothing
@@ -157,6 +169,7 @@ class _Finder:
         self._run = weakref.ref(run)  # a strong one would keep the run (the key of _FINDERS) alive forever
         self.forward: tuple[P.Statement, ...] = run.program.forward
         self._cache: dict[tuple[Any, ...], np.ndarray | None] = {}
+        self._joints: dict[tuple[Any, ...], tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]] = {}
 
     @property
     def run(self) -> Any:
@@ -173,10 +186,11 @@ class _Finder:
         """true = claimed with a kernel (a leaf of rank ≥ 3) flipped on its spatial axes:
         in the line as written (``w`` → ``np.flip(w, axis=(2, 3))``), or in the claimed value
         (every entry of w in it flipped: a loop's scatter, its upstream gradient free)."""
-        used = set().union(*(e.free_symbols for e in claimed.reshape(-1) if isinstance(e, sympy.Basic)))
-        for name, leaf in self.run.leaves.items():
-            if not isinstance(leaf, SymArray) or leaf.ndim < 3:
-                continue
+        kernels = {n: leaf for n, leaf in self.run.leaves.items() if isinstance(leaf, SymArray) and leaf.ndim >= 3}
+        if not kernels:
+            return None
+        used = set().union(*(B.free_symbols(e) for e in claimed.reshape(-1) if isinstance(e, sympy.Basic)))
+        for name, leaf in kernels.items():
             entries = leaf.view(np.ndarray)
             axes = tuple(range(2, leaf.ndim))
             if all(leaf.shape[a] == 1 for a in axes) or not used & set(entries.reshape(-1)):
@@ -274,6 +288,122 @@ class _Finder:
                 if found is not None:
                     return found
         return self._pairs(base, claimed, true, [e for e in edges if e.key in cuts], cuts)
+
+    # ------------------------------------------------------------ paths, in the joint cut
+    def joint(self, base: str, claimed: np.ndarray, line: tuple[str, P.Assign, Any],
+              adjoints: Mapping[str, str]) -> tuple[bool, Diagnosis | None]:
+        """The paths of B through its readings V₁ … V_k (X read by Q, K and V), named in
+        the joint cut of :func:`joint_chain` without expanding the loss through them.
+
+        With B and every V_i cut loose (checked by :func:`shares`: L has none of B's
+        entries, no V_i's value another's), ∂L/∂B = Σ_i g_i·∂V_i/∂B at g_i = ∂L/∂V_i, and
+        the truth without the paths through the readings outside a set S is the sum over
+        S alone.  The line is evaluated with each dV_i it reads (the true ∂L/∂V_i, by
+        ``adjoints``) replaced by free symbols g_i: when it is proven equal to such a sum
+        as an identity in g and the inputs, it equals the repaired truth at g = ∂L/∂V_i.
+
+        Returns (decided, diagnosis).  Decided when the cut holds and the line reads
+        nothing but forward values, inputs, upstream gradients and some of these dV_i:
+        its value is then a function of the g alone, so a mistake in the paths through
+        B's readings is found here or not at all, and the expansion is not tried."""
+        run = self.run
+        readings = self._readings(base)
+        if readings is None:
+            return False, None
+        _, statement, env = line
+        values = {v for _, v in readings}
+        grads: dict[str, str] = {}
+        for n in sorted(F.names(statement.value)):
+            if n in run.forward_env or n in run.leaves or n in run.ups:
+                continue
+            v = adjoints.get(n)
+            if v is None or v not in values or run.base_of(n) != v:
+                return False, None  # a name whose value the cut does not know: a backward temporary
+            grads[n] = v
+        if not grads:
+            return False, None
+        key = ("joint", base)
+        if key not in self._joints:  # (the cut's forward pass, once for all the lines judged)
+            gs = {v: symbols_array(f"g⟨d{v}⟩", run.forward_env[v].shape).view(np.ndarray) for v in values}
+            self._joints[key] = gs, shares(run, base, {v: v for v in values}, gs)
+        gs, parts = self._joints[key]
+        if parts is None:
+            return False, None
+        try:
+            with symbolic_numpy():
+                scope = {n: env[n] for n in F.names(statement.value) if n not in grads and n in env}
+                scope.update({n: gs[v].view(SymArray).copy() for n, v in grads.items()})
+                value = Interpreter(scope).value(statement.value, statement.text)
+        except _FAILS:
+            return False, None
+        value = B._objects(value if isinstance(value, np.ndarray) else to_exprs(value))
+        if value.shape != claimed.shape:
+            return False, None
+        edges = [e for e, v in readings if not all(B.is_zero(x) for x in parts[v].reshape(-1))]  # no share: no path
+        share = {e.key: parts[v] for e, v in readings}
+        at = self._point(gs)
+
+        def matches(candidate: np.ndarray) -> bool:
+            if any(at.nonzero(x - y) is True for x, y in zip(value.reshape(-1), candidate.reshape(-1), strict=True)):
+                return False  # certified different at a point: no proof tried
+            return self.same(value, candidate)
+
+        for size in range(len(edges) - 1, 0, -1):  # the fewest paths missing first
+            for kept in itertools.combinations(edges, size):
+                if matches(sum((share[e.key] for e in kept[1:]), share[kept[0].key])):
+                    missing = [e for e in edges if e not in kept]
+                    if len(missing) == 1:
+                        return True, Diagnosis(DiagnosisCode.MISSING_PATH,
+                                               f"missing one of the paths through which {base} reaches the loss: "
+                                               f"{missing[0].describe(base)}; true with that path added")
+                    return True, Diagnosis(DiagnosisCode.MISSING_PATH,
+                                           f"missing {len(missing)} of the {len(edges)} paths through which {base} "
+                                           f"reaches the loss: {'; '.join(e.describe(base) for e in missing)}. It "
+                                           f"has only {'; '.join(e.describe(base) for e in kept)}; true with all of "
+                                           f"them added")
+        if not edges:
+            return True, None
+        full = sum((share[e.key] for e in edges[1:]), share[edges[0].key])
+        for e in edges:
+            where = e.describe(base)
+            if matches(full + share[e.key]):
+                return True, Diagnosis(DiagnosisCode.EXTRA_PATH, f"counts one of the paths through which {base} "
+                                                                 f"reaches the loss twice: {where}; true with it "
+                                                                 f"counted once")
+            if matches(full - 2 * share[e.key]):
+                return True, Diagnosis(DiagnosisCode.PATH_SIGN, f"one of the paths through which {base} reaches "
+                                                                f"the loss has the wrong sign: {where}; true with "
+                                                                f"its sign flipped")
+        return True, None
+
+    def _readings(self, base: str) -> list[tuple[Edge, str]] | None:
+        """B's readings, each the last assignment of a forward value V at the top level
+        (``Q = X.dot(Wq)``), with their V; None when B is read otherwise (in a loop, as a
+        recurrence, as an output) or by fewer than two or more than MAX_DIRECT values."""
+        run = self.run
+        out: list[tuple[Edge, str]] = []
+        for e in _edges(run, base):
+            if e.name != base or e.occurrence is not None:
+                continue
+            if e.output is not None or e.loop is not None or len(e.where) != 1 or not isinstance(e.statement, P.Assign):
+                return None
+            targets = _targets(e.statement)
+            if len(targets) != 1 or run.last.get(targets[0]) != e.where[0] or targets[0] == base:
+                return None
+            out.append((e, targets[0]))
+        if not 2 <= len(out) <= MAX_DIRECT or len({v for _, v in out}) != len(out):
+            return None
+        return out
+
+    def _point(self, gs: dict[str, np.ndarray]) -> B._At:
+        """The sample point with a value for each free adjoint symbol (a screen only)."""
+        at = self.run._at
+        values: dict[Any, Fraction] = dict(at.values) if at is not None else {}
+        rng = random.Random(len(values))
+        for g in gs.values():
+            for x in g.reshape(-1):
+                values[x] = Fraction(rng.choice([-1, 1]) * rng.randint(1, 12), rng.choice([2, 4, 8]))
+        return B._At(values)
 
     def _pairs(self, base: str, claimed: np.ndarray, true: np.ndarray, edges: list[Edge],
                cuts: dict[tuple[Any, ...], np.ndarray]) -> Diagnosis | None:
@@ -546,6 +676,35 @@ def pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray]
     value has another V's (see :func:`joint_chain`; one V: ``_Run._pullback``).
     ``general``: in B's entries as the symbols of its own cut ⟨B⟩ (``_Run.general_check``),
     not B(x)."""
+    found = _pullback_terms(run, base, cut, gs, general)
+    if found is None:
+        return None
+    shape, parts = found
+    out = _EMPTY(shape, dtype=object)
+    for j in np.ndindex(*shape):
+        out[j] = sympy.Add(*(t for terms in parts.values() for t in terms[j]))
+    return out
+
+
+def shares(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """Each V's own share Σ_i g_V,i ∂V_i/∂B_j of :func:`pullback` (they add up to it), under
+    the same conditions; None unless they hold."""
+    found = _pullback_terms(run, base, cut, gs)
+    if found is None:
+        return None
+    shape, parts = found
+    out = {}
+    for dv, terms in parts.items():
+        out[dv] = _EMPTY(shape, dtype=object)
+        for j in np.ndindex(*shape):
+            out[dv][j] = sympy.Add(*terms[j])
+    return out
+
+
+def _pullback_terms(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray],
+                    general: bool = False
+                    ) -> tuple[tuple[int, ...], dict[str, dict[tuple[int, ...], list[Expr]]]] | None:
+    """B's shape and the terms g_V,i ∂V_i/∂B_j of :func:`pullback`, by dV and entry j of B."""
     source = run.leaves[base] if base not in run.last else run.forward_env.get(base)
     if not isinstance(source, np.ndarray):
         return None
@@ -589,16 +748,16 @@ def pullback(run: Any, base: str, cut: dict[str, str], gs: dict[str, np.ndarray]
     if general:  # ⟪B⟫ → ⟨B⟩, the symbols of B's own cut
         back_b = {b: Symbol(str(b.name).replace("⟪", "⟨", 1).replace("⟫", "⟩", 1), real=True)
                   for b in b_atoms.reshape(-1)}
-    out = _EMPTY(plain.shape, dtype=object)
+    out: dict[str, dict[tuple[int, ...], list[Expr]]] = {dv: {} for dv in cut}
     for j in np.ndindex(*plain.shape):
         b = b_atoms[j]
-        terms = []
         for dv, v in cut.items():
+            terms = []
             for g, x in zip(gs[dv].reshape(-1), seen[v].view(np.ndarray).reshape(-1), strict=True):
                 if isinstance(x, sympy.Basic) and b in B.free_symbols(x):
                     terms.append(g * sympy.diff(x, b).xreplace(back_b))
-        out[j] = sympy.Add(*terms)
-    return out
+            out[dv][j] = terms
+    return plain.shape, out
 
 
 def depends_on(forward: tuple[P.Statement, ...], name: str, base: str) -> bool:

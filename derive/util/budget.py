@@ -9,6 +9,7 @@ thread, or not POSIX) the work runs without a limit, which is said in ``availabl
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ def available() -> bool:
 
 
 REFIRE_SECONDS = 0.05
+MAX_FRAMES = 200  # frames looked through for a gc callback around the interrupted code
 #: the files whose code leaves a limit (contextlib's __exit__, this module's clean-up): an
 #: alarm that lands there is deferred, not raised (the block is being left already)
 _CLEAN_UP = frozenset({contextlib.__file__, __file__})
@@ -65,6 +67,8 @@ def limit(seconds: float | None) -> Iterator[None]:
         if code is not None and code.co_filename in _CLEAN_UP:
             return  # leaving a with block: raised there, contextlib's __exit__ would skip this limit's
             # clean-up (its spent deadline left on _ends: outer_expired() true ever after); again soon
+        if _in_finalizer(frame):
+            return  # raised there, it would be swallowed and cut the callback short: again soon
         raise Timeout
 
     depth = len(_ends)
@@ -83,6 +87,26 @@ def limit(seconds: float | None) -> Iterator[None]:
                 signal.setitimer(signal.ITIMER_REAL, _ends[-1] - time.monotonic())
         # (an enclosing limit that ran out during the inner block is not re-fired: the
         # inner block already stopped, and what follows it is only the wrapping-up)
+
+
+def _in_finalizer(frame: object) -> bool:
+    """Whether the interrupted code runs inside a garbage-collector callback (``gc.callbacks``:
+    hypothesis registers some) or a ``__del__``: Python ignores an exception raised there
+    (an "unraisable" one), so the Timeout would be lost and the callback left half done."""
+    codes = set()  # (by identity: a code object is compared, never hashed by value)
+    for callback in gc.callbacks:
+        function = getattr(callback, "__func__", callback)  # a bound method's function
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            codes.add(id(code))
+    depth = 0
+    while frame is not None and depth < MAX_FRAMES:
+        code = getattr(frame, "f_code", None)
+        if code is not None and (id(code) in codes or getattr(code, "co_name", None) == "__del__"):
+            return True
+        frame = getattr(frame, "f_back", None)
+        depth += 1
+    return False
 
 
 def outer_expired() -> bool:
