@@ -192,7 +192,7 @@ def test_a_mutated_attention_rule_is_refuted(tmp_path: Path, monkeypatch: pytest
                                             mistake: str) -> None:
     _mutated(monkeypatch, mistake)
     spec, net = _stack(tmp_path, 2, 4)  # head width 2: the 1/√2 matters
-    report = spec.report()
+    report = spec.report(timeout=600)  # (≈ 50 s of CPU each: the 120 s default is wall time, short under load)
     verdicts = {c.target: c for c in report.claims}
     for p in WRONG[mistake]:
         c = verdicts[f"d{p}"]
