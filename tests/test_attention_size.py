@@ -624,3 +624,25 @@ def test_an_alarm_landing_in_a_limits_clean_up_is_deferred() -> None:
             pass
         assert results == [None, "raised"]
         assert len(budget._ends) == 1 and not budget.outer_expired()
+
+
+def test_seq4_right_claim_is_proven_by_the_joint_chain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim on dX that names dQ, dK and dV (true gradients by definition) is proven by
+    the joint chain step, as the block's own line is: the claim evaluated with dQ, dK and dV
+    free symbols equals the pullback through the three cut readings of X.  (At seq 4 it was
+    unproven after about 95 s: claims had only the one-gradient chain step.)  The same sum
+    with a path's sign flipped stays refuted."""
+    proofs: list[bool] = []
+    original = paths.joint_chain
+
+    def recorded(*args: Any, **kwargs: Any) -> bool:
+        proofs.append(original(*args, **kwargs))
+        return proofs[-1]
+
+    monkeypatch.setattr(paths, "joint_chain", recorded)
+    right = "dQ.dot(Wq.T) + dK.dot(Wk.T) + dV.dot(Wv.T)"
+    report = _claims(tmp_path, [right, "dQ.dot(Wq.T) + dK.dot(Wk.T) - dV.dot(Wv.T)"]).report(timeout=600)
+    got = [c for c in report.claims if c.target == "dX"]
+    assert got[0].verdict == Verdict.PROVEN, (got[0].verdict, got[0].detail)
+    assert proofs.count(True) == 1, proofs  # the right claim, by the joint step (the wrong one is refuted first)
+    assert got[1].verdict == Verdict.REFUTED and got[1].counterexample is not None

@@ -759,6 +759,8 @@ class _Run:
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(claimed)))
         if not self._differs(claimed, self.truth(base), self._at):  # a wrong claim never pays for a chain
             self.chained_check(base, c.target, check, (c.formula, c.text))  # cheap when it holds
+            if check.verdict == Verdict.UNPROVEN:  # from several dV it names at once (dX from dQ, dK, dV)
+                paths.joint_chain(self, base, c.target, check, (c.formula, c.text))
         if check.verdict == Verdict.PROVEN:
             return check
         check = self._judge_values(base, claimed, seed, points, line)

@@ -55,12 +55,13 @@ from derive.code import backward as B
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.gradient import Differentiator
 from derive.code.interpret import Interpreter
+from derive.code.report import GradientCheck
 from derive.errors import FormulaError
 from derive.lang import formula as F
 from derive.lang import program as P
 from derive.prove.numeric import NotExact
 from derive.prove.zero import TooLarge
-from derive.records import Diagnosis, DiagnosisCode
+from derive.records import Diagnosis, DiagnosisCode, Verdict
 from derive.util import budget
 
 __all__ = ["diagnose"]
@@ -621,7 +622,7 @@ def _edges(run: Any, base: str) -> list[Edge]:
 MAX_JOINT = 6  # proven gradients one joint chain step may start from (X feeding Q, K and V: 3)
 
 
-def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
+def joint_chain(run: Any, base: str, name: str, check: Any, formula: tuple[F.Node, str] | None = None) -> bool:
     """dB proven from several proven gradients at once: ∂L/∂B = Σ_V Σ_i (∂L/∂V_i) ∂V_i/∂B
     when L depends on B only through V₁ … V_k together (X feeding Q, K and V).
 
@@ -632,10 +633,18 @@ def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
     with V alone cut loose, is the partial derivative of that loss by V).  Then, as in
     ``_Run.chained_check``, the block run again with each dV's final value replaced by free
     symbols g_V must compute Σ_V Σ_i g_V,i ∂V_i/∂B_j for every g: at g = dV, ∂L/∂B.
-    True when ``check`` was proven so (``run._chain_proof`` sets it)."""
+    True when ``check`` was proven so (``run._chain_proof`` sets it).
+
+    A claim (``formula``) names true gradients: the dV it names are the candidates, each
+    exact by definition, and the claim is evaluated with each of them its g."""
     forward = run.program.forward
     values: dict[str, str] = {}
-    for dv in run._proven:
+    if formula is None:
+        candidates = list(run._proven)
+    else:
+        candidates = [n for n in sorted(F.names(formula[0])) if n not in run.forward_env and n not in run.leaves
+                      and n not in run.ups and run.base_of(n) is not None]
+    for dv in candidates:
         v = run.base_of(dv)
         if dv == name or v is None or v == base or v not in run.last or v in values.values():
             continue
@@ -653,6 +662,11 @@ def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
     lasts = {dv: max((k for k, s in enumerate(statements) if dv in P.assigned((s,))), default=-1) for dv in nearest}
 
     def compute(env: dict[str, Any]) -> Any:
+        if formula is not None:  # a claim: each dV's truth is its g
+            for dv in nearest:
+                env[dv] = gs[dv].view(SymArray).copy()
+            return Interpreter(env).value(formula[0], formula[1])
+
         def after(s: P.Statement, j: int) -> None:  # each dV's final value is its g
             for dv, k in lasts.items():
                 if j == k:
@@ -661,7 +675,8 @@ def joint_chain(run: Any, base: str, name: str, check: Any) -> bool:
         Interpreter(env).run(statements, after)
         return env[name]
 
-    sources = [run._proven[dv] for dv in nearest]
+    exact = GradientCheck(name="", verdict=Verdict.PROVEN)  # a claim's dV is the truth itself
+    sources = [run._proven[dv] if formula is None else exact for dv in nearest]
     proven = replace(sources[0], almost_everywhere=any(p.almost_everywhere for p in sources),
                      on_domain=next((p.on_domain for p in sources if p.on_domain), ""))
     names = list(nearest)
