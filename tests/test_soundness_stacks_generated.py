@@ -18,8 +18,8 @@ For each generated network:
    equivalent mutant); a refuted one's counterexample, run in NumPy, really differs from
    the oracle at the entry derive names (or NumPy cannot evaluate it: a shape error).
 
-The default run is SEEDS networks; ``DERIVE_SWEEP=200`` (an environment variable) runs
-that many more.  Counters go to hypothesis-style ``event`` lines in the printed summary.
+The default run is the networks of SEEDS; ``DERIVE_SWEEP=200`` (an environment variable)
+runs that many more (larger ones too: two recurrent or attention layers, T = 3).  Counters go to hypothesis-style ``event`` lines in the printed summary.
 """
 
 from __future__ import annotations
@@ -46,10 +46,15 @@ from derive.records import Verdict
 from derive.spec.model import Limits
 from derive.spec.stack import translate
 
-SEEDS = 14
+#: the default networks: generator seeds, the first 40 and a few later ones, kept so that every
+#: layer type (spatial batch norm, two causal heads, a residual block in a residual block ...)
+#: appears and the file stays near 2 minutes of CPU; the seeds left out are the slowest
+#: (15-30 s each: an lstm with T = 2, attention in a residual block with batch 2), in the sweep
+SEEDS = (1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 18, 19, 20, 21, 22, 23, 24, 25, 26, 29, 31, 32, 33, 34, 35,
+         37, 38, 41, 54, 56, 73)
 SWEEP = int(os.environ.get("DERIVE_SWEEP", "0"))
 POINTS = 3  # random points for a "proven" mutant
-REPORT_SECONDS = 40.0  # the whole report of one network: past it, the rest is unproven (timeout)
+REPORT_SECONDS = 20.0  # the whole report of one network: past it, the rest is unproven (timeout)
 COUNTS: Counter[str] = Counter()
 
 
@@ -147,8 +152,29 @@ def _image_layer(rng: random.Random, c: int, h: int, w: int) -> tuple[dict[str, 
     return {"type": "residual", "layers": inner}, (c, h, w)
 
 
-def random_stack(rng: random.Random) -> dict[str, Any]:
-    """A valid layer stack with small sizes: vectors, sequences, images or token indices in."""
+HEAVY = ("rnn", "lstm", "gru", "attention")  # the layers whose exact truth costs most
+
+
+def _types(layers: list[dict[str, Any]]) -> list[str]:
+    return [t for x in layers for t in [x.get("type", "dense"), *_types(x.get("layers", []))]]
+
+
+def random_stack(rng: random.Random, small: bool = True) -> dict[str, Any]:
+    """A valid layer stack with small sizes: vectors, sequences, images or token indices in.
+    ``small``: at most one recurrent or attention layer, then with a batch of 1 and T ≤ 2
+    (a few seconds of CPU each); otherwise up to two, T ≤ 3."""
+    while True:
+        net = _random_stack(rng, small)
+        heavy = sum(t in HEAVY for t in _types(net["layers"]))
+        if set(_types(net["layers"])) == {"dense"}:
+            continue  # a stack of dense layers only is the classic path (tests/test_soundness_generated.py)
+        if not small or heavy <= 1:
+            if small and heavy:
+                net["batch"] = 1
+            return net
+
+
+def _random_stack(rng: random.Random, small: bool) -> dict[str, Any]:
     source = rng.choice(["vector", "sequence", "image", "tokens"])
     layers: list[dict[str, Any]] = []
     shape: tuple[int, ...]
@@ -156,7 +182,7 @@ def random_stack(rng: random.Random) -> dict[str, Any]:
         inputs: Any = rng.randint(1, 3)
         shape = (inputs,)
     elif source == "sequence":
-        inputs = [rng.randint(1, 3), rng.randint(1, 2)]
+        inputs = [rng.randint(1, 2 if small else 3), rng.randint(1, 2)]
         shape = tuple(inputs)
     elif source == "image":
         inputs = [rng.randint(1, 2), rng.randint(2, 3), rng.randint(2, 3)]
@@ -208,15 +234,36 @@ NUMPY_FUNCTIONS: dict[str, Any] = {
 
 
 def run_numpy(equations: str, backward: str, env: dict[str, np.ndarray], labels: bool) -> dict[str, Any]:
-    """The spec's forward and backward blocks run as the NumPy code they are, at ``env``.
+    """The spec's forward and backward blocks run as the NumPy code they are, at ``env``,
+    statement by statement: a statement NumPy cannot run (a mutant's shape error) ends the
+    run, with the values made so far and its error under ``"error"``.
 
     ``exec`` here runs only text the test made derive generate from its own generated
-    networks (never a user's file), with no builtins but range, reversed (and the import NumPy makes from C)."""
+    networks (never a user's file), with no builtins but range, reversed (and the import
+    NumPy makes from C)."""
     ns: dict[str, Any] = {**NUMPY_FUNCTIONS, **{k: v.copy() for k, v in env.items()}}
     if labels:
         ns["X"] = env["X"].astype(int)
+    builtins = {"__builtins__": {"range": range, "reversed": reversed, "__import__": __import__}}
+    statements = ast.parse(equations + backward).body
     with np.errstate(all="ignore"):
-        exec(equations + backward, {"__builtins__": {"range": range, "reversed": reversed, "__import__": __import__}}, ns)  # noqa: S102
+        for k, statement in enumerate(statements):
+            code = compile(ast.Module([statement], []), "<block>", "exec")
+            try:
+                exec(code, builtins, ns)  # noqa: S102
+            except (ValueError, IndexError) as exc:
+                for rest in statements[k:]:  # what this statement and the later ones assign: not made
+                    for x in ast.walk(rest):
+                        if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Store):
+                            ns.pop(x.id, None)
+                        elif isinstance(x, (ast.AugAssign, ast.Assign)):
+                            for t in ([x.target] if isinstance(x, ast.AugAssign) else x.targets):
+                                while isinstance(t, (ast.Subscript, ast.Attribute)):
+                                    t = t.value
+                                if isinstance(t, ast.Name):
+                                    ns.pop(t.id, None)
+                ns["error"] = exc
+                break
     return ns
 
 
@@ -510,6 +557,23 @@ def _entry(check: Any, ndim: int) -> tuple[int, ...]:
     return () if ndim == 0 else (j,) if ndim == 1 else (i, j)
 
 
+def oracle_with_error(n: Net, env: dict[str, np.ndarray], base: str) -> tuple[np.ndarray, np.ndarray]:
+    """The oracle's gradient (step h) and how far it may be off: |g(h) − g(10h)| + 1e-9."""
+    fine = O.stack_gradient(n.net, env, base)
+    coarse = O.stack_gradient(n.net, env, base, h=10 * O.H)
+    return fine, np.abs(fine - coarse) + 1e-9
+
+
+def differs(claimed: float, true: float, err: float) -> bool | None:
+    """True: clearly different; False: equal within the oracle's error; None: cannot tell."""
+    gap = abs(claimed - true)
+    if gap > 10 * err + 1e-6 * abs(true):
+        return True
+    if gap <= err + 1e-6 + 1e-5 * abs(true):
+        return False
+    return None
+
+
 def judge(n: Net, backward: str, check: Any, names: set[str], rng: np.random.Generator, seen: Counter[str],
           points: list[dict[str, np.ndarray]]) -> str | None:
     """None, or why derive's verdict on one gradient of the block is contradicted by NumPy."""
@@ -522,10 +586,10 @@ def judge(n: Net, backward: str, check: Any, names: set[str], rng: np.random.Gen
     eqs = n.spec["network"]["equations"]
     if verdict == Verdict.PROVEN:
         for env in points:
-            try:
-                got = run_numpy(eqs, backward, env, n.labels)[check.target]
-            except (ValueError, IndexError) as exc:
-                return f"FALSE PROVEN {check.target}: NumPy cannot run the block: {exc}"
+            ns = run_numpy(eqs, backward, env, n.labels)
+            if check.target not in ns:
+                return f"FALSE PROVEN {check.target}: NumPy cannot run the block: {ns.get('error')}"
+            got = ns[check.target]
             want = O.stack_gradient(n.net, env, base)
             if not close(got, want):
                 return f"FALSE PROVEN {check.target} = {check.formula}: NumPy {np.ravel(got)}, oracle {np.ravel(want)}"
@@ -534,11 +598,11 @@ def judge(n: Net, backward: str, check: Any, names: set[str], rng: np.random.Gen
         env0 = points[0]
         want = O.stack_gradient(n.net, env0, base)
         if check.counterexample is None:  # a shape error: NumPy must not give the right value either
-            try:
-                got = run_numpy(eqs, backward, env0, n.labels)[check.target]
-            except (ValueError, IndexError):
+            ns = run_numpy(eqs, backward, env0, n.labels)
+            if check.target not in ns:
                 event("refuted (shapes): NumPy raises too")
                 return None
+            got = ns[check.target]
             if close(got, want):
                 return f"FALSE REFUTED (shapes) {check.target}: NumPy gives the oracle's gradient ({check.detail})"
             event("refuted (shapes): NumPy gives another shape or value")
@@ -553,19 +617,14 @@ def judge(n: Net, backward: str, check: Any, names: set[str], rng: np.random.Gen
         if kink_margin(n, env) < 1e-4:
             event("refuted: counterexample at a kink (central differences cannot judge it)")
             return None
-        got_all = run_numpy(eqs, backward, env, n.labels)[check.target]
-        want = O.stack_gradient(n.net, env, base)
+        ns = run_numpy(eqs, backward, env, n.labels)
+        if check.target not in ns:
+            return f"FALSE REFUTED? {check.target}: NumPy cannot run the block at the counterexample: {ns.get('error')}"
+        got_all = ns[check.target]
+        want, err = oracle_with_error(n, env, base)
         idx = _entry(check, want.ndim)
-        got, true = float(np.asarray(got_all)[idx]), float(want[idx])
-        where = f"at {check.target}{list(idx)} of {ce.values}"
-        if not np.isclose(got, _number(ce.claimed), rtol=1e-6, atol=1e-9):
-            return f"BAD COUNTEREXAMPLE: derive's claimed value {ce.claimed}, NumPy {got} {where}"
-        if not np.isclose(_number(ce.true), true, rtol=1e-5, atol=1e-6):
-            return f"BAD COUNTEREXAMPLE: derive's true value {ce.true}, oracle {true} {where}"
-        if np.isclose(got, true, rtol=1e-5, atol=1e-6):
-            return f"FALSE REFUTED: derive says claimed {ce.claimed}, true {ce.true}; NumPy {got}, oracle {true} {where}"
-        event("refuted: counterexample confirmed by NumPy and the oracle")
-        return None
+        return _confirm(check, float(np.asarray(got_all)[idx]), float(want[idx]), float(err[idx]),
+                        f"at {check.target}{list(idx)} of {ce.values}")
     event(f"unproven ({check.method}): {check.target}")
     return None
 
@@ -590,11 +649,28 @@ def _truth_matches(n: Net, d: Any, env: dict[str, np.ndarray]) -> list[str]:
     return bad
 
 
+def _confirm(check: Any, got: float, true: float, err: float, where: str) -> str | None:
+    """A counterexample: derive's claimed value is NumPy's, its true value the oracle's, and
+    the two differ (as far as central differences can tell)."""
+    ce = check.counterexample
+    if not np.isclose(got, _number(ce.claimed), rtol=1e-6, atol=1e-9):
+        return f"BAD COUNTEREXAMPLE: derive's claimed value {ce.claimed}, NumPy {got} {where}"
+    if differs(_number(ce.true), true, err):
+        return f"BAD COUNTEREXAMPLE: derive's true value {ce.true}, oracle {true} ± {err:.1g} {where}"
+    verdict = differs(got, true, err)
+    if verdict is False:
+        return f"FALSE REFUTED: derive says claimed {ce.claimed}, true {ce.true}; NumPy {got}, oracle {true} {where}"
+    event("refuted: counterexample confirmed by NumPy and the oracle" if verdict else
+          "refuted: claimed and true closer than the oracle can tell apart (derive's exact values differ)")
+    return None
+
+
 def claim_value(n: Net, formula: str, env: dict[str, np.ndarray]) -> np.ndarray:
     """A claim in NumPy at env: the forward values run, each dV it names the oracle's ∂L/∂V.
 
     ``eval`` runs only formulas this test generated from derive's own rule lines."""
     ns = run_numpy(n.spec["network"]["equations"], "", env, n.labels)
+    ns.pop("error", None)
     for x in _names(formula):
         if x not in ns and x.startswith("d"):
             ns[x] = O.stack_gradient(n.net, env, x[1:])
@@ -641,18 +717,11 @@ def judge_claim(n: Net, kind: str, check: Any, points: list[dict[str, np.ndarray
         if kink_margin(n, env) < 1e-4:
             event("refuted claim: counterexample at a kink (central differences cannot judge it)")
             return None
-        want = O.stack_gradient(n.net, env, base)
+        want, err = oracle_with_error(n, env, base)
         got = np.broadcast_to(claim_value(n, formula, env), want.shape)
         idx = _entry(check, want.ndim)
-        where = f"at {check.target}{list(idx)} of {ce.values}"
-        if not np.isclose(float(got[idx]), _number(ce.claimed), rtol=1e-6, atol=1e-9):
-            return f"BAD COUNTEREXAMPLE [{kind}]: derive's claimed value {ce.claimed}, NumPy {got[idx]} {where}"
-        if not np.isclose(_number(ce.true), float(want[idx]), rtol=1e-5, atol=1e-6):
-            return f"BAD COUNTEREXAMPLE [{kind}]: derive's true value {ce.true}, oracle {want[idx]} {where}"
-        if close(got, want):
-            return f"FALSE REFUTED [{kind}] {check.target} = {formula}: NumPy = oracle {where}"
-        event("refuted claim: counterexample confirmed by NumPy and the oracle")
-        return None
+        return _confirm(check, float(got[idx]), float(want[idx]), float(err[idx]),
+                        f"[{kind}] at {check.target}{list(idx)} of {ce.values}")
     event(f"unproven claim ({check.method})")
     return None
 
@@ -661,16 +730,14 @@ CLAIMS_RIGHT, CLAIMS_WRONG = 2, 5
 BLOCK_MUTANT_BELOW = 6.0  # a mutant block only when the network's report took less CPU (s)
 
 
-def check_network(seed: int, block_mutants_count: int = 1, always_block: bool = False) -> Counter[str]:
+def check_network(seed: int, block_mutants_count: int = 1, always_block: bool = False,
+                  small: bool = True) -> Counter[str]:
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
-    net = random_stack(rng)
+    net = random_stack(rng, small)
     n = make(net)
     print(f"\nseed {seed}: {net}")
-    types = {layer.get("type", "dense") for layer in net["layers"]}
-    for layer in net["layers"]:
-        types |= {x.get("type", "dense") for x in layer.get("layers", [])}
-    for t in sorted(types):
+    for t in sorted(set(_types(net["layers"]))):
         event(f"layer type {t}")
     problems: list[str] = []
     seen: Counter[str] = Counter()
@@ -741,7 +808,7 @@ def check_network(seed: int, block_mutants_count: int = 1, always_block: bool = 
     return seen
 
 
-@pytest.mark.parametrize("seed", range(SEEDS))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_generated_stack(seed: int) -> None:
     seen = check_network(seed)
     COUNTS.update({f"total {k}": v for k, v in seen.items()})
@@ -750,4 +817,4 @@ def test_generated_stack(seed: int) -> None:
 @pytest.mark.skipif(not SWEEP, reason="the long sweep: set DERIVE_SWEEP=<networks>")
 @pytest.mark.parametrize("k", range(SWEEP))
 def test_generated_stack_sweep(k: int) -> None:
-    check_network(1000 + k, block_mutants_count=2, always_block=True)
+    check_network(1000 + k, block_mutants_count=2, always_block=True, small=k % 2 == 0)
