@@ -403,7 +403,7 @@ class Taps:
     """Named values of a stack's forward pass, by the documented names: A<tag> of every
     layer, Z<tag> of dense and conv2d layers, xhat<tag> of a norm layer, H<tag> (the states)
     of a recurrent one, Q<tag>, K<tag>, V<tag> and Y<tag> (the heads' output before Wo) of
-    attention; recorded, and replaced by ``over`` (for ∂L/∂V of such a V)."""
+    attention, S<tag> (the input of a residual block's inner layers, not of its skip); recorded, and replaced by ``over`` (for ∂L/∂V of such a V)."""
 
     def __init__(self, over: Env | None = None) -> None:
         self.over = over or {}
@@ -449,7 +449,7 @@ def stack_layer(layer: dict, tag: str, a: np.ndarray, e: Env, taps: Taps | None 
     if kind == "attention":
         return _attention(a, e, tag, cfg["heads"], cfg["causal"], taps)
     if kind == "residual":
-        out = a
+        out = tap(f"S{tag}", a)  # the block's input as its inner layers see it (not the skip)
         for k, inner in enumerate(cfg["layers"]):
             inner_tag = f"{tag}_{k + 1}"
             out = tap(f"A{inner_tag}", stack_layer(inner, inner_tag, out, e, taps))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import os
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -355,10 +356,10 @@ def close(a: Any, b: Any) -> bool:
 
 
 def oracle_names(n: Net) -> set[str]:
-    """The values whose gradient the oracle computes: leaves, A<tag>, Z<tag>."""
+    """The values whose gradient the oracle computes: leaves and the values it names
+    (A<tag>, Z<tag>, xhat<tag>, H<tag>, Q<tag>, K<tag>, V<tag>, Y<tag>, S<tag>)."""
     names = set(n.params) | ({"X"} if not n.labels else set())
-    names |= {k for k in O.stack_values(n.net, random_point(n, np.random.default_rng(0))) if k[0] in "AZ"}
-    return names
+    return names | set(O.stack_values(n.net, random_point(n, np.random.default_rng(0))))
 
 
 # ====================================================================== mutants
@@ -500,12 +501,22 @@ def _distinct(pool: list[tuple[str, int, str]], rng: random.Random, count: int) 
     return out[:count]
 
 
-def block_mutants(backward: str, rng: random.Random, count: int) -> list[tuple[str, int, str, str]]:
+def block_mutants(n: Net, env: dict[str, np.ndarray], rng: random.Random,
+                  count: int) -> list[tuple[str, int, str, str]]:
     """Up to ``count`` mutant blocks, a line inside a loop mutated (the lines a claim cannot
-    state): (operator, line number, the mutated line, the block)."""
-    lines = backward.rstrip("\n").split("\n")
-    pool = _distinct(_pool(lines, lambda line: line.startswith(" ")), rng, count)
-    return [(name, k, new, "\n".join(lines[:k] + [new] + lines[k + 1:]) + "\n") for name, k, new in pool]
+    state): (operator, line number, the mutated line, the block); only blocks NumPy runs
+    (derive rejects a block with a shape error as a whole, before judging anything)."""
+    lines = n.spec["backward"].rstrip("\n").split("\n")
+    out = []
+    for name, k, new in _distinct(_pool(lines, lambda line: line.startswith(" ")), rng, 10 * count):
+        block = "\n".join(lines[:k] + [new] + lines[k + 1:]) + "\n"
+        if "error" in run_numpy(n.spec["network"]["equations"], block, env, n.labels):
+            event("block mutant with a shape error (not sent: derive rejects the block)")
+            continue
+        out.append((name, k, new, block))
+        if len(out) == count:
+            break
+    return out
 
 
 def _names(text: str) -> set[str]:
@@ -536,6 +547,11 @@ def claim_cases(n: Net, forward: set[str], names: set[str], rng: random.Random, 
     out = [("right", *line.split(" = ", 1)) for line in rng.sample(rights, min(right, len(rights)))]
     for op, _k, new in _distinct(_pool(rights, lambda line: True), rng, wrong):
         out.append((op, *new.split(" = ", 1)))
+    for line in rights:  # mask ** 2 = mask on the binary domain only; a dropout without its mask
+        for mask in sorted(x for x in _names(line.split(" = ", 1)[1]) if x.startswith("mask")):
+            target, formula = line.split(" = ", 1)
+            out.append(("mask squared (right on the domain)", target, formula.replace(mask, f"{mask} ** 2")))
+            out.append(("no mask", target, formula.replace(f" * {mask}", "")))
     return out
 
 
@@ -551,8 +567,9 @@ def _array(text: str) -> np.ndarray:
 
 
 def _entry(check: Any, ndim: int) -> tuple[int, ...]:
-    if check.detail and check.detail.startswith("entry ") and "[" in check.detail:
-        return tuple(int(x) for x in check.detail.split("[", 1)[1].rstrip("]").split(","))
+    found = re.match(r"entry \w+\[([\d, ]+)\]", check.detail or "")
+    if found:  # (the entry of an array of more than 2 axes is in the detail)
+        return tuple(int(x) for x in found.group(1).split(","))
     i, j = check.counterexample.entry
     return () if ndim == 0 else (j,) if ndim == 1 else (i, j)
 
@@ -784,7 +801,7 @@ def check_network(seed: int, block_mutants_count: int = 1, always_block: bool = 
             problems.append(why)
     # 3. mutants of the rules inside loops, as whole blocks
     if always_block or cpu < BLOCK_MUTANT_BELOW:
-        for op, line_no, line, block in block_mutants(n.spec["backward"], rng, block_mutants_count):
+        for op, line_no, line, block in block_mutants(n, env, rng, block_mutants_count):
             print(f"  block mutant [{op}] line {line_no}: {line.strip()}")
             event(f"block mutant operator {op}")
             try:
