@@ -489,6 +489,8 @@ def _pool(lines: list[str], keep: Any) -> list[tuple[str, int, str]]:
                     break
                 if new.strip() != ast.unparse(ast.parse(line.strip())):
                     pool.append((name, k, new))
+        if " += " in line:  # the scatter or the sum over windows overwritten (dW[X[i]] = dE[i])
+            pool.append(("overwrite", k, line.replace(" += ", " = ", 1)))
     return pool
 
 
