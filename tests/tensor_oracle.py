@@ -367,9 +367,11 @@ def _recurrent(kind: str, a: np.ndarray, e: Env, tag: str, hidden: int) -> np.nd
     return np.stack(states, axis=1)
 
 
-def _attention(a: np.ndarray, e: Env, tag: str, heads: int, causal: bool) -> np.ndarray:
+def _attention(a: np.ndarray, e: Env, tag: str, heads: int, causal: bool, taps: Taps | None = None) -> np.ndarray:
     m, steps, dim = a.shape
     q, k, v = a @ e[f"Wq{tag}"], a @ e[f"Wk{tag}"], a @ e[f"Wv{tag}"]
+    if taps is not None:
+        q, k, v = taps(f"Q{tag}", q), taps(f"K{tag}", k), taps(f"V{tag}", v)
     hd = dim // heads
     out = np.zeros_like(a)
     for n in range(m):
@@ -380,77 +382,122 @@ def _attention(a: np.ndarray, e: Env, tag: str, heads: int, causal: bool) -> np.
                 s = np.where(np.tril(np.ones((steps, steps))) > 0, s, -np.inf)
             p = np.exp(s - s.max(axis=1, keepdims=True))
             out[n, :, cols] = (p / p.sum(axis=1, keepdims=True)) @ v[n, :, cols]
+    if taps is not None:
+        out = taps(f"Y{tag}", out)
     return out @ e[f"Wo{tag}"]
 
 
-def stack_layer(layer: dict, tag: str, a: np.ndarray, e: Env) -> np.ndarray:
+def pool_strided(x: np.ndarray, k: int, s: int, kind: str) -> np.ndarray:
+    """k×k windows every s positions (the rows and columns no window reaches are left out)."""
+    n, c, hgt, wid = x.shape
+    ho, wo = (hgt - k) // s + 1, (wid - k) // s + 1
+    out = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            win = x[:, :, i * s:i * s + k, j * s:j * s + k]
+            out[:, :, i, j] = win.max(axis=(2, 3)) if kind == "max" else win.mean(axis=(2, 3))
+    return out
+
+
+class Taps:
+    """Named values of a stack's forward pass, by the documented names: A<tag> of every
+    layer, Z<tag> of dense and conv2d layers, xhat<tag> of a norm layer, H<tag> (the states)
+    of a recurrent one, Q<tag>, K<tag>, V<tag> and Y<tag> (the heads' output before Wo) of
+    attention, S<tag> (the input of a residual block's inner layers, not of its skip); recorded, and replaced by ``over`` (for ∂L/∂V of such a V)."""
+
+    def __init__(self, over: Env | None = None) -> None:
+        self.over = over or {}
+        self.rec: Env = {}
+
+    def __call__(self, name: str, value: np.ndarray) -> np.ndarray:
+        value = self.over.get(name, value)
+        self.rec[name] = value
+        return value
+
+
+def stack_layer(layer: dict, tag: str, a: np.ndarray, e: Env, taps: Taps | None = None) -> np.ndarray:
     """One layer of a stack on the batch a (m × one example's shape)."""
+    tap = taps if taps is not None else (lambda _name, value: value)
     cfg = {**STACK_DEFAULTS, **layer}
     kind = cfg.get("type", "dense")
     if kind == "dense":
-        return _act(a @ e[f"W{tag}"] + e[f"b{tag}"], cfg.get("activation", "identity"))
+        return _act(tap(f"Z{tag}", a @ e[f"W{tag}"] + e[f"b{tag}"]), cfg.get("activation", "identity"))
     if kind == "conv2d":
-        z = conv_forward(a, e[f"W{tag}"], e[f"b{tag}"], cfg.get("stride", 1), cfg["pad"])
+        z = tap(f"Z{tag}", conv_forward(a, e[f"W{tag}"], e[f"b{tag}"], cfg.get("stride", 1), cfg["pad"]))
         return _act(z, cfg.get("activation", "identity"))
     if kind in ("maxpool", "avgpool"):
-        assert cfg.get("stride", cfg["kernel"]) == cfg["kernel"]
-        return pool_forward(a, cfg["kernel"], kind[:3])
+        return pool_strided(a, cfg["kernel"], cfg.get("stride", cfg["kernel"]), kind[:3])
     if kind == "flatten":
         return a.reshape(a.shape[0], -1)
     if kind == "batchnorm":
         if a.ndim == 4:
             g, b = e[f"gamma{tag}"][None, :, None, None], e[f"beta{tag}"][None, :, None, None]
-            return g * _norm(a, (0, 2, 3), cfg["eps"]) + b
-        return e[f"gamma{tag}"] * _norm(a, tuple(range(a.ndim - 1)), cfg["eps"]) + e[f"beta{tag}"]
+            return g * tap(f"xhat{tag}", _norm(a, (0, 2, 3), cfg["eps"])) + b
+        xhat = tap(f"xhat{tag}", _norm(a, tuple(range(a.ndim - 1)), cfg["eps"]))
+        return e[f"gamma{tag}"] * xhat + e[f"beta{tag}"]
     if kind == "layernorm":
         axes = (2,) if a.ndim == 3 else tuple(range(1, a.ndim))
-        return e[f"gamma{tag}"] * _norm(a, axes, cfg["eps"]) + e[f"beta{tag}"]
+        return e[f"gamma{tag}"] * tap(f"xhat{tag}", _norm(a, axes, cfg["eps"])) + e[f"beta{tag}"]
     if kind == "dropout":
         return a * e[f"mask{tag}"] / cfg["keep_prob"]
     if kind == "embedding":
         steps = a.shape[0] // e["Y"].shape[0]
         return e[f"W{tag}"][a.astype(int)].reshape(-1, steps, cfg["dim"])
     if kind in ("rnn", "lstm", "gru"):
-        states = _recurrent(kind, a, e, tag, cfg["hidden"])
+        states = tap(f"H{tag}", _recurrent(kind, a, e, tag, cfg["hidden"]))
         return states if cfg["output"] == "all" else states[:, -1]
     if kind == "attention":
-        return _attention(a, e, tag, cfg["heads"], cfg["causal"])
+        return _attention(a, e, tag, cfg["heads"], cfg["causal"], taps)
     if kind == "residual":
-        out = a
+        out = tap(f"S{tag}", a)  # the block's input as its inner layers see it (not the skip)
         for k, inner in enumerate(cfg["layers"]):
-            out = stack_layer(inner, f"{tag}_{k + 1}", out, e)
+            inner_tag = f"{tag}_{k + 1}"
+            out = tap(f"A{inner_tag}", stack_layer(inner, inner_tag, out, e, taps))
         return a + out
     raise ValueError(kind)
 
 
-def stack_output(layers: list[dict], e: Env, start: int = 0, value: np.ndarray | None = None) -> np.ndarray:
+def stack_output(layers: list[dict], e: Env, start: int = 0, value: np.ndarray | None = None,
+                 taps: Taps | None = None) -> np.ndarray:
     """The stack's output; with ``value``, A_start is replaced by it (for ∂L/∂A_start)."""
     a = e["X"] if value is None else value
     for i in range(start, len(layers)):
-        a = stack_layer(layers[i], str(i + 1), a, e)
+        a = stack_layer(layers[i], str(i + 1), a, e, taps)
+        if taps is not None:
+            a = taps(f"A{i + 1}", a)
     return a
 
 
-def stack_loss(net: dict, e: Env, start: int = 0, value: np.ndarray | None = None) -> float:
-    a = stack_output(net["layers"], e, start, value)
+def stack_loss(net: dict, e: Env, start: int = 0, value: np.ndarray | None = None, taps: Taps | None = None) -> float:
+    a = stack_output(net["layers"], e, start, value, taps)
     y, m = e["Y"], e["Y"].shape[0]
     if net["loss"] == "cross_entropy":
         return float(-np.sum(y * np.log(a)) / m)
     return float(np.sum((a - y) ** 2) / (2 * m))
 
 
+def stack_values(net: dict, e: Env) -> Env:
+    """The named values of the forward pass at e (A<tag>, Z<tag>; see :class:`Taps`)."""
+    taps = Taps()
+    stack_loss(net, e, taps=taps)
+    return taps.rec
+
+
 def stack_gradient(net: dict, e: Env, name: str, h: float = H) -> np.ndarray:
-    """∂L/∂name by central differences: a leaf (W1, gamma2, ...) or a top-level A<l>."""
-    layer = int(name[1:]) if name[0] == "A" and name[1:].isdigit() else None
-    base = stack_output(net["layers"][:layer], e) if layer is not None else e[name]
+    """∂L/∂name by central differences: a leaf (W1, gamma2, ...), a top-level A<l>, or any
+    value :class:`Taps` names (A2_1 inside a residual block, Z3, ...)."""
+    if name in e:
+        base = e[name]
+    else:
+        base = stack_values(net, e)[name]
     g = np.zeros(base.shape)
     for idx in np.ndindex(*base.shape):
         plus, minus = base.astype(float).copy(), base.astype(float).copy()
         plus[idx] += h
         minus[idx] -= h
-        if layer is not None:
-            lp, lm = stack_loss(net, e, layer, plus), stack_loss(net, e, layer, minus)
-        else:
+        if name in e:
             lp, lm = stack_loss(net, {**e, name: plus}), stack_loss(net, {**e, name: minus})
+        else:
+            lp, lm = stack_loss(net, e, taps=Taps({name: plus})), stack_loss(net, e, taps=Taps({name: minus}))
         g[idx] = (lp - lm) / (2 * h)
     return g
