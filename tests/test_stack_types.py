@@ -312,3 +312,38 @@ def test_a_bad_key_exits_2_with_one_line(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "derive.cli", "check", str(path)], capture_output=True, text=True)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "keep_prob" in r.stderr
+
+
+SHAPE_CLAIMS = """
+name: claims of a layer stack written as code
+network:
+  inputs: 3
+  layers:
+    - {type: dropout, keep_prob: 0.5}
+    - {type: dense, units: 1}
+  loss: mse
+  batch: 2
+claims:
+  - dW2: A1.T.dot(dZ2)
+  - target: dW2
+    formula: A1.dot(dZ2)
+    expect: refuted
+"""
+
+
+def test_a_claim_with_a_shape_error_is_refuted_not_a_spec_error(tmp_path: Path) -> None:
+    """A claim whose shapes do not fit is refuted (shapes), as on the matrix path; the other
+    claims are still judged (it used to stop the whole report: 'network: cannot multiply')."""
+    path = tmp_path / "shapes.yaml"
+    path.write_text(SHAPE_CLAIMS)
+    claims = [c for c in derive.load(path).report().claims if (c.place or "").startswith("claims")]
+    assert [c.verdict.value for c in claims] == ["proven", "refuted"]
+    assert "shape error" in claims[1].detail and "cannot multiply" in claims[1].detail
+
+
+def test_a_claim_naming_nothing_known_is_bad_input_at_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "unknown.yaml"
+    path.write_text(SHAPE_CLAIMS.replace("formula: A1.dot(dZ2)", "formula: A1.T.dot(qq)"))
+    r = subprocess.run([sys.executable, "-m", "derive.cli", "check", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "claims[1]: unknown name 'qq'" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -36,7 +36,7 @@ from derive.code import induction, paths
 from derive.code.arrays import NotRepresentable, SymArray, symbolic_numpy, symbols_array, to_exprs
 from derive.code.domains import Domains
 from derive.code.gradient import Differentiator
-from derive.code.interpret import BlockError, Interpreter, Labels
+from derive.code.interpret import BlockError, Interpreter, Labels, ShapeMismatch
 from derive.code.report import GradientCheck, array_text, value_text
 from derive.diagnose.syntactic import structural_edits
 from derive.errors import FormulaError
@@ -753,8 +753,16 @@ class _Run:
             raise BlockError(c.text, None, f"{c.target}: a claim's target is d + the name of an input, a parameter "
                                            "or a forward value")
         env = _Env(self)
-        with symbolic_numpy():
-            claimed = Interpreter(env).value(c.formula, c.text)
+        try:
+            with symbolic_numpy():
+                claimed = Interpreter(env).value(c.formula, c.text)
+        except ShapeMismatch as exc:  # the formula as written is not the gradient: refuted (shapes)
+            return GradientCheck(name=base, verdict=Verdict.REFUTED, entries=int(np.size(self.truth(base))),
+                                 why=f"shape error: {exc}")
+        except FormulaError as exc:  # bad input: the claim's place, not the network's
+            if getattr(exc, "place", None) is None:
+                exc.place = c.place  # type: ignore[attr-defined]
+            raise
         line = (c.target, P.Assign((F.Name(c.target, 0),), c.formula, 0, c.text), env)
         check = GradientCheck(name=base, verdict=Verdict.UNPROVEN, entries=int(np.size(claimed)))
         if not self._differs(claimed, self.truth(base), self._at):  # a wrong claim never pays for a chain

@@ -28,7 +28,7 @@ from derive.lang import formula as F
 from derive.lang import program as P
 from derive.ops.activations import ACTIVATIONS
 
-__all__ = ["Interpreter", "Labels", "BlockError"]
+__all__ = ["Interpreter", "Labels", "BlockError", "ShapeMismatch"]
 
 _EMPTY = np.empty  # NumPy's own, also while symbolic_numpy() replaces it
 
@@ -36,6 +36,11 @@ _EMPTY = np.empty  # NumPy's own, also while symbolic_numpy() replaces it
 class BlockError(FormulaError):
     """A block that does not run: an unknown name, shapes that do not fit, a function
     used in a way derive cannot represent.  The message names the line."""
+
+
+class ShapeMismatch(FormulaError):
+    """Operands whose shapes do not fit (``A @ B``, a broadcast): in a claim, the formula as
+    written is not the gradient (a refutation, as a claim of a layer stack's is)."""
 
 
 class Labels:
@@ -272,7 +277,7 @@ class Interpreter:
             if a.ndim == 0 or b.ndim == 0:
                 raise FormulaError(text, col, "'@' needs arrays, not a scalar")
             if a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
-                raise FormulaError(text, col, f"cannot multiply shapes {a.shape} @ {b.shape}")
+                raise ShapeMismatch(text, col, f"cannot multiply shapes {a.shape} @ {b.shape}")
             return np.matmul(a, b)
         try:
             if op == "+":
@@ -286,7 +291,7 @@ class Interpreter:
             if op == "**":
                 return a**b
         except ValueError as exc:
-            raise FormulaError(text, col, f"shapes {a.shape} and {b.shape} do not broadcast for '{op}'") from exc
+            raise ShapeMismatch(text, col, f"shapes {a.shape} and {b.shape} do not broadcast for '{op}'") from exc
         raise FormulaError(text, col, f"unknown operator {op}")
 
     def key(self, items: tuple[F.Node | F.Slice | F.NewAxis, ...], text: str) -> Any:
