@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -501,3 +502,26 @@ def stack_gradient(net: dict, e: Env, name: str, h: float = H) -> np.ndarray:
             lp, lm = stack_loss(net, e, taps=Taps({name: plus})), stack_loss(net, e, taps=Taps({name: minus}))
         g[idx] = (lp - lm) / (2 * h)
     return g
+
+
+def domain_point(shapes: dict[str, Any], domains: dict[str, str], vocab: int,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A random float point inside the declared input domains: labels in [0, vocab) with an
+    index repeated (the scatter-add case), a binary mask with both a 0 and a 1, one-hot rows,
+    normal reals elsewhere."""
+    env: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        kind = domains.get(name, "real")
+        if kind == "labels":
+            v = rng.integers(0, vocab, size=shape)
+            v[-1] = v[0]  # a repeated index
+            env[name] = v.astype(float)
+        elif kind == "binary":
+            v = rng.integers(0, 2, size=shape)
+            v.reshape(-1)[:2] = (0, 1)[:v.size]
+            env[name] = v.astype(float)
+        elif kind == "one_hot":
+            env[name] = np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
+        else:
+            env[name] = rng.normal(size=shape)
+    return env

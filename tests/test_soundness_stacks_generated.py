@@ -297,22 +297,7 @@ def make(net: dict[str, Any]) -> Net:
 
 
 def random_point(n: Net, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    env: dict[str, np.ndarray] = {}
-    for name, shape in n.shapes.items():
-        kind = n.domains.get(name, "real")
-        if kind == "labels":
-            v = rng.integers(0, n.vocab, size=shape)
-            v[-1] = v[0]  # a repeated index
-            env[name] = v.astype(float)
-        elif kind == "binary":
-            v = rng.integers(0, 2, size=shape)
-            v.reshape(-1)[:2] = (0, 1)[:v.size]
-            env[name] = v.astype(float)
-        elif kind == "one_hot":
-            env[name] = np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
-        else:
-            env[name] = rng.normal(size=shape)
-    return env
+    return O.domain_point(n.shapes, n.domains, n.vocab, rng)
 
 
 def kink_margin(n: Net, env: dict[str, np.ndarray]) -> float:

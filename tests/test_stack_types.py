@@ -41,23 +41,8 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 def _point(spec: ProgramSpec, seed: int) -> dict[str, np.ndarray]:
     """A random float point inside the declared domains (labels repeat an index)."""
-    rng = np.random.default_rng(seed)
-    env: dict[str, np.ndarray] = {}
-    for name, shape in spec.shapes.items():
-        kind = spec.domains.get(name, "real")
-        if kind == "labels":
-            v = rng.integers(0, spec.shapes["W1"][0], size=shape)
-            v[-1] = v[0]
-            env[name] = v.astype(float)
-        elif kind == "binary":
-            v = rng.integers(0, 2, size=shape)
-            v.reshape(-1)[:2] = (0, 1)
-            env[name] = v.astype(float)
-        elif kind == "one_hot":
-            env[name] = np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
-        else:
-            env[name] = rng.normal(size=shape)
-    return env
+    vocab = spec.shapes["W1"][0] if "labels" in spec.domains.values() else 0
+    return O.domain_point(dict(spec.shapes), dict(spec.domains), vocab, np.random.default_rng(seed))
 
 
 def _subs(run: _Run, env: dict[str, np.ndarray]) -> dict[Any, Any]:
