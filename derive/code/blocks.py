@@ -197,6 +197,12 @@ class _Run:
         """The V of a gradient name dV of this run (an input, a parameter or a forward value)."""
         return _base_of(name, set(self.leaves) | set(self.last), set(self.ups))
 
+    def gradients_named(self, formula: F.Node) -> list[str]:
+        """The gradient names dV a claim's formula reads (each the true ∂L/∂V by definition),
+        sorted: the names that are no value of the run and have a V."""
+        return [n for n in sorted(F.names(formula)) if n not in self.forward_env and n not in self.leaves
+                and n not in self.ups and self.base_of(n) is not None]
+
     # ------------------------------------------------------------ running
     def forward_and_backward(self) -> None:
         p = self.program
@@ -346,8 +352,7 @@ class _Run:
             sources = [(dv, proven) for dv, proven in reversed(list(self._proven.items())) if dv != name]
         else:
             exact = GradientCheck(name="", verdict=Verdict.PROVEN)  # a claim's dV is the truth itself
-            sources = [(n, exact) for n in sorted(F.names(formula[0])) if n not in self.forward_env
-                       and n not in self.leaves and n not in self.ups and self.base_of(n) is not None]
+            sources = [(n, exact) for n in self.gradients_named(formula[0])]
         tried = 0
         for dv, proven in sources:
             v = self.base_of(dv)

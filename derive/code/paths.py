@@ -642,8 +642,7 @@ def joint_chain(run: Any, base: str, name: str, check: Any, formula: tuple[F.Nod
     if formula is None:
         candidates = list(run._proven)
     else:
-        candidates = [n for n in sorted(F.names(formula[0])) if n not in run.forward_env and n not in run.leaves
-                      and n not in run.ups and run.base_of(n) is not None]
+        candidates = run.gradients_named(formula[0])
     for dv in candidates:
         v = run.base_of(dv)
         if dv == name or v is None or v == base or v not in run.last or v in values.values():
