@@ -18,6 +18,7 @@ import pytest
 import sympy
 import tensor_oracle as O
 import yaml
+from conftest import mutate_layer_rule
 
 import derive
 from derive.code import backward as B
@@ -126,23 +127,12 @@ def _mutated(monkeypatch: pytest.MonkeyPatch, mistake: str) -> None:
     rules it registers rather than trusting them).  The searches for a named diagnosis get
     a second each: the verdicts are what is tested here."""
     from derive.code import blocks
-    from derive.spec import stack
 
     monkeypatch.setattr(blocks, "REPAIR_SECONDS", 1.0)
     monkeypatch.setattr(blocks, "PATH_SECONDS", 1.0)
     monkeypatch.setattr(blocks, "CONVENTION_SECONDS", 1.0)
 
-    keys, has_activation, build = stack.STACK_LAYERS["attention"]
-    old, new = MISTAKES[mistake]
-
-    def wrong(*args: Any, **kw: Any) -> Any:
-        layer = build(*args, **kw)
-        lines = [line.replace(old, new) for line in layer.backward]
-        assert lines != layer.backward, f"the rule line for {mistake!r} was not found"
-        layer.backward = lines
-        return layer
-
-    monkeypatch.setitem(stack.STACK_LAYERS, "attention", stack.StackLayer(keys, has_activation, wrong))
+    mutate_layer_rule(monkeypatch, "attention", *MISTAKES[mistake])
 
 
 def _oracle_layer(t: int, d: int) -> O.Layer:

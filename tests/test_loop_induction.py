@@ -19,6 +19,7 @@ import pytest
 import sympy
 import tensor_oracle as O
 import yaml
+from conftest import load_text, mutate_layer_rule
 from test_stack_types import _point, _subs
 from test_tensor_layers import _FUNCTIONS
 
@@ -26,7 +27,6 @@ import derive
 from derive.code import induction
 from derive.code.blocks import _Run, check_program
 from derive.records import Verdict
-from derive.spec import stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DERIVATIONS = ROOT / "derivations"
@@ -45,10 +45,6 @@ network:
 """
 
 
-def _load(tmp_path: Path, text: str) -> Any:
-    path = tmp_path / "stack.yaml"
-    path.write_text(text)
-    return derive.load(path)
 
 
 def _numeric(value: Any, subs: dict[Any, Any]) -> np.ndarray:
@@ -102,7 +98,7 @@ STACKS = {
 @pytest.mark.parametrize("name", sorted(STACKS))
 def test_recurrent_rules_are_proven_by_induction_and_match_central_differences(tmp_path: Path, name: str) -> None:
     text = _stack_text(STACKS[name])
-    d = _load(tmp_path, text)
+    d = load_text(tmp_path, text)
     run = _run(d)
     proofs = induction.prove(run)
     dense = str(len(STACKS[name]) + 1)  # the dense layer's tag: its parameters are not the loop's
@@ -144,25 +140,14 @@ MUTATIONS = {  # (layer kind, what the line says, what the mistake writes, the g
 }
 
 
-def _mutated(monkeypatch: pytest.MonkeyPatch, kind: str, old: str, new: str) -> None:
-    keys, has_act, build = stack.STACK_LAYERS[kind]
-
-    def wrong(*args: Any, **kw: Any) -> Any:
-        layer = build(*args, **kw)
-        lines = [line.replace(old, new) for line in layer.backward]
-        assert lines != layer.backward, f"the mutation {old!r} does not apply"
-        layer.backward = lines
-        return layer
-
-    monkeypatch.setitem(stack.STACK_LAYERS, kind, (keys, has_act, wrong))
 
 
 @pytest.mark.parametrize("label", sorted(MUTATIONS))
 def test_bptt_mistakes_are_never_proven_by_the_induction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          label: str) -> None:
     kind, old, new, broken = MUTATIONS[label]
-    _mutated(monkeypatch, kind, old, new)
-    d = _load(tmp_path, _stack_text([f"{{type: {kind}, hidden: 2}}"]))
+    mutate_layer_rule(monkeypatch, kind, old, new)
+    d = load_text(tmp_path, _stack_text([f"{{type: {kind}, hidden: 2}}"]))
     run = _run(d)
     proofs = induction.prove(run)
     assert not broken & set(proofs), (label, proofs)
@@ -183,16 +168,16 @@ def test_bptt_mistakes_are_never_proven_by_the_induction(tmp_path: Path, monkeyp
 @pytest.mark.parametrize("label", [k for k in sorted(MUTATIONS) if k.startswith("rnn")])
 def test_bptt_mistakes_are_refuted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str) -> None:
     kind, old, new, broken = MUTATIONS[label]
-    _mutated(monkeypatch, kind, old, new)
-    d = _load(tmp_path, _stack_text([f"{{type: {kind}, hidden: 2}}"]))
+    mutate_layer_rule(monkeypatch, kind, old, new)
+    d = load_text(tmp_path, _stack_text([f"{{type: {kind}, hidden: 2}}"]))
     result = check_program(d.program, timeout=120)
     for g in broken:
         assert result.gradients[g].verdict == Verdict.REFUTED, (g, result.gradients[g].why)
 
 
 def test_lstm_forgotten_cell_carry_is_refuted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _mutated(monkeypatch, "lstm", "dcn1 = gc1 * F1[:, t, :]", "dcn1 = 0 * gc1")
-    d = _load(tmp_path, _stack_text(["{type: lstm, hidden: 1}"], inputs="[2, 1]"))
+    mutate_layer_rule(monkeypatch, "lstm", "dcn1 = gc1 * F1[:, t, :]", "dcn1 = 0 * gc1")
+    d = load_text(tmp_path, _stack_text(["{type: lstm, hidden: 1}"], inputs="[2, 1]"))
     result = check_program(d.program, timeout=120)
     # at T = 2 the forgotten carry reaches step 0 only, where the state before is h0 = 0: dWh1
     # (Σ_t Hp_tᵀ da_t) is right there; dWx1 and db1 are not

@@ -13,10 +13,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import ROOT, net
+from conftest import ROOT, net, without_seconds
 
 import derive
 from derive.check.runner import Runner, longest_first
@@ -44,13 +43,6 @@ network: {inputs: 2, layers: [{units: 3, activation: nosuch}], loss: mse, batch:
 """
 
 
-def _strip(doc: Any) -> Any:
-    """A JSON report without its measured seconds."""
-    if isinstance(doc, dict):
-        return {k: _strip(v) for k, v in doc.items() if "second" not in k}
-    if isinstance(doc, list):
-        return [_strip(v) for v in doc]
-    return doc
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -70,8 +62,8 @@ def test_several_files_in_parallel_print_what_a_serial_run_prints(tmp_path: Path
     parallel = _run("check", "--json", "--jobs", "2", *files)
     assert serial.returncode == parallel.returncode == 2  # bad input wins over a refutation
     assert parallel.stderr == serial.stderr and "c_bad.yaml" in serial.stderr
-    docs = [_strip(json.loads(line)) for line in serial.stdout.splitlines()]
-    assert [_strip(json.loads(line)) for line in parallel.stdout.splitlines()] == docs
+    docs = [without_seconds(json.loads(line)) for line in serial.stdout.splitlines()]
+    assert [without_seconds(json.loads(line)) for line in parallel.stdout.splitlines()] == docs
     assert [Path(d["file"]).name for d in docs] == ["a_good.yaml", "b_wrong.yaml", "d_good.yaml",
                                                    "linear_regression.yaml"]  # the order given
     wrong = docs[1]["claims"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import sympy
-from conftest import ROOT, net
+from conftest import ROOT, net, without_seconds
 
 import derive
 import derive.lang.latex_reader  # noqa: F401 (see tests/test_plugin.py: loaded before any in-process pytester run)
@@ -174,12 +174,6 @@ def test_a_claim_naming_an_unknown_matrix_fails_every_item(pytester: pytest.Pyte
 
 # ---------------------------------------------------------------- --jobs 1 against --jobs 2
 
-def _strip(doc: Any) -> Any:
-    if isinstance(doc, dict):
-        return {k: _strip(v) for k, v in doc.items() if "second" not in k}
-    if isinstance(doc, list):
-        return [_strip(v) for v in doc]
-    return doc
 
 
 def test_jobs_one_and_two_print_the_same_report(tmp_path: Path) -> None:
@@ -188,7 +182,7 @@ def test_jobs_one_and_two_print_the_same_report(tmp_path: Path) -> None:
     runs = [subprocess.run([sys.executable, "-m", "derive.cli", "check", "--json", "--jobs", jobs, str(spec)],
                            capture_output=True, text=True, cwd=ROOT, timeout=600) for jobs in ("1", "2")]
     assert [r.returncode for r in runs] == [1, 1]  # refuted claims
-    one, two = (_strip(json.loads(r.stdout)) for r in runs)
+    one, two = (without_seconds(json.loads(r.stdout)) for r in runs)
     assert one == two
     assert runs[0].stderr == runs[1].stderr
     verdicts = [c["verdict"] for c in one["claims"]] if "claims" in one else None

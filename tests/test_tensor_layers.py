@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import sympy
 import tensor_oracle as O
+from conftest import load_text
 
 import derive
 from derive.code.arrays import SymArray, symbolic_numpy
@@ -294,14 +295,10 @@ network:
 """
 
 
-def _stack(tmp_path: Path, text: str) -> Any:
-    path = tmp_path / "stack.yaml"
-    path.write_text(text)
-    return derive.load(path)
 
 
 def test_tensor_stack_rules_are_proven(tmp_path: Path) -> None:
-    d = _stack(tmp_path, STACK)
+    d = load_text(tmp_path, STACK)
     report = d.report()
     assert report.ok
     proven = {c.target for c in report.claims if c.verdict == Verdict.PROVEN}
@@ -320,7 +317,7 @@ def test_tensor_stack_wrong_rule_is_refuted(tmp_path: Path, monkeypatch: pytest.
         return layer
 
     monkeypatch.setitem(stack.STACK_LAYERS, "avgpool", (keys, has_act, wrong))
-    report = _stack(tmp_path, STACK).report()
+    report = load_text(tmp_path, STACK).report()
     verdicts = {c.target: c.verdict for c in report.claims}
     assert verdicts["dA1"] == Verdict.REFUTED
     assert verdicts["dW4"] == Verdict.PROVEN
@@ -328,7 +325,7 @@ def test_tensor_stack_wrong_rule_is_refuted(tmp_path: Path, monkeypatch: pytest.
 
 def test_tensor_stack_translation_matches_the_oracle(tmp_path: Path) -> None:
     """The translated forward pass is the oracle's conv → relu → avgpool → dense."""
-    d = _stack(tmp_path, STACK)
+    d = load_text(tmp_path, STACK)
     run = _Run(d.program)
     run.forward_and_backward()
     rng = np.random.default_rng(4)
@@ -362,4 +359,4 @@ def test_tensor_stack_errors(tmp_path: Path, patch: str, message: str | None) ->
         text = text.replace(patch, "kernel: 2, activation: relu, dilation: 2}")
         message = "dilation"
     with pytest.raises(derive.SpecError, match=message):
-        _stack(tmp_path, text)
+        load_text(tmp_path, text)
