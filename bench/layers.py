@@ -141,13 +141,19 @@ def main() -> None:
     ap.add_argument("--before", action="store_true", help="part 3: also run without the induction")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        def measured(name: str, file: str, shapes: str | None) -> dict | None:
+            """One derivation's measurement (None: left out by --only)."""
+            if args.only and args.only not in name:
+                return None
+            return measure(_with_shapes(file, shapes, Path(tmp)), args.repeat, args.cap)
+
         if args.part in ("all", "layers"):
             print("| layer | derivation | seconds (median) | CPU s | peak MB | checks | as expected |")
             print("|---|---|---:|---:|---:|---|---|")
             for name, file, shapes in LAYERS:
-                if args.only and args.only not in name:
+                m = measured(name, file, shapes)
+                if m is None:
                     continue
-                m = measure(_with_shapes(file, shapes, Path(tmp)), args.repeat, args.cap)
                 print(f"| {name} | {file} | {m['seconds']:.2f} | {m['cpu']:.2f} | {m['peak_mb']:.0f} | "
                       f"{_verdicts(m['verdicts'])} | "
                       f"{'yes' if m['ok'] else 'NO'} |", flush=True)
@@ -156,9 +162,9 @@ def main() -> None:
             print("| issue size | seconds (median) | CPU s | target | peak MB | checks | as expected |")
             print("|---|---:|---:|---:|---:|---|---|")
             for name, file, shapes, target in ISSUE:
-                if args.only and args.only not in name:
+                m = measured(name, file, shapes)
+                if m is None:
                     continue
-                m = measure(_with_shapes(file, shapes, Path(tmp)), args.repeat, args.cap)
                 print(f"| {name} | {m['seconds']:.2f} | {m['cpu']:.2f} | ≤ {target} | {m['peak_mb']:.0f} | "
                       f"{_verdicts(m['verdicts'])} | {'yes' if m['ok'] else 'NO'} |", flush=True)
         if args.part in ("all", "loop"):
