@@ -384,7 +384,9 @@ register(Activation("leaky_relu", LeakyRelu, LeakyReluPrime, functions=(LeakyRel
 register(Activation("softplus", Softplus, Sigmoid, functions=(Softplus, Sigmoid)))
 register(Activation("identity", lambda z: z, lambda z: Integer(1), aliases=("linear",)))
 register(Activation("softmax", SoftmaxEntry, None, functions=(SoftmaxEntry,), elementwise=False))
-register(Activation("gelu", Gelu, lambda z: Gelu(z).fdiff(), functions=(Gelu, Tanh), exact_case=True))
+register(Activation("gelu", Gelu, lambda z: Gelu(z).fdiff(), functions=(Gelu, Tanh),
+                    exact_case="ambiguous: write gelu (the tanh approximation) or gelu_erf (the exact GELU, "
+                               "PyTorch's nn.GELU default)"))
 register(Activation("gelu_erf", GeluErf, lambda z: GeluErf(z).fdiff(), functions=(GeluErf, NormalCdf)))
 register(Activation("silu", Silu, lambda z: Silu(z).fdiff(), functions=(Silu, Sigmoid), aliases=("swish",)))
 register(Activation("elu", Elu, EluPrime, functions=(Elu, EluPrime, ReluPrime),

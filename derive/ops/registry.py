@@ -171,10 +171,11 @@ class Activation:
     #: the SymPy function classes it introduces (each checked by :func:`register`)
     functions: tuple[type[OpFunction], ...] = ()
     #: other spellings a spec may use for it (Keras' ``linear``, ``swish``); case, ``_`` and
-    #: ``-`` never matter (``ReLU``, ``LeakyReLU``) unless ``exact_case`` (``GELU`` is PyTorch's
-    #: exact GELU, not derive's tanh approximation ``gelu``: refused rather than guessed)
+    #: ``-`` never matter (``ReLU``, ``LeakyReLU``) unless ``exact_case`` says why they do: the
+    #: name then only as written, another casing refused with that reason (``GELU`` is PyTorch's
+    #: exact GELU, not derive's tanh approximation ``gelu``)
     aliases: tuple[str, ...] = ()
-    exact_case: bool = False
+    exact_case: str = ""
 
     @property
     def needs_slope(self) -> bool:
@@ -204,6 +205,14 @@ _SPELLINGS: dict[str, str] = {}  # a spelling, lower-cased without _ and -, → 
 
 def _spelling(text: str) -> str:
     return text.lower().replace("_", "").replace("-", "")
+
+
+def refused_spelling(spelling: object) -> str | None:
+    """Why a spelling is refused (another casing of an ``exact_case`` activation), or None."""
+    if not isinstance(spelling, str) or spelling in ACTIVATIONS:
+        return None
+    return next((a.exact_case for a in ACTIVATIONS.values()
+                 if a.exact_case and _spelling(a.name) == _spelling(spelling)), None)
 
 
 def activation_named(spelling: object) -> str | None:

@@ -10,7 +10,7 @@ import sympy
 
 from derive.errors import FormulaError, SpecError
 from derive.lang import formula
-from derive.ops.registry import activation_named
+from derive.ops.registry import activation_named, refused_spelling
 from derive.spec.model import VERDICTS, ClaimSpec, reserved_name
 from derive.util.text import shown
 
@@ -54,9 +54,9 @@ def _activation(file: str, place: str, value: Any, choices: tuple[str, ...]) -> 
     name = activation_named(value)
     if name in choices:
         return name
-    if isinstance(value, str) and value.lower() == "gelu":
-        raise _fail(file, place, f"{shown(value)} is ambiguous: write gelu (the tanh approximation) or gelu_erf "
-                                 "(the exact GELU, PyTorch's nn.GELU default)")
+    why = refused_spelling(value)
+    if why is not None:
+        raise _fail(file, place, f"{shown(value)} is {why}")
     return _choice(file, place, value, choices, "activation")
 
 
